@@ -1,0 +1,55 @@
+# Stockade: `make run` starts the service, `make test` passes the tests. Both set up what they need,
+# idempotently, on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .stamps
+APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-linux procps iproute2 ca-certificates
+PYTHON ?= python3
+
+.PHONY: help setup run test lint typecheck unit toolchains bench clean
+
+help:
+	@echo "make run         start the Stockade service (sets everything up first)"
+	@echo "make test        ruff, mypy and the whole pytest suite (sets everything up first)"
+	@echo "make toolchains  install every language toolchain (Debian packages)"
+	@echo "make bench       run the benchmarks in bench/"
+
+$(STAMPS)/apt: Makefile
+	@mkdir -p $(STAMPS)
+	@if [ "$$(id -u)" != 0 ]; then echo "make: run as root (apt packages, cgroups and per-box uids need it)"; exit 1; fi
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@touch $@
+
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: $(STAMPS)/venv
+
+toolchains: setup
+	$(BIN)/stockade toolchains install --all
+
+run: setup
+	$(BIN)/stockade serve
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+test: setup toolchains lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python bench/sandbox_overhead.py
+
+clean:
+	rm -rf $(STAMPS) $(VENV) build *.egg-info

@@ -1,0 +1,248 @@
+"""Loading language definitions, looking them up, and probing the host for their toolchains."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .model import Language, Toolchain
+
+# The PATH the box sees; detection uses the same so the host never finds a tool the box lacks.
+BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+DETECT_TIMEOUT_S = 10.0
+_DETECT_CONCURRENCY = 4  # some probes start a JVM or a big runtime; keep the host responsive
+_DETAIL_MAX = 300
+
+
+class LanguageDefinitionError(ValueError):
+    """A language definition file is invalid; the message names the file and the field."""
+
+
+class UnknownLanguage(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown language: {name!r}")
+        self.name = name
+
+
+def packaged_languages_dir() -> Path:
+    return Path(str(resources.files("stockade.runtimes") / "languages"))
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def parse_language(path: Path) -> Language:
+    """Parse and validate one definition; the id must equal the file stem."""
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LanguageDefinitionError(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise LanguageDefinitionError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        language = Language.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"field {_format_loc(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise LanguageDefinitionError(f"{path}: {problems}") from exc
+    if language.id != path.stem:
+        raise LanguageDefinitionError(f"{path}: field id: {language.id!r} must equal the file name stem {path.stem!r}")
+    return language
+
+
+def load_languages(directory: Path | None = None) -> dict[str, Language]:
+    """Load every `*.toml` of `directory` (default: the packaged ones), ordered by id."""
+    directory = packaged_languages_dir() if directory is None else Path(directory)
+    languages: dict[str, Language] = {}
+    owner: dict[str, tuple[str, Path]] = {}  # name or alias -> (language id, file)
+    for path in sorted(directory.glob("*.toml"), key=lambda p: p.stem):
+        language = parse_language(path)
+        for field, names in (("id", [language.id]), ("aliases", language.aliases)):
+            for name in names:
+                if name in owner:
+                    other, other_path = owner[name]
+                    raise LanguageDefinitionError(
+                        f"{path}: field {field}: name {name!r} is already used by language "
+                        f"{other!r} ({other_path.name})"
+                    )
+                owner[name] = (language.id, path)
+        languages[language.id] = language
+    _check_extension_defaults(languages.values(), directory)
+    return languages
+
+
+def _check_extension_defaults(languages: Iterable[Language], directory: Path) -> None:
+    claimed: dict[str, str] = {}
+    for language in languages:
+        if not language.default_for_extension:
+            continue
+        for ext in language.extensions:
+            if ext in claimed:
+                raise LanguageDefinitionError(
+                    f"{directory / (language.id + '.toml')}: field default_for_extension: "
+                    f"extension {ext!r} is already the default of {claimed[ext]!r}; "
+                    "set default_for_extension = false on one of them"
+                )
+            claimed[ext] = language.id
+
+
+_SINGLE_PLACEHOLDERS = ("{entry}", "{stem}")
+
+
+def expand_command(argv: list[str], entry: str, files: list[str], extensions: list[str]) -> list[str]:
+    """Expand `{entry}`, `{stem}` and a whole-element `{sources}` in a command.
+
+    `{sources}` becomes the entry followed by every other file with one of `extensions`
+    (sorted), so multi-file programs compile without the caller listing them.
+    """
+    stem = entry.rsplit(".", 1)[0] if "." in entry.lstrip(".") else entry
+    suffixes = tuple("." + ext.lstrip(".") for ext in extensions)
+    others = sorted({f for f in files if f != entry and f.endswith(suffixes)})
+    out: list[str] = []
+    for element in argv:
+        if element == "{sources}":
+            out.extend([entry, *others])
+            continue
+        out.append(element.replace("{entry}", entry).replace("{stem}", stem))
+    return out
+
+
+class Registry:
+    """Ordered, read-only set of languages with name/alias/extension lookup and toolchain probes."""
+
+    def __init__(self, languages: Mapping[str, Language] | Iterable[Language]) -> None:
+        items = list(languages.values()) if isinstance(languages, Mapping) else list(languages)
+        self.languages: tuple[Language, ...] = tuple(items)
+        self._by_name: dict[str, Language] = {}
+        for language in self.languages:
+            for name in language.names:
+                if name in self._by_name:
+                    raise LanguageDefinitionError(f"language {language.id!r}: name {name!r} used twice")
+                self._by_name[name] = language
+        self._by_ext: dict[str, Language] = {}
+        for language in self.languages:
+            for ext in language.extensions:
+                current = self._by_ext.get(ext)
+                if current is None or (language.default_for_extension and not current.default_for_extension):
+                    self._by_ext[ext] = language
+        self._cache: dict[str, Toolchain] = {}
+        self._inflight: dict[str, asyncio.Task[Toolchain]] = {}
+        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore_loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def default(cls) -> Registry:
+        return cls(load_languages())
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> Registry:
+        return cls(load_languages(directory))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._by_name
+
+    def __iter__(self) -> Any:
+        return iter(self.languages)
+
+    def __len__(self) -> int:
+        return len(self.languages)
+
+    def get(self, name: str) -> Language:
+        try:
+            return self._by_name[name.strip().lower()]
+        except KeyError:
+            raise UnknownLanguage(name) from None
+
+    def by_extension(self, ext: str) -> Language | None:
+        ext = ext.lstrip(".")
+        return self._by_ext.get(ext) or self._by_ext.get(ext.lower())
+
+    def cached(self, lang: str | Language) -> Toolchain | None:
+        language = lang if isinstance(lang, Language) else self.get(lang)
+        return self._cache.get(language.id)
+
+    async def detect(self, lang: str | Language, *, refresh: bool = False) -> Toolchain:
+        language = lang if isinstance(lang, Language) else self.get(lang)
+        if not refresh and language.id in self._cache:
+            return self._cache[language.id]
+        loop = asyncio.get_running_loop()
+        task = self._inflight.get(language.id)
+        # A task from another (finished) event loop cannot be awaited here.
+        if task is None or task.get_loop() is not loop or (refresh and task.done()):
+            task = loop.create_task(self._probe_limited(language))
+            self._inflight[language.id] = task
+        try:
+            result = await asyncio.shield(task)
+        finally:
+            if task.done() and self._inflight.get(language.id) is task:
+                del self._inflight[language.id]
+        self._cache[language.id] = result
+        return result
+
+    async def detect_all(self, *, refresh: bool = False) -> dict[str, Toolchain]:
+        results = await asyncio.gather(*(self.detect(lang, refresh=refresh) for lang in self.languages))
+        return {lang.id: result for lang, result in zip(self.languages, results, strict=True)}
+
+    async def _probe_limited(self, language: Language) -> Toolchain:
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._semaphore_loop is not loop:
+            self._semaphore = asyncio.Semaphore(_DETECT_CONCURRENCY)
+            self._semaphore_loop = loop
+        async with self._semaphore:
+            return await probe_toolchain(language)
+
+
+async def probe_toolchain(language: Language, *, timeout: float = DETECT_TIMEOUT_S) -> Toolchain:
+    """Run the language's version command on the host and parse its version."""
+    argv = list(language.version.command)
+    program = shutil.which(argv[0], path=BOX_PATH)
+    if program is None:
+        return Toolchain(False, None, f"{argv[0]} not found on {BOX_PATH}")
+    argv[0] = program
+    with tempfile.TemporaryDirectory(prefix="stockade-detect-") as home:
+        env = {"PATH": BOX_PATH, "LANG": "C.UTF-8", "TZ": "UTC", "HOME": home, **language.env}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                cwd=home,
+                start_new_session=True,  # lets a timeout kill the whole process group
+            )
+        except OSError as exc:
+            return Toolchain(False, None, f"{argv[0]}: cannot execute: {exc}")
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            await proc.wait()
+            return Toolchain(False, None, f"version command timed out after {timeout:g} s")
+    text = output.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        return Toolchain(False, None, f"version command exited with {proc.returncode}: {_excerpt(text)}".rstrip(": "))
+    match = re.search(language.version.pattern, text)
+    if match is None or not match.group(1):
+        return Toolchain(False, None, f"version pattern did not match output: {_excerpt(text)!r}")
+    return Toolchain(True, match.group(1), f"{program} {match.group(1)}")
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"

@@ -1,0 +1,153 @@
+"""Spec -> bubblewrap argv. Pure: everything host-specific comes in through HostLayout."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BOX_UID = 1000  # identity inside the box; on the host it maps to the slot's own uid, never to root
+BOX_GID = 1000
+HOSTNAME = "stockade"
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/box",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "TZ": "UTC",
+    "USER": "box",
+    "LOGNAME": "box",
+}
+# Top-level host entries a toolchain may need; on merged-/usr hosts most are symlinks into /usr.
+SYSTEM_ENTRIES = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# Read-only pieces of the host /etc that toolchains need; nothing else of /etc is visible.
+ETC_ENTRIES = ("ld.so.cache", "alternatives", "ssl", "ca-certificates", "mime.types")
+DEV_NODES = ("null", "zero", "full", "random", "urandom")
+# Paths in the box's own procfs that disclose host-kernel facts or poke host-wide knobs.
+PROC_MASK_FILES = (
+    "kcore",
+    "keys",
+    "key-users",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "kallsyms",
+    "sysrq-trigger",
+    "kpagecount",
+    "kpageflags",
+    "kpagecgroup",
+    "vmallocinfo",
+    "slabinfo",
+)
+PROC_MASK_DIRS = ("acpi", "scsi", "asound", "driver", "fs", "irq", "bus", "tty", "sysvipc")
+FORBIDDEN_RO_PREFIXES = ("/proc", "/sys", "/dev", "/run", "/var", "/home", "/root", "/tmp", "/boot")
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    symlinks: dict[str, str] = field(default_factory=dict)  # "/bin" -> "usr/bin"
+    dirs: tuple[str, ...] = ()  # top-level directories bound read-only
+    etc: tuple[str, ...] = ()  # /etc entries present on this host
+    proc_files: tuple[str, ...] = ()
+    proc_dirs: tuple[str, ...] = ()
+
+    @classmethod
+    def probe(cls) -> HostLayout:
+        symlinks, dirs = {}, []
+        for name in SYSTEM_ENTRIES:
+            p = f"/{name}"
+            if os.path.islink(p):
+                symlinks[p] = os.readlink(p)
+            elif os.path.isdir(p):
+                dirs.append(p)
+        return cls(
+            symlinks=symlinks,
+            dirs=tuple(dirs),
+            etc=tuple(e for e in ETC_ENTRIES if os.path.exists(f"/etc/{e}")),
+            proc_files=tuple(f for f in PROC_MASK_FILES if os.path.isfile(f"/proc/{f}")),
+            proc_dirs=tuple(d for d in PROC_MASK_DIRS if os.path.isdir(f"/proc/{d}")),
+        )
+
+
+def check_ro_path(path: str) -> str:
+    norm = os.path.normpath(path)
+    if not path.startswith("/") or norm != path.rstrip("/") or norm == "/":
+        raise ValueError(f"ro path must be absolute and normalised: {path!r}")
+    if any(norm == p or norm.startswith(p + "/") for p in FORBIDDEN_RO_PREFIXES):
+        raise ValueError(f"ro path may not expose {norm}")
+    return norm
+
+
+def box_env(extra: dict[str, str]) -> dict[str, str]:
+    return {**BASE_ENV, **extra}
+
+
+def build_argv(
+    command: list[str],
+    *,
+    layout: HostLayout,
+    fs_root: Path,
+    etc_dir: Path,
+    seccomp_fd: int,
+    ro_paths: list[str] = (),  # type: ignore[assignment]
+    bwrap: str = "bwrap",
+) -> list[str]:
+    a = [
+        bwrap,
+        "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+        "--unshare-cgroup",
+        "--disable-userns",
+        "--uid", str(BOX_UID), "--gid", str(BOX_GID),
+        "--hostname", HOSTNAME,
+        "--new-session",
+        "--die-with-parent",
+        "--cap-drop", "ALL",
+    ]  # fmt: skip
+    for d in layout.dirs:
+        a += ["--ro-bind", d, d]
+    for link, target in layout.symlinks.items():
+        a += ["--symlink", target, link]
+    for name in ("passwd", "group", "hosts", "hostname", "nsswitch.conf"):
+        a += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
+    for e in layout.etc:
+        a += ["--ro-bind", f"/etc/{e}", f"/etc/{e}"]
+    a += ["--symlink", "/usr/share/zoneinfo/Etc/UTC", "/etc/localtime"]
+    for p in ro_paths:
+        p = check_ro_path(p)
+        a += ["--ro-bind-try", p, p]
+    a += ["--proc", "/proc"]
+    for f in layout.proc_files:
+        a += ["--ro-bind", "/dev/null", f"/proc/{f}"]
+    for d in layout.proc_dirs:
+        a += ["--tmpfs", f"/proc/{d}", "--remount-ro", f"/proc/{d}"]
+    a += ["--tmpfs", "/dev"]
+    for n in DEV_NODES:
+        a += ["--dev-bind", f"/dev/{n}", f"/dev/{n}"]
+    for i, n in enumerate(("stdin", "stdout", "stderr")):
+        a += ["--symlink", f"/proc/self/fd/{i}", f"/dev/{n}"]
+    a += ["--symlink", "/proc/self/fd", "/dev/fd"]
+    a += [
+        "--bind", str(fs_root / "box"), "/box",
+        "--bind", str(fs_root / "tmp"), "/tmp",
+        "--bind", str(fs_root / "shm"), "/dev/shm",
+        "--remount-ro", "/dev",
+        "--remount-ro", "/",
+        "--chdir", "/box",
+        "--seccomp", str(seccomp_fd),
+        "--",
+    ]  # fmt: skip
+    return a + list(command)
+
+
+def synthetic_etc() -> dict[str, str]:
+    """The box's own identity files: it sees one user, itself, and one host, itself."""
+    return {
+        "passwd": f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+        f"box:x:{BOX_UID}:{BOX_GID}:box:/box:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        "group": f"root:x:0:\nbox:x:{BOX_GID}:\nnogroup:x:65534:\n",
+        "hosts": f"127.0.0.1 localhost {HOSTNAME}\n::1 localhost ip6-localhost ip6-loopback\n",
+        "hostname": f"{HOSTNAME}\n",
+        "nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
+    }

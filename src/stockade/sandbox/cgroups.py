@@ -1,0 +1,355 @@
+"""Per-box cgroups on the unified (v2) hierarchy or on v1 controllers, behind one interface.
+
+Every box cgroup lives at `<service cgroup>/<name>/box-<id>`, where the service cgroup is read from
+/proc/self/cgroup: never at the root of a hierarchy. The box's first process attaches itself (it writes
+"0" to each `cgroup.procs` before exec), so nothing of the box ever runs outside its cgroup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stockade.sandbox.spec import Limits
+
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+V2_CONTROLLERS = ("memory", "pids", "cpu")
+CFS_PERIOD_US = 100_000
+
+
+class CgroupError(RuntimeError):
+    """The host cannot give a box the cgroup it needs; callers fail closed."""
+
+
+@dataclass(frozen=True)
+class CgroupStats:
+    cpu_time_us: int
+    peak_memory_bytes: int
+    oom_kills: int
+    pids_limit_hits: int
+
+
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _keyed(text: str) -> dict[str, int]:
+    """Parse `key value` lines (cpu.stat, memory.events, pids.events, memory.oom_control)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def _procs(path: Path) -> list[int]:
+    try:
+        return [int(x) for x in _read(path / "cgroup.procs").split()]
+    except FileNotFoundError:
+        return []
+
+
+def _kill_listed(procs_dir: Path, marker: str, deadline_s: float) -> bool:
+    """SIGKILL every pid listed in procs_dir until it is empty. Each pid is pinned with a pidfd and
+    re-checked to still belong to the box, so a recycled pid of a host process is never signalled."""
+    end = time.monotonic() + deadline_s
+    while True:
+        pids = _procs(procs_dir)
+        if not pids:
+            return True
+        for pid in pids:
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            try:
+                with open(f"/proc/{pid}/cgroup") as f:
+                    if marker not in f.read():
+                        continue
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+            finally:
+                os.close(pidfd)
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.002)
+
+
+def _rmdir_retry(path: Path, deadline_s: float = 2.0) -> None:
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            # EBUSY until the last exiting task is gone from the cgroup.
+            if e.errno != errno.EBUSY or time.monotonic() > end:
+                raise
+            time.sleep(0.005)
+
+
+class BoxCgroup:
+    """One box's cgroup (one directory on v2, one per controller on v1)."""
+
+    def __init__(self, manager: CgroupManager, name: str, dirs: dict[str, Path]) -> None:
+        self.manager = manager
+        self.name = name
+        self.dirs = dirs  # controller (or "unified") -> directory
+
+    @property
+    def procs_files(self) -> list[str]:
+        return sorted({str(d / "cgroup.procs") for d in self.dirs.values()})
+
+    def kill_and_remove(self) -> None:
+        self.manager.kill(self)
+        for d in set(self.dirs.values()):
+            _rmdir_retry(d)
+
+    def stats(self) -> CgroupStats:
+        return self.manager.stats(self)
+
+    def cpu_time_us(self) -> int:
+        return self.manager.cpu_time_us(self)
+
+
+class CgroupManager:
+    """Base: knows where the service's cgroup is and creates, measures and removes box cgroups."""
+
+    mode = "none"
+
+    def __init__(self, parents: dict[str, Path]) -> None:
+        self.parents = parents  # controller -> the `<service>/<name>` directory holding box cgroups
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": self.mode, "parents": {k: str(v) for k, v in self.parents.items()}}
+
+    def create(self, box_id: str, limits: Limits) -> BoxCgroup:
+        dirs: dict[str, Path] = {}
+        try:
+            for ctrl, parent in self.parents.items():
+                d = parent / f"box-{box_id}"
+                if d not in dirs.values():
+                    d.mkdir(mode=0o755)
+                dirs[ctrl] = d
+            box = BoxCgroup(self, box_id, dirs)
+            self.apply_limits(box, limits)
+            return box
+        except OSError as e:
+            for d in set(dirs.values()):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise CgroupError(f"cannot create box cgroup: {e}") from e
+
+    def leftovers(self) -> list[BoxCgroup]:
+        """Box cgroups left by an earlier process of this service (killed mid-run)."""
+        names: set[str] = set()
+        for parent in self.parents.values():
+            if parent.is_dir():
+                names |= {p.name[4:] for p in parent.iterdir() if p.is_dir() and p.name.startswith("box-")}
+        return [BoxCgroup(self, n, {c: p / f"box-{n}" for c, p in self.parents.items()}) for n in sorted(names)]
+
+    def apply_limits(self, box: BoxCgroup, limits: Limits) -> None:
+        raise NotImplementedError
+
+    def stats(self, box: BoxCgroup) -> CgroupStats:
+        raise NotImplementedError
+
+    def cpu_time_us(self, box: BoxCgroup) -> int:
+        raise NotImplementedError
+
+    def kill(self, box: BoxCgroup) -> None:
+        raise NotImplementedError
+
+
+class CgroupV2(CgroupManager):
+    mode = "v2"
+
+    def apply_limits(self, box: BoxCgroup, limits: Limits) -> None:
+        d = box.dirs["unified"]
+        _write(d / "memory.max", str(limits.memory_mb * 1024 * 1024))
+        if (d / "memory.swap.max").exists():
+            _write(d / "memory.swap.max", "0")
+        # One OOM kill takes the whole box, so the verdict is never a half-dead tree.
+        _write(d / "memory.oom.group", "1")
+        _write(d / "pids.max", str(limits.processes))
+        _write(d / "cpu.max", f"{int(limits.cpu_cores * CFS_PERIOD_US)} {CFS_PERIOD_US}")
+
+    def cpu_time_us(self, box: BoxCgroup) -> int:
+        return _keyed(_read(box.dirs["unified"] / "cpu.stat")).get("usage_usec", 0)
+
+    def stats(self, box: BoxCgroup) -> CgroupStats:
+        d = box.dirs["unified"]
+        peak = int(_read(d / "memory.peak")) if (d / "memory.peak").exists() else int(_read(d / "memory.current"))
+        return CgroupStats(
+            cpu_time_us=self.cpu_time_us(box),
+            peak_memory_bytes=peak,
+            oom_kills=_keyed(_read(d / "memory.events")).get("oom_kill", 0),
+            pids_limit_hits=_keyed(_read(d / "pids.events")).get("max", 0),
+        )
+
+    def kill(self, box: BoxCgroup) -> None:
+        d = box.dirs["unified"]
+        if (d / "cgroup.kill").exists():
+            with contextlib.suppress(FileNotFoundError):
+                _write(d / "cgroup.kill", "1")
+        if not _kill_listed(d, f"box-{box.name}", 5.0):
+            raise CgroupError(f"box {box.name}: processes survive SIGKILL")
+
+
+class CgroupV1(CgroupManager):
+    mode = "v1"
+
+    def apply_limits(self, box: BoxCgroup, limits: Limits) -> None:
+        mem = box.dirs["memory"]
+        limit = str(limits.memory_mb * 1024 * 1024)
+        _write(mem / "memory.limit_in_bytes", limit)
+        if (mem / "memory.memsw.limit_in_bytes").exists():
+            _write(mem / "memory.memsw.limit_in_bytes", limit)  # RAM + swap = RAM: swap 0
+        with contextlib.suppress(OSError):
+            _write(mem / "memory.swappiness", "0")
+        _write(box.dirs["pids"] / "pids.max", str(limits.processes))
+        cpu = box.dirs["cpu"]
+        _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+        _write(cpu / "cpu.cfs_quota_us", str(int(limits.cpu_cores * CFS_PERIOD_US)))
+
+    def cpu_time_us(self, box: BoxCgroup) -> int:
+        return int(_read(box.dirs["cpuacct"] / "cpuacct.usage")) // 1000
+
+    def stats(self, box: BoxCgroup) -> CgroupStats:
+        mem = box.dirs["memory"]
+        peak_file = mem / "memory.memsw.max_usage_in_bytes"
+        if not peak_file.exists():
+            peak_file = mem / "memory.max_usage_in_bytes"
+        return CgroupStats(
+            cpu_time_us=self.cpu_time_us(box),
+            peak_memory_bytes=int(_read(peak_file)),
+            oom_kills=_keyed(_read(mem / "memory.oom_control")).get("oom_kill", 0),
+            pids_limit_hits=_keyed(_read(box.dirs["pids"] / "pids.events")).get("max", 0),
+        )
+
+    def kill(self, box: BoxCgroup) -> None:
+        # v1 has no cgroup.kill: SIGKILL every member (pids cannot grow past pids.max meanwhile).
+        if not _kill_listed(box.dirs["pids"], f"box-{box.name}", 5.0):
+            raise CgroupError(f"box {box.name}: processes survive SIGKILL")
+
+
+@dataclass(frozen=True)
+class Mount:
+    fstype: str
+    mountpoint: Path
+    options: frozenset[str]
+
+
+def _mounts(mountinfo: str) -> list[Mount]:
+    out = []
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rfields = left.split(), right.split()
+        if len(fields) < 5 or len(rfields) < 3:
+            continue
+        out.append(Mount(rfields[0], Path(fields[4]), frozenset(rfields[2].split(","))))
+    return out
+
+
+def _own_paths(proc_self_cgroup: str) -> dict[str, str]:
+    """controller -> own cgroup path; the unified hierarchy is keyed "unified"."""
+    out: dict[str, str] = {}
+    for line in proc_self_cgroup.splitlines():
+        _hid, ctrls, path = line.split(":", 2)
+        if ctrls == "":
+            out["unified"] = path
+        for c in ctrls.split(","):
+            if c:
+                out[c] = path
+    return out
+
+
+def _service_dir(mount: Path, own: str, name: str) -> Path:
+    own_dir = mount / own.lstrip("/")
+    # On v2 a restarted service may already sit in the leaf we moved it into.
+    if own_dir.name == "supervisor" and (own_dir.parent / name).is_dir():
+        own_dir = own_dir.parent
+    return own_dir
+
+
+def _enable_v2_controllers(own_dir: Path, parent: Path) -> None:
+    """v2 forbids processes in a cgroup that delegates controllers ("no internal processes"), so the
+    service's own processes move into a `supervisor` leaf first, unless we sit at the root."""
+    want = " ".join(f"+{c}" for c in V2_CONTROLLERS)
+    enabled = set(_read(own_dir / "cgroup.subtree_control").split())
+    if not set(V2_CONTROLLERS) <= enabled:
+        is_root = not (own_dir / "cgroup.type").exists()
+        if not is_root and _procs(own_dir):
+            leaf = own_dir / "supervisor"
+            leaf.mkdir(exist_ok=True)
+            for pid in _procs(own_dir):
+                with contextlib.suppress(OSError):
+                    _write(leaf / "cgroup.procs", str(pid))
+        _write(own_dir / "cgroup.subtree_control", want)
+    parent.mkdir(exist_ok=True)
+    _write(parent / "cgroup.subtree_control", want)
+
+
+def detect(
+    name: str = "stockade",
+    *,
+    mountinfo_path: str = "/proc/self/mountinfo",
+    proc_self_cgroup_path: str = "/proc/self/cgroup",
+    root_override: Path | None = None,
+) -> CgroupManager:
+    """Choose v2 when the unified hierarchy carries memory, pids and cpu; else v1 controllers.
+
+    `root_override` replaces every mount point (tests run against a fake cgroupfs tree).
+    Raises CgroupError, naming what is missing, when neither can confine a box.
+    """
+    mounts = _mounts(Path(mountinfo_path).read_text())
+    own = _own_paths(Path(proc_self_cgroup_path).read_text())
+
+    def where(m: Mount) -> Path:
+        return root_override / m.mountpoint.relative_to("/") if root_override else m.mountpoint
+
+    problems: list[str] = []
+    for m in mounts:
+        if m.fstype != "cgroup2" or "unified" not in own:
+            continue
+        mp = where(m)
+        available = set(_read(mp / "cgroup.controllers").split())
+        if set(V2_CONTROLLERS) <= available:
+            own_dir = _service_dir(mp, own["unified"], name)
+            parent = own_dir / name
+            try:
+                _enable_v2_controllers(own_dir, parent)
+            except OSError as e:
+                raise CgroupError(f"cgroup v2 at {own_dir}: cannot delegate controllers: {e}") from e
+            return CgroupV2({"unified": parent})
+        problems.append(f"cgroup v2 at {mp} lacks {sorted(set(V2_CONTROLLERS) - available)}")
+
+    parents: dict[str, Path] = {}
+    for ctrl in V1_CONTROLLERS:
+        m1 = next((m for m in mounts if m.fstype == "cgroup" and ctrl in m.options), None)
+        if m1 is None or ctrl not in own:
+            problems.append(f"cgroup v1 controller {ctrl} not mounted")
+            continue
+        parents[ctrl] = _service_dir(where(m1), own[ctrl], name) / name
+    if len(parents) == len(V1_CONTROLLERS):
+        try:
+            for p in set(parents.values()):
+                p.mkdir(exist_ok=True)
+        except OSError as e:
+            raise CgroupError(f"cgroup v1: cannot create {p}: {e}") from e
+        return CgroupV1(parents)
+    raise CgroupError("no usable cgroup hierarchy: " + "; ".join(problems))

@@ -1,0 +1,75 @@
+"""What the host offers for boxes, and whether a safe box can be built here (fail closed)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from stockade.sandbox.runner import Sandbox, SandboxConfig, SandboxUnavailable
+from stockade.sandbox.spec import BoxSpec, Limits, Status
+
+
+@dataclass
+class HostReport:
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _bwrap_version(bwrap: str) -> str | None:
+    path = shutil.which(bwrap)
+    if path is None:
+        return None
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    return out.stdout.strip() or None
+
+
+def _swap_active() -> bool:
+    with open("/proc/swaps") as f:
+        return len(f.read().strip().splitlines()) > 1
+
+
+async def check_host(config: SandboxConfig | None = None, *, probe_run: bool = True) -> HostReport:
+    """Start a sandbox and, unless told otherwise, run one real box to prove the whole path works."""
+    config = config or SandboxConfig()
+    report = HostReport(ok=False)
+    facts = report.facts
+    facts["bubblewrap"] = _bwrap_version(config.bwrap)
+    facts["euid"] = os.geteuid()
+    with open("/proc/sys/user/max_user_namespaces") as f:
+        facts["max_user_namespaces"] = int(f.read())
+    facts["seccomp"] = os.path.exists("/proc/sys/kernel/seccomp/actions_avail")
+    facts["slots"] = config.slots
+    facts["slot_uids"] = f"{config.uid_base}-{config.uid_base + config.slots - 1}"
+    if facts["max_user_namespaces"] == 0:
+        report.problems.append("user namespaces are disabled (user.max_user_namespaces = 0)")
+    if not facts["seccomp"]:
+        report.problems.append("the kernel offers no seccomp filter support")
+    sandbox = Sandbox(config)
+    try:
+        sandbox.start()
+    except SandboxUnavailable as e:
+        report.problems.append(str(e))
+        return report
+    assert sandbox.cgroups is not None
+    facts["cgroup"] = sandbox.cgroups.describe()
+    mem_files = [p for p in sandbox.cgroups.parents.values()]
+    swap_limited = sandbox.cgroups.mode == "v2" or any((p / "memory.memsw.limit_in_bytes").exists() for p in mem_files)
+    facts["swap_active"] = _swap_active()
+    if facts["swap_active"] and not swap_limited:
+        report.problems.append("swap is on and this cgroup setup cannot limit it (enable swapaccount)")
+    if probe_run and not report.problems:
+        result = await sandbox.run(BoxSpec(argv=["/bin/true"], limits=Limits(wall_ms=5000)))
+        facts["probe_run"] = {"status": result.status.value, "wall_time_ms": result.wall_time_ms}
+        if result.status is not Status.OK:
+            report.problems.append(f"a probe box failed: {result.status.value} {result.error or ''}".strip())
+    report.ok = not report.problems
+    return report
+
+
+def check_host_sync(config: SandboxConfig | None = None) -> HostReport:
+    return asyncio.run(check_host(config))

@@ -1,0 +1,1 @@
+"""Service-side storage and accounting: tenants, API keys, quotas, rate limits, audit log."""

@@ -1,0 +1,530 @@
+"""Tamper-evident audit log: hash-chained records signed with Ed25519 (docs/audit.md).
+
+Records live in the Store's SQLite file (table audit_log) next to a signed head (table audit_head)
+that commits to the last record, so cutting records off the end is detectable too.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from stockade.service.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH: Final = "0" * 64  # prev_hash of record 1
+KINDS: Final = ("execution", "admin")
+_HEAD_TYPE: Final = "audit-head"
+_EXPORT_BATCH: Final = 500
+
+RecordKind = Literal["execution", "admin"]
+ProblemKind = Literal["edited", "deleted", "inserted", "reordered", "truncated", "bad_signature"]
+
+
+class AuditError(StoreError):
+    """The log cannot be appended to (read-only, or its storage is inconsistent)."""
+
+
+# -- encoding --------------------------------------------------------------------------------
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The exact bytes that are hashed: sorted keys, no whitespace, UTF-8, no NaN/Infinity."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def sha256_hex(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def format_time(t: datetime) -> str:
+    """Fixed-width UTC timestamp, so string order is time order (used by export --since)."""
+    if t.tzinfo is None:  # naive means UTC here, as the CLI passes bare dates
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def execution_data(
+    *,
+    language: str,
+    version: str,
+    code: bytes | str,
+    stdin: bytes | str,
+    stdout: bytes | str,
+    stderr: bytes | str,
+    limits: Mapping[str, Any],
+    verdict: str,
+    timings: Mapping[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """`data` of an execution record: digests of the payloads, never the payloads themselves."""
+    return {
+        "language": language,
+        "version": version,
+        "code_sha256": sha256_hex(code),
+        "stdin_sha256": sha256_hex(stdin),
+        "stdout_sha256": sha256_hex(stdout),
+        "stderr_sha256": sha256_hex(stderr),
+        "limits": dict(limits),
+        "verdict": verdict,
+        "timings": dict(timings),
+        **extra,
+    }
+
+
+def admin_data(action: str, target: str, **details: Any) -> dict[str, Any]:
+    """`data` of an admin record, e.g. admin_data("key.revoke", "3f2a...", tenant="acme")."""
+    return {"action": action, "target": target, **details}
+
+
+def _digest(obj: Any) -> bytes:
+    return hashlib.sha256(canonical_json(obj)).digest()
+
+
+def _head_body(seq: int, record_hash: str, time: str) -> dict[str, Any]:
+    # Distinct shape from a record body, so a record signature can never pass as a head signature.
+    return {"type": _HEAD_TYPE, "seq": seq, "hash": record_hash, "time": time}
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def public_key_path(key_path: Path) -> Path:
+    """Where the public key of `key_path` is exported: same name plus ".pub"."""
+    return key_path.with_name(key_path.name + ".pub")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_private_key(key_path: Path) -> Ed25519PrivateKey:
+    mode = key_path.stat().st_mode
+    if mode & 0o077:
+        log.warning("audit signing key %s is accessible by group/others (mode %o)", key_path, mode & 0o777)
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{key_path} is not an Ed25519 private key")
+    return key
+
+
+def _create_private_key(key_path: Path) -> Ed25519PrivateKey:
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = key_path.with_name(f".{key_path.name}.{secrets.token_hex(6)}.tmp")
+    # Written in full to a private temp file first, then linked into place: link() fails if the
+    # key appeared meanwhile, so two starting processes never end up with different keys.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, key_path)
+        except FileExistsError:
+            return _load_private_key(key_path)
+        _fsync_dir(key_path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return key
+
+
+def _write_public_key(key: Ed25519PublicKey, path: Path) -> None:
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    try:
+        if path.read_bytes() == pem:
+            return
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def ensure_signing_key(key_path: Path) -> Ed25519PrivateKey:
+    """Load the Ed25519 key at `key_path`, creating it (mode 0600) on first start; export the public key."""
+    key_path = Path(key_path)
+    try:
+        key = _load_private_key(key_path)
+    except FileNotFoundError:
+        key = _create_private_key(key_path)
+    _write_public_key(key.public_key(), public_key_path(key_path))
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(Path(path).read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+def _sig_ok(public_key: Ed25519PublicKey, signature_hex: str, message: bytes) -> bool:
+    try:
+        public_key.verify(bytes.fromhex(signature_hex), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+# -- verification results --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    seq: int  # the record concerned (for ranges, the first one)
+    kind: ProblemKind
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "kind": self.kind, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Head:
+    """Signed claim "the log has `seq` records and the last one hashes to `hash`"."""
+
+    seq: int
+    hash: str
+    time: str
+    signature: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash, "time": self.time, "signature": self.signature}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    count: int  # records examined
+    problems: list[Problem] = field(default_factory=list)
+    head: Head | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "count": self.count,
+            "problems": [p.to_json() for p in self.problems],
+            "head": self.head.to_json() if self.head else None,
+        }
+
+
+@dataclass(frozen=True)
+class _Row:
+    position: int  # the seq column: where the record is stored
+    claimed: int | None  # the seq inside the (possibly forged) body
+    prev_hash: str | None
+    hash: str
+    hash_ok: bool  # body hashes to `hash`
+    sig_ok: bool  # `hash` is signed by the audit key
+    time_ok: bool  # time column matches the body (export --since filters on it)
+
+    @property
+    def genuine(self) -> bool:
+        return self.hash_ok and self.sig_ok
+
+
+def _check_row(public_key: Ed25519PublicKey, position: int, time: str, body: str, hash_: str, sig: str) -> _Row:
+    try:
+        parsed = json.loads(body)
+        if not isinstance(parsed, dict):
+            raise ValueError("body is not an object")
+        hash_ok = hashlib.sha256(canonical_json(parsed)).hexdigest() == hash_
+    except ValueError:  # includes JSONDecodeError
+        return _Row(position, None, None, hash_, False, False, False)
+    claimed = parsed.get("seq")
+    prev = parsed.get("prev_hash")
+    try:
+        message = bytes.fromhex(hash_)
+    except ValueError:
+        message = b""
+    return _Row(
+        position=position,
+        claimed=claimed if isinstance(claimed, int) and not isinstance(claimed, bool) else None,
+        prev_hash=prev if isinstance(prev, str) else None,
+        hash=hash_,
+        hash_ok=hash_ok,
+        sig_ok=bool(message) and _sig_ok(public_key, sig, message),
+        time_ok=parsed.get("time") == time,
+    )
+
+
+def _longest_increasing(values: list[int]) -> set[int]:
+    """Indices of one longest strictly increasing subsequence (patience sorting)."""
+    tails: list[int] = []  # tails[k]: smallest tail value of an increasing run of length k+1
+    tail_idx: list[int] = []
+    prev: list[int] = [-1] * len(values)
+    for i, v in enumerate(values):
+        k = bisect.bisect_left(tails, v)
+        if k == len(tails):
+            tails.append(v)
+            tail_idx.append(i)
+        else:
+            tails[k] = v
+            tail_idx[k] = i
+        prev[i] = tail_idx[k - 1] if k > 0 else -1
+    keep: set[int] = set()
+    i = tail_idx[-1] if tail_idx else -1
+    while i >= 0:
+        keep.add(i)
+        i = prev[i]
+    return keep
+
+
+def _ranges(seqs: list[int]) -> Iterator[tuple[int, int]]:
+    start = end = None
+    for s in seqs:
+        if start is None or end is None:
+            start = end = s
+        elif s == end + 1:
+            end = s
+        else:
+            yield start, end
+            start = end = s
+    if start is not None and end is not None:
+        yield start, end
+
+
+def _span(a: int, b: int) -> str:
+    return f"record {a}" if a == b else f"records {a}..{b}"
+
+
+def _analyse(
+    rows: list[_Row], head_row: Head | None, head_sig_ok: bool, anchor: tuple[int, str] | None
+) -> list[Problem]:
+    problems: list[Problem] = []
+
+    # Genuine records (hash matches body and is signed by us) carry trustworthy seq and prev_hash.
+    by_seq: dict[int, _Row] = {}
+    ordered: list[_Row] = []
+    for r in rows:
+        if not r.genuine or r.claimed is None:
+            continue
+        if r.claimed in by_seq:
+            problems.append(
+                Problem(r.claimed, "inserted", f"copy of record {r.claimed} stored again at position {r.position}")
+            )
+            continue
+        by_seq[r.claimed] = r
+        ordered.append(r)
+        if not r.time_ok:
+            problems.append(Problem(r.claimed, "edited", "time column differs from the signed record"))
+
+    in_order = _longest_increasing([r.claimed for r in ordered if r.claimed is not None])
+    for i, r in enumerate(ordered):
+        if i not in in_order and r.claimed is not None:
+            problems.append(
+                Problem(r.claimed, "reordered", f"record {r.claimed} is stored out of order (position {r.position})")
+            )
+
+    for s, r in by_seq.items():
+        expected = GENESIS_HASH if s == 1 else (by_seq[s - 1].hash if s - 1 in by_seq else None)
+        if expected is not None and r.prev_hash != expected:
+            problems.append(Problem(s, "inserted", f"record {s} is signed but not chained to record {s - 1}"))
+
+    # The signed head says how long the log must be.
+    upper = max([*by_seq, *(r.claimed or 0 for r in rows), *(r.position for r in rows), 0])
+    if head_row is not None and not head_sig_ok:
+        problems.append(Problem(head_row.seq, "bad_signature", "the signed head does not verify"))
+    elif head_row is None and rows:
+        problems.append(
+            Problem(upper + 1, "truncated", "the signed head is missing: the end of the log cannot be proven")
+        )
+    elif head_row is not None:
+        upper = head_row.seq
+        last = by_seq.get(upper)
+        if last is not None and last.hash != head_row.hash:
+            problems.append(Problem(upper, "edited", f"record {upper} is not the record the head signs"))
+        for s in sorted(s for s in by_seq if s > upper):
+            problems.append(Problem(s, "inserted", f"record {s} lies beyond the signed head (seq {upper})"))
+
+    # Every other row either fills the slot of a missing genuine record (it was altered) or is extra.
+    missing = {s for s in range(1, upper + 1) if s not in by_seq}
+    filled: set[int] = set()
+    for r in rows:
+        if r.genuine:
+            continue
+        slot = next((s for s in (r.claimed, r.position) if s is not None and s in missing - filled), None)
+        if slot is None:
+            seq = r.claimed if r.claimed is not None else r.position
+            problems.append(Problem(seq, "inserted", f"record at position {r.position} is not signed by the audit key"))
+            continue
+        filled.add(slot)
+        successor = by_seq.get(slot + 1)
+        if not r.hash_ok:
+            problems.append(Problem(slot, "edited", f"record {slot} does not match its hash"))
+        elif successor is not None and successor.prev_hash != r.hash:
+            problems.append(Problem(slot, "edited", f"record {slot} was rewritten and re-hashed"))
+        else:
+            problems.append(Problem(slot, "bad_signature", f"record {slot} has an invalid signature"))
+
+    last_present = max([*by_seq, *filled, 0])
+    for a, b in _ranges(sorted(missing - filled)):
+        if a > last_present:
+            problems.append(Problem(a, "truncated", f"{_span(a, b)} cut from the end (head says {upper})"))
+        else:
+            problems.append(Problem(a, "deleted", f"{_span(a, b)} missing"))
+
+    if anchor is not None:
+        a_seq, a_hash = anchor
+        known = {p.seq for p in problems}
+        if a_seq in by_seq and by_seq[a_seq].hash != a_hash:
+            problems.append(Problem(a_seq, "edited", f"record {a_seq} differs from the external anchor"))
+        elif a_seq not in by_seq and a_seq not in known:
+            problems.append(Problem(a_seq, "truncated", f"anchored record {a_seq} is missing (rolled back?)"))
+
+    problems.sort(key=lambda p: (p.seq, p.kind))
+    return problems
+
+
+# -- the log ---------------------------------------------------------------------------------
+
+
+class AuditLog:
+    """Append-only signed log in `store` (a Store, or a database path opened for the log alone).
+
+    `read_only` loads just the public key (`<key_path>.pub`), for verifying on a host without the
+    private key; otherwise the private key is created on first use.
+    """
+
+    def __init__(self, store: Store | Path, key_path: Path, *, read_only: bool = False) -> None:
+        self._owns_store = not isinstance(store, Store)
+        self._store = store if isinstance(store, Store) else Store(Path(store))
+        self.key_path = Path(key_path)
+        self._private: Ed25519PrivateKey | None
+        if read_only:
+            self._private = None
+            self.public_key = load_public_key(public_key_path(self.key_path))
+        else:
+            self._private = ensure_signing_key(self.key_path)
+            self.public_key = self._private.public_key()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._owns_store:
+            self._store.close()
+
+    def append(
+        self, kind: RecordKind, tenant: str | None, key_id: str | None, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Add one record; returns it as exported (body plus hash and signature)."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if self._private is None:
+            raise AuditError("audit log opened read-only")
+        data = json.loads(canonical_json(dict(data)))  # fail early on non-JSON data; detach from caller
+        # The lock serialises threads; BEGIN IMMEDIATE serialises processes sharing the file.
+        with self._lock, self._store.transaction() as conn:
+            head = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+            if head is None:
+                head = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            prev_seq, prev_hash = (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS_HASH)
+            seq = prev_seq + 1
+            now = format_time(datetime.now(UTC))
+            body = {
+                "seq": seq,
+                "time": now,
+                "kind": kind,
+                "tenant": tenant,
+                "key_id": key_id,
+                "data": data,
+                "prev_hash": prev_hash,
+            }
+            canonical = canonical_json(body)
+            digest = hashlib.sha256(canonical).digest()
+            signature = self._private.sign(digest).hex()
+            head_sig = self._private.sign(_digest(_head_body(seq, digest.hex(), now))).hex()
+            if conn.execute("SELECT 1 FROM audit_log WHERE seq = ?", (seq,)).fetchone() is not None:
+                # Someone wrote past the head; refuse rather than overwrite evidence.
+                raise AuditError(f"audit record {seq} already exists beyond the head; run verify")
+            conn.execute(
+                "INSERT INTO audit_log (seq, time, body, hash, signature) VALUES (?, ?, ?, ?, ?)",
+                (seq, now, canonical.decode("utf-8"), digest.hex(), signature),
+            )
+            conn.execute(
+                """INSERT INTO audit_head (id, seq, hash, time, signature) VALUES (1, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                     time = excluded.time, signature = excluded.signature""",
+                (seq, digest.hex(), now, head_sig),
+            )
+        return {**body, "hash": digest.hex(), "signature": signature}
+
+    def head(self) -> Head | None:
+        """The signed head; copy it off-host now and then and pass it to verify(anchor=...)."""
+        row = self._store.connection().execute("SELECT seq, hash, time, signature FROM audit_head").fetchone()
+        if row is None:
+            return None
+        return Head(int(row["seq"]), str(row["hash"]), str(row["time"]), str(row["signature"]))
+
+    def verify(
+        self, *, public_key: Ed25519PublicKey | Path | None = None, anchor: tuple[int, str] | None = None
+    ) -> VerifyReport:
+        """Check every record, the chain and the head; each problem names the record concerned.
+
+        `anchor` is a (seq, hash) pair saved earlier (e.g. from head()); the log must still contain it.
+        """
+        if isinstance(public_key, Path):
+            public_key = load_public_key(public_key)
+        key = public_key or self.public_key
+        conn = self._store.connection()
+        conn.execute("BEGIN")  # one snapshot, so a concurrent append cannot look like truncation
+        try:
+            head_row = self.head()
+            rows = [
+                _check_row(key, int(r["seq"]), r["time"], r["body"], r["hash"], r["signature"])
+                for r in conn.execute("SELECT seq, time, body, hash, signature FROM audit_log ORDER BY seq")
+            ]
+        finally:
+            conn.execute("COMMIT")
+        head_ok = head_row is not None and _sig_ok(
+            key, head_row.signature, _digest(_head_body(head_row.seq, head_row.hash, head_row.time))
+        )
+        problems = _analyse(rows, head_row, head_ok, anchor)
+        return VerifyReport(ok=not problems, count=len(rows), problems=problems, head=head_row)
+
+    def export(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """Records in seq order (optionally those at or after `since`), one dict per JSON line."""
+        since_s = format_time(since) if since is not None else ""
+        last = 0
+        while True:
+            batch = (
+                self._store.connection()
+                .execute(
+                    "SELECT seq, body, hash, signature FROM audit_log WHERE seq > ? AND time >= ? ORDER BY seq LIMIT ?",
+                    (last, since_s, _EXPORT_BATCH),
+                )
+                .fetchall()
+            )
+            if not batch:
+                return
+            for r in batch:
+                yield {**json.loads(r["body"]), "hash": r["hash"], "signature": r["signature"]}
+            last = int(batch[-1]["seq"])

@@ -1,0 +1,55 @@
+"""Per-tenant request rate limiting (docs/tenants.md), in memory, one process.
+
+Moving window: a tenant gets at most `per_minute` hits in any 60-second span, so there is no
+burst of 2x at a fixed-window boundary. Memory is O(per_minute) timestamps per active tenant.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+_NAMESPACE: Final = "stockade-tenant"
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int  # hits left in the current window after this one
+    retry_after_s: int  # 0 when allowed; else whole seconds until a hit would be allowed (for Retry-After)
+
+
+class RateLimiter:
+    """Thread-safe (the `limits` memory storage locks per key). State is lost on restart."""
+
+    def __init__(self) -> None:
+        self._storage = MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(self._storage)
+
+    def hit(self, tenant_id: str, per_minute: int) -> RateDecision:
+        """Count one request for the tenant if its budget allows it.
+
+        The window is keyed by (tenant, per_minute), so changing a tenant's rate starts a fresh window.
+        """
+        if per_minute < 1:
+            raise ValueError("per_minute must be >= 1")
+        item = RateLimitItemPerMinute(per_minute, namespace=_NAMESPACE)
+        allowed = self._limiter.hit(item, tenant_id)
+        stats = self._limiter.get_window_stats(item, tenant_id)
+        remaining = max(0, stats.remaining)
+        if allowed:
+            return RateDecision(True, per_minute, remaining, 0)
+        # reset_time is when the oldest hit in the window expires, freeing one slot.
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        return RateDecision(False, per_minute, remaining, retry_after)
+
+    def reset(self) -> None:
+        """Forget every hit (tests, or an operator clearing throttles)."""
+        self._storage.reset()

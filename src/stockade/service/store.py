@@ -1,0 +1,627 @@
+"""SQLite-backed store for tenants, API keys and daily quotas (docs/tenants.md).
+
+One database file holds everything the service persists, including the audit tables used by
+audit.py. WAL mode lets readers run beside the single writer; each thread gets its own connection.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Final, Literal
+
+KEY_PREFIX: Final = "sk"
+_SLUG_RE: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
+_BUSY_TIMEOUT_MS: Final = 5_000
+
+# Each entry migrates user_version i -> i+1; never edit a released entry, append a new one.
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE tenants (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+            max_limits TEXT NOT NULL DEFAULT '{}',
+            allowed_languages TEXT,
+            rate_per_minute INTEGER NOT NULL CHECK (rate_per_minute > 0),
+            executions_per_day INTEGER CHECK (executions_per_day >= 0),
+            cpu_seconds_per_day REAL CHECK (cpu_seconds_per_day >= 0)
+        )""",
+        """CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        "CREATE INDEX api_keys_tenant ON api_keys(tenant_id)",
+        """CREATE TABLE usage_daily (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            day TEXT NOT NULL,
+            executions INTEGER NOT NULL DEFAULT 0,
+            cpu_ms INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (tenant_id, day)
+        )""",
+        # Audit tables live here so one file holds all state; audit.py owns their contents.
+        """CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            body TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            signature TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_log_time ON audit_log(time)",
+        """CREATE TABLE audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            time TEXT NOT NULL,
+            signature TEXT NOT NULL
+        )""",
+    ),
+)
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+
+
+class StoreError(Exception):
+    """Base class of store errors."""
+
+
+class NotFoundError(StoreError, LookupError):
+    """The tenant or key does not exist."""
+
+
+class ConflictError(StoreError):
+    """The tenant or key already exists."""
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+UNSET: Final = _Unset.UNSET  # "leave unchanged" in update_tenant, where None means "no limit"
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    """Per-tenant ceilings on box limits; None means the server maximum applies."""
+
+    cpu_ms: int | None = None
+    wall_ms: int | None = None
+    memory_mb: int | None = None
+    processes: int | None = None
+    output_kb: int | None = None
+    file_size_kb: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            # bool is an int subclass; reject it so `True` never means 1 ms.
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"max_limits.{f.name} must be a positive integer or None, got {value!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> TenantLimits:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown max_limits keys: {sorted(unknown)}")
+        return cls(**dict(data))
+
+    def to_dict(self) -> dict[str, int | None]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: datetime
+    disabled: bool
+    max_limits: TenantLimits
+    allowed_languages: tuple[str, ...] | None  # None = every installed language
+    rate_per_minute: int
+    executions_per_day: int | None  # None = unlimited
+    cpu_seconds_per_day: float | None  # None = unlimited
+
+    def allows_language(self, language: str) -> bool:
+        return self.allowed_languages is None or language in self.allowed_languages
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "disabled": self.disabled,
+            "max_limits": self.max_limits.to_dict(),
+            "allowed_languages": list(self.allowed_languages) if self.allowed_languages is not None else None,
+            "rate_per_minute": self.rate_per_minute,
+            "executions_per_day": self.executions_per_day,
+            "cpu_seconds_per_day": self.cpu_seconds_per_day,
+        }
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """Key metadata; the secret itself is never stored or returned."""
+
+    key_id: str
+    tenant_id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "tenant_id": self.tenant_id,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    tenant: Tenant
+    key_id: str
+
+
+QuotaName = Literal["executions", "cpu_seconds"]
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    tenant_id: str
+    day: date  # UTC day the counters belong to
+    executions_used: int
+    executions_limit: int | None
+    cpu_seconds_used: float
+    cpu_seconds_limit: float | None
+    exceeded_by: QuotaName | None  # first quota that is used up, or None
+
+    @property
+    def exceeded(self) -> bool:
+        return self.exceeded_by is not None
+
+    @property
+    def resets_at(self) -> datetime:
+        return datetime.combine(self.day + timedelta(days=1), time(0), tzinfo=UTC)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat(),
+            "executions_used": self.executions_used,
+            "executions_limit": self.executions_limit,
+            "cpu_seconds_used": self.cpu_seconds_used,
+            "cpu_seconds_limit": self.cpu_seconds_limit,
+            "exceeded": self.exceeded_by,
+            "resets_at": self.resets_at.isoformat(),
+        }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc_day(now: datetime | None) -> date:
+    return (now or _now()).astimezone(UTC).date()
+
+
+def _hash_token(token: str) -> str:
+    # Tokens carry 256 random bits, so a fast unsalted hash cannot be brute-forced; a slow KDF
+    # would only add latency to every request (docs/tenants.md).
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _check_tenant_fields(
+    *,
+    name: str | None = None,
+    rate_per_minute: int | None = None,
+    executions_per_day: int | None = None,
+    cpu_seconds_per_day: float | None = None,
+    allowed_languages: Sequence[str] | None = None,
+) -> None:
+    if name is not None and not name.strip():
+        raise ValueError("tenant name must not be empty")
+    if rate_per_minute is not None and (
+        not isinstance(rate_per_minute, int) or isinstance(rate_per_minute, bool) or rate_per_minute < 1
+    ):
+        raise ValueError("rate_per_minute must be an integer >= 1")
+    if executions_per_day is not None and (
+        not isinstance(executions_per_day, int) or isinstance(executions_per_day, bool) or executions_per_day < 0
+    ):
+        raise ValueError("executions_per_day must be an integer >= 0 or None")
+    if cpu_seconds_per_day is not None and (
+        isinstance(cpu_seconds_per_day, bool) or not isinstance(cpu_seconds_per_day, int | float)
+    ):
+        raise ValueError("cpu_seconds_per_day must be a number >= 0 or None")
+    if cpu_seconds_per_day is not None and not cpu_seconds_per_day >= 0:  # also rejects NaN
+        raise ValueError("cpu_seconds_per_day must be a number >= 0 or None")
+    if allowed_languages is not None:
+        if isinstance(allowed_languages, str):
+            raise ValueError("allowed_languages must be a list of language ids, not a string")
+        if any(not isinstance(lang, str) or not lang for lang in allowed_languages):
+            raise ValueError("allowed_languages entries must be non-empty strings")
+
+
+def _languages_json(langs: Sequence[str] | None) -> str | None:
+    return None if langs is None else json.dumps(sorted(set(langs)))
+
+
+class Store:
+    """Tenants, API keys and quotas in one SQLite file. Safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # -- connections and transactions -------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; writes use explicit BEGIN IMMEDIATE.
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed audit record or usage increment survives power loss.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (created on first use)."""
+        if self._closed:
+            raise StoreError("store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; IMMEDIATE takes the write lock up front so read-then-write is atomic."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"database schema version {version} is newer than this Stockade ({SCHEMA_VERSION})")
+            for index in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[index]:
+                    conn.execute(statement)
+                # PRAGMA takes no parameters; the value is our own integer.
+                conn.execute(f"PRAGMA user_version = {index + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.connection().execute("PRAGMA user_version").fetchone()[0])
+
+    def ping(self) -> bool:
+        """Readiness: the database answers a query."""
+        try:
+            return bool(self.connection().execute("SELECT 1").fetchone()[0] == 1)
+        except (sqlite3.Error, StoreError):
+            return False
+
+    # -- tenants ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _tenant_from_row(row: sqlite3.Row) -> Tenant:
+        langs = row["allowed_languages"]
+        return Tenant(
+            id=row["id"],
+            name=row["name"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            disabled=bool(row["disabled"]),
+            max_limits=TenantLimits.from_mapping(json.loads(row["max_limits"])),
+            allowed_languages=tuple(json.loads(langs)) if langs is not None else None,
+            rate_per_minute=row["rate_per_minute"],
+            executions_per_day=row["executions_per_day"],
+            cpu_seconds_per_day=row["cpu_seconds_per_day"],
+        )
+
+    def create_tenant(
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        max_limits: TenantLimits | Mapping[str, int | None] | None = None,
+        allowed_languages: Sequence[str] | None = None,
+        rate_per_minute: int = 60,
+        executions_per_day: int | None = None,
+        cpu_seconds_per_day: float | None = None,
+        disabled: bool = False,
+    ) -> Tenant:
+        if not _SLUG_RE.fullmatch(tenant_id):
+            raise ValueError("tenant id must be a slug: 1-64 of [a-z0-9-], not starting or ending with '-'")
+        _check_tenant_fields(
+            name=name,
+            rate_per_minute=rate_per_minute,
+            executions_per_day=executions_per_day,
+            cpu_seconds_per_day=cpu_seconds_per_day,
+            allowed_languages=allowed_languages,
+        )
+        limits = _as_limits(max_limits)
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    """INSERT INTO tenants (id, name, created_at, disabled, max_limits, allowed_languages,
+                        rate_per_minute, executions_per_day, cpu_seconds_per_day)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        tenant_id,
+                        name.strip(),
+                        _now().isoformat(),
+                        int(disabled),
+                        json.dumps(limits.to_dict()),
+                        _languages_json(allowed_languages),
+                        rate_per_minute,
+                        executions_per_day,
+                        None if cpu_seconds_per_day is None else float(cpu_seconds_per_day),
+                    ),
+                )
+        except sqlite3.IntegrityError as e:
+            raise ConflictError(f"tenant {tenant_id!r} already exists") from e
+        return self.get_tenant(tenant_id)
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        row = self.connection().execute("SELECT * FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        return self._tenant_from_row(row)
+
+    def list_tenants(self, *, include_disabled: bool = True) -> list[Tenant]:
+        sql = "SELECT * FROM tenants" + ("" if include_disabled else " WHERE disabled = 0") + " ORDER BY id"
+        return [self._tenant_from_row(r) for r in self.connection().execute(sql)]
+
+    def update_tenant(
+        self,
+        tenant_id: str,
+        *,
+        name: str | _Unset = UNSET,
+        disabled: bool | _Unset = UNSET,
+        max_limits: TenantLimits | Mapping[str, int | None] | _Unset | None = UNSET,
+        allowed_languages: Sequence[str] | _Unset | None = UNSET,
+        rate_per_minute: int | _Unset = UNSET,
+        executions_per_day: int | _Unset | None = UNSET,
+        cpu_seconds_per_day: float | _Unset | None = UNSET,
+    ) -> Tenant:
+        """Change only the given fields. None clears a limit (= unlimited / server maximum).
+
+        max_limits is replaced as a whole; merge with dataclasses.replace() to change one entry.
+        """
+        changes: dict[str, Any] = {}
+        if not isinstance(name, _Unset):
+            _check_tenant_fields(name=name)
+            changes["name"] = name.strip()
+        if not isinstance(disabled, _Unset):
+            changes["disabled"] = int(disabled)
+        if not isinstance(max_limits, _Unset):
+            changes["max_limits"] = json.dumps(_as_limits(max_limits).to_dict())
+        if not isinstance(allowed_languages, _Unset):
+            _check_tenant_fields(allowed_languages=allowed_languages)
+            changes["allowed_languages"] = _languages_json(allowed_languages)
+        if not isinstance(rate_per_minute, _Unset):
+            _check_tenant_fields(rate_per_minute=rate_per_minute)
+            changes["rate_per_minute"] = rate_per_minute
+        if not isinstance(executions_per_day, _Unset):
+            _check_tenant_fields(executions_per_day=executions_per_day)
+            changes["executions_per_day"] = executions_per_day
+        if not isinstance(cpu_seconds_per_day, _Unset):
+            _check_tenant_fields(cpu_seconds_per_day=cpu_seconds_per_day)
+            changes["cpu_seconds_per_day"] = None if cpu_seconds_per_day is None else float(cpu_seconds_per_day)
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+            if changes:
+                # Column names come from the fixed keys above, never from the caller.
+                assignments = ", ".join(f"{column} = ?" for column in changes)
+                conn.execute(f"UPDATE tenants SET {assignments} WHERE id = ?", (*changes.values(), tenant_id))
+        return self.get_tenant(tenant_id)
+
+    # -- API keys --------------------------------------------------------------------------
+
+    def create_key(self, tenant_id: str, name: str) -> tuple[str, str]:
+        """Create a key; returns (key_id, token). The token is shown once and never stored."""
+        if not name.strip():
+            raise ValueError("key name must not be empty")
+        key_id = secrets.token_hex(8)
+        token = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+            try:
+                conn.execute(
+                    "INSERT INTO api_keys (id, tenant_id, name, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (key_id, tenant_id, name.strip(), _hash_token(token), _now().isoformat()),
+                )
+            except sqlite3.IntegrityError as e:  # 64-bit id collision: astronomically unlikely
+                raise ConflictError("key id collision, try again") from e
+        return key_id, token
+
+    def authenticate(self, token: str) -> AuthContext | None:
+        """The tenant behind a token, or None if unknown, wrong, revoked, or the tenant is disabled."""
+        parts = token.split("_", 2)  # the secret itself may contain '_'
+        if len(parts) != 3 or parts[0] != KEY_PREFIX or not _KEY_ID_RE.fullmatch(parts[1]):
+            return None
+        row = (
+            self.connection()
+            .execute("SELECT tenant_id, secret_hash, revoked_at FROM api_keys WHERE id = ?", (parts[1],))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        if not hmac.compare_digest(_hash_token(token), row["secret_hash"]):
+            return None
+        if row["revoked_at"] is not None:
+            return None
+        tenant = self.get_tenant(row["tenant_id"])
+        if tenant.disabled:
+            return None
+        return AuthContext(tenant=tenant, key_id=parts[1])
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke a key (idempotent: the first revocation time is kept)."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+                (_now().isoformat(), key_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no key {key_id!r}")
+        return self.get_key(key_id)
+
+    @staticmethod
+    def _key_from_row(row: sqlite3.Row) -> ApiKey:
+        revoked = row["revoked_at"]
+        return ApiKey(
+            key_id=row["id"],
+            tenant_id=row["tenant_id"],
+            name=row["name"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            revoked_at=datetime.fromisoformat(revoked) if revoked is not None else None,
+        )
+
+    def get_key(self, key_id: str) -> ApiKey:
+        row = self.connection().execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no key {key_id!r}")
+        return self._key_from_row(row)
+
+    def list_keys(self, tenant_id: str | None = None, *, include_revoked: bool = True) -> list[ApiKey]:
+        sql = "SELECT * FROM api_keys WHERE (? IS NULL OR tenant_id = ?)"
+        if not include_revoked:
+            sql += " AND revoked_at IS NULL"
+        rows = self.connection().execute(sql + " ORDER BY created_at, id", (tenant_id, tenant_id))
+        return [self._key_from_row(r) for r in rows]
+
+    def has_any_keys(self) -> bool:
+        """Whether any unrevoked key exists (e.g. to warn that the service is unreachable)."""
+        row = self.connection().execute("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").fetchone()
+        return row is not None
+
+    # -- quotas ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _quota_state(conn: sqlite3.Connection, tenant_id: str, day: date) -> QuotaState:
+        limits = conn.execute(
+            "SELECT executions_per_day, cpu_seconds_per_day FROM tenants WHERE id = ?", (tenant_id,)
+        ).fetchone()
+        if limits is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        usage = conn.execute(
+            "SELECT executions, cpu_ms FROM usage_daily WHERE tenant_id = ? AND day = ?",
+            (tenant_id, day.isoformat()),
+        ).fetchone()
+        executions, cpu_ms = (usage["executions"], usage["cpu_ms"]) if usage else (0, 0)
+        exec_limit: int | None = limits["executions_per_day"]
+        cpu_limit: float | None = limits["cpu_seconds_per_day"]
+        cpu_used = cpu_ms / 1000
+        exceeded: QuotaName | None = None
+        if exec_limit is not None and executions >= exec_limit:
+            exceeded = "executions"
+        elif cpu_limit is not None and cpu_used >= cpu_limit:
+            exceeded = "cpu_seconds"
+        return QuotaState(
+            tenant_id=tenant_id,
+            day=day,
+            executions_used=executions,
+            executions_limit=exec_limit,
+            cpu_seconds_used=cpu_used,
+            cpu_seconds_limit=cpu_limit,
+            exceeded_by=exceeded,
+        )
+
+    def check_quota(self, tenant_id: str, *, now: datetime | None = None) -> QuotaState:
+        """Today's (UTC) usage against the tenant's daily quotas; read-only."""
+        return self._quota_state(self.connection(), tenant_id, _utc_day(now))
+
+    def reserve_execution(self, tenant_id: str, *, now: datetime | None = None) -> QuotaState:
+        """Atomically check the quotas and, if not exceeded, count one execution.
+
+        Returns the state before counting; when `exceeded` is set nothing was counted. Pair with
+        record_usage(..., executions=0, day=state.day) once the CPU time is known.
+        """
+        day = _utc_day(now)
+        with self.transaction() as conn:
+            state = self._quota_state(conn, tenant_id, day)
+            if not state.exceeded:
+                self._add_usage(conn, tenant_id, day, executions=1, cpu_ms=0)
+        return state
+
+    def record_usage(self, tenant_id: str, cpu_ms: int, *, executions: int = 1, day: date | None = None) -> QuotaState:
+        """Add usage to the tenant's counters for `day` (default: today, UTC) in one transaction."""
+        if cpu_ms < 0 or executions < 0:
+            raise ValueError("usage must not be negative")
+        day = day or _utc_day(None)
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+            self._add_usage(conn, tenant_id, day, executions=executions, cpu_ms=int(cpu_ms))
+            return self._quota_state(conn, tenant_id, day)
+
+    @staticmethod
+    def _add_usage(conn: sqlite3.Connection, tenant_id: str, day: date, *, executions: int, cpu_ms: int) -> None:
+        conn.execute(
+            """INSERT INTO usage_daily (tenant_id, day, executions, cpu_ms) VALUES (?, ?, ?, ?)
+               ON CONFLICT (tenant_id, day) DO UPDATE SET
+                 executions = executions + excluded.executions, cpu_ms = cpu_ms + excluded.cpu_ms""",
+            (tenant_id, day.isoformat(), executions, cpu_ms),
+        )
+
+
+def _as_limits(value: TenantLimits | Mapping[str, int | None] | None) -> TenantLimits:
+    if value is None:
+        return TenantLimits()
+    if isinstance(value, TenantLimits):
+        return value
+    return TenantLimits.from_mapping(value)

@@ -1,0 +1,6 @@
+#include <iostream>
+
+int main() {
+    std::cout << "missing semicolon" << std::endl
+    return 0;
+}

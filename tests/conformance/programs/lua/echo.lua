@@ -1,0 +1,2 @@
+local line = io.read("*l")
+if line then io.write(line, "\n") end

@@ -1,0 +1,5 @@
+use strict;
+use warnings;
+
+my $line = <STDIN>;
+print $line if defined $line;

@@ -1,0 +1,3 @@
+use strict;
+my $x = ;
+print "unreachable\n"

@@ -1,0 +1,5 @@
+<?php
+$line = fgets(STDIN);
+if ($line !== false) {
+    echo $line;
+}

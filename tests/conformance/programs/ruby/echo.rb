@@ -1,0 +1,2 @@
+line = $stdin.gets
+print line if line

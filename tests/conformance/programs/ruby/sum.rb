@@ -1,0 +1,2 @@
+a, b = $stdin.gets.split.map(&:to_i)
+puts a + b

@@ -1,0 +1,3 @@
+if {[gets stdin line] >= 0} {
+    puts $line
+}

@@ -1,0 +1,3 @@
+declare const process: { exit(code: number): never };
+
+process.exit(3);

@@ -1,0 +1,2 @@
+const x: number = "not a number";
+function broken( {

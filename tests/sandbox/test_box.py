@@ -1,0 +1,206 @@
+"""A real box, end to end: verdicts, accounting, files in and out, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from stockade.sandbox import BoxSpec, InputFile, Limits, Sandbox, SandboxConfig, Status, TimeoutKind
+
+PY = "/usr/bin/python3"
+CONFIG = SandboxConfig(run_dir=Path("/run/stockade-t-box"), slots=2, uid_base=62000, cgroup_name="stockade-t-box")
+SMALL = Limits(cpu_ms=1000, wall_ms=3000, memory_mb=64, processes=16, output_kb=64, file_size_kb=256, tmpfs_mb=8)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    sb = Sandbox(CONFIG)
+    sb.start()
+    return sb
+
+
+def assert_clean(sb: Sandbox) -> None:
+    assert sb.cgroups is not None
+    for parent in sb.cgroups.parents.values():
+        assert not [p for p in parent.iterdir() if p.name.startswith("box-")]
+    assert list((CONFIG.run_dir / "boxes").iterdir()) == []
+    assert str(CONFIG.run_dir) not in Path("/proc/self/mountinfo").read_text()
+
+
+async def py(sb: Sandbox, code: str, **kw: object) -> object:
+    spec = BoxSpec(argv=[PY, "-c", textwrap.dedent(code)], limits=kw.pop("limits", SMALL), **kw)  # type: ignore[arg-type]
+    return await sb.run(spec)
+
+
+async def test_ok_with_stdout_stderr_and_accounting(sandbox: Sandbox) -> None:
+    r = await sandbox.run(BoxSpec(argv=[PY, "-c", "import sys; print(21*2); print('e', file=sys.stderr)"]))
+    assert (r.status, r.exit_code, r.signal) == (Status.OK, 0, None)
+    assert (r.stdout, r.stderr) == (b"42\n", b"e\n")
+    assert r.cpu_time_ms > 0 and r.wall_time_ms >= r.cpu_time_ms // 2 and r.peak_memory_kb > 1000
+    assert_clean(sandbox)
+
+
+async def test_exit_code_and_signal(sandbox: Sandbox) -> None:
+    r = await py(sandbox, "raise SystemExit(3)")
+    assert (r.status, r.exit_code) == (Status.RUNTIME_ERROR, 3)  # type: ignore[attr-defined]
+    r = await py(sandbox, "import os; os.kill(os.getpid(), 11)")
+    assert (r.status, r.exit_code, r.signal) == (Status.RUNTIME_ERROR, None, signal.SIGSEGV)  # type: ignore[attr-defined]
+
+
+async def test_missing_command_is_the_programs_failure_not_ours(sandbox: Sandbox) -> None:
+    r = await sandbox.run(BoxSpec(argv=["/usr/bin/does-not-exist"]))
+    assert (r.status, r.exit_code) == (Status.RUNTIME_ERROR, 127)
+    assert b"execvp" in r.stderr
+
+
+async def test_stdin_files_in_and_collected_out(sandbox: Sandbox) -> None:
+    code = """
+        import os, sys
+        data = sys.stdin.read()
+        os.makedirs('out/deep', exist_ok=True)
+        open('out/deep/r.txt', 'w').write(data.upper() + open('src/in.txt').read())
+        os.symlink('/etc/passwd', 'link')
+        os.mkfifo('fifo')
+        print(os.access('src/run.sh', os.X_OK))
+    """
+    r = await sandbox.run(
+        BoxSpec(
+            argv=[PY, "-c", textwrap.dedent(code)],
+            stdin=b"hello",
+            files=[InputFile("src/in.txt", b"!"), InputFile("src/run.sh", b"#!/bin/sh\n", executable=True)],
+            limits=SMALL,
+            collect_files=True,
+        )
+    )
+    assert r.status is Status.OK, r.stderr
+    assert r.stdout == b"True\n"
+    got = {f.path: f.content for f in r.files}
+    assert got["out/deep/r.txt"] == b"HELLO!"
+    assert got["src/in.txt"] == b"!"
+    assert [f.executable for f in r.files if f.path == "src/run.sh"] == [True]
+    assert sorted(r.files_skipped) == ["fifo", "link"]  # never followed, never opened
+
+
+async def test_memory_limit(sandbox: Sandbox) -> None:
+    r = await py(sandbox, "x = bytearray(200 * 1024 * 1024)")
+    assert r.status is Status.MEMORY_LIMIT and r.oom_killed  # type: ignore[attr-defined]
+    assert r.peak_memory_kb >= 60 * 1024  # type: ignore[attr-defined]
+
+
+async def test_cpu_timeout_counts_the_whole_tree(sandbox: Sandbox) -> None:
+    code = """
+        import os
+        for _ in range(2):
+            if os.fork() == 0:
+                break
+        while True:
+            pass
+    """
+    limits = SMALL.with_overrides(cpu_cores=2.0, cpu_ms=600, wall_ms=5000)
+    r = await py(sandbox, code, limits=limits)
+    assert (r.status, r.timeout_kind) == (Status.TIMEOUT, TimeoutKind.CPU)  # type: ignore[attr-defined]
+    assert 600 <= r.cpu_time_ms < 1500  # type: ignore[attr-defined]
+    assert r.wall_time_ms < 1500  # type: ignore[attr-defined]  # 3 processes on 2 cores burn it faster than wall
+
+
+async def test_wall_timeout_for_a_sleeper(sandbox: Sandbox) -> None:
+    r = await sandbox.run(BoxSpec(argv=["/bin/sleep", "30"], limits=SMALL.with_overrides(wall_ms=500)))
+    assert (r.status, r.timeout_kind) == (Status.TIMEOUT, TimeoutKind.WALL)
+    assert 500 <= r.wall_time_ms < 2000
+    assert_clean(sandbox)
+
+
+async def test_output_limit_keeps_the_prefix(sandbox: Sandbox) -> None:
+    r = await py(sandbox, "import sys\nwhile True: sys.stdout.write('y' * 4096)")
+    assert r.status is Status.OUTPUT_LIMIT and r.stdout_truncated  # type: ignore[attr-defined]
+    assert r.stdout == b"y" * (64 * 1024)  # type: ignore[attr-defined]
+
+
+async def test_file_size_limit_by_signal(sandbox: Sandbox) -> None:
+    code = "import signal; signal.signal(signal.SIGXFSZ, signal.SIG_DFL); open('big', 'wb').write(b'x' * 2**20)"
+    r = await py(sandbox, code)
+    assert r.status is Status.FILE_SIZE_LIMIT and r.signal == signal.SIGXFSZ  # type: ignore[attr-defined]
+
+
+async def test_file_size_limit_when_the_runtime_ignores_the_signal(sandbox: Sandbox) -> None:
+    r = await py(sandbox, "open('/tmp/big', 'wb').write(b'x' * 2**20)")  # Python ignores SIGXFSZ: EFBIG
+    assert r.status is Status.FILE_SIZE_LIMIT and r.exit_code == 1 and b"File too large" in r.stderr  # type: ignore[attr-defined]
+    r = await py(sandbox, "open('/tmp/small', 'wb').write(b'x' * 10); raise SystemExit(1)")
+    assert r.status is Status.RUNTIME_ERROR  # type: ignore[attr-defined]
+
+
+async def test_process_limit(sandbox: Sandbox) -> None:
+    code = """
+        import os, errno
+        try:
+            for _ in range(100):
+                if os.fork() == 0:
+                    os.pause()
+        except OSError as e:
+            print(errno.errorcode[e.errno])
+    """
+    r = await py(sandbox, code)
+    assert r.status is Status.OK and r.stdout == b"EAGAIN\n" and r.pids_limit_hit  # type: ignore[attr-defined]
+
+
+async def test_syscall_kill_is_its_own_verdict(sandbox: Sandbox) -> None:
+    r = await py(sandbox, "import ctypes; ctypes.CDLL(None).syscall(246, 0, 0, 0, 0)")  # kexec_load
+    assert (r.status, r.signal) == (Status.SYSCALL_BLOCKED, signal.SIGSYS)  # type: ignore[attr-defined]
+
+
+async def test_same_limits_same_verdict(sandbox: Sandbox) -> None:
+    results = [await py(sandbox, "import socket; print(socket.gethostname())") for _ in range(3)]
+    assert {(r.status, r.stdout) for r in results} == {(Status.OK, b"stockade\n")}  # type: ignore[attr-defined]
+
+
+def test_killed_service_leaves_boxes_that_the_next_start_reaps(tmp_path: Path) -> None:
+    cfg = "SandboxConfig(run_dir=Path('/run/stockade-t-reap'), slots=1, uid_base=62100, cgroup_name='stockade-t-reap')"
+    script = f"""
+import asyncio, sys
+from pathlib import Path
+from stockade.sandbox import BoxSpec, Limits, Sandbox, SandboxConfig
+sb = Sandbox({cfg}); sb.start()
+print("started", flush=True)
+asyncio.run(sb.run(BoxSpec(argv=["/bin/sh", "-c", "setsid sleep 60 & sleep 60"], limits=Limits(wall_ms=60000))))
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"started\n"
+    boxes = Path("/run/stockade-t-reap/boxes")
+    deadline = time.monotonic() + 10
+    while not list(boxes.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert list(boxes.iterdir())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    sb = Sandbox(SandboxConfig(run_dir=Path("/run/stockade-t-reap"), slots=1, uid_base=62100, cgroup_name="stockade-t-reap"))
+    sb.start()  # reaps before accepting work
+    assert list(boxes.iterdir()) == []
+    assert sb.cgroups is not None
+    for parent in sb.cgroups.parents.values():
+        assert not [p for p in parent.iterdir() if p.name.startswith("box-")]
+    # Nothing of the box runs; exited ones may wait briefly for the host's init to reap them.
+    assert live_processes_of(62100) == []
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-u", "62100"], capture_output=True).stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert subprocess.run(["pgrep", "-u", "62100"], capture_output=True, text=True).stdout == ""
+
+
+def live_processes_of(uid: int) -> list[int]:
+    out = []
+    for pid in subprocess.run(["pgrep", "-u", str(uid)], capture_output=True, text=True).stdout.split():
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if state != "Z":
+            out.append(int(pid))
+    return out

@@ -1,0 +1,140 @@
+"""cgroup layer: detection and limits on v1 (real, this host) and v2 (a fake cgroupfs tree)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stockade.sandbox import cgroups
+from stockade.sandbox.spec import Limits
+
+LIMITS = Limits(memory_mb=64, processes=10, cpu_cores=0.5)
+
+
+def write(p: Path, text: str) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+
+
+@pytest.fixture
+def fake_v2(tmp_path: Path) -> tuple[Path, Path, Path]:
+    root = tmp_path / "fs"
+    mnt = root / "sys/fs/cgroup"
+    write(mnt / "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n")
+    own = mnt / "system.slice/stockade.service"
+    write(own / "cgroup.subtree_control", "")
+    write(own / "cgroup.procs", "4242\n4243\n")
+    write(own / "cgroup.type", "domain\n")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw\n")
+    self_cg = tmp_path / "self_cgroup"
+    self_cg.write_text("0::/system.slice/stockade.service\n")
+    return root, mountinfo, self_cg
+
+
+def test_v2_is_chosen_and_the_service_moves_to_a_leaf(fake_v2: tuple[Path, Path, Path]) -> None:
+    root, mountinfo, self_cg = fake_v2
+    m = cgroups.detect("stockade", mountinfo_path=str(mountinfo), proc_self_cgroup_path=str(self_cg), root_override=root)
+    own = root / "sys/fs/cgroup/system.slice/stockade.service"
+    assert isinstance(m, cgroups.CgroupV2)
+    assert m.parents == {"unified": own / "stockade"}
+    # "no internal processes": the service's processes moved into a leaf before controllers were delegated.
+    assert (own / "supervisor/cgroup.procs").read_text() in ("4242", "4243")
+    assert (own / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert (own / "stockade/cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+
+
+def test_v2_box_limits_stats_and_kill(fake_v2: tuple[Path, Path, Path]) -> None:
+    root, mountinfo, self_cg = fake_v2
+    m = cgroups.detect("stockade", mountinfo_path=str(mountinfo), proc_self_cgroup_path=str(self_cg), root_override=root)
+    box = m.create("b1", LIMITS)
+    d = box.dirs["unified"]
+    assert d.parent == m.parents["unified"] and d.name == "box-b1"
+    assert (d / "memory.max").read_text() == str(64 * 1024 * 1024)
+    assert (d / "pids.max").read_text() == "10"
+    assert (d / "cpu.max").read_text() == "50000 100000"
+    assert (d / "memory.oom.group").read_text() == "1"
+    assert box.procs_files == [str(d / "cgroup.procs")]
+    write(d / "cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n")
+    write(d / "memory.peak", "1048576\n")
+    write(d / "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    write(d / "pids.events", "max 2\n")
+    assert box.stats() == cgroups.CgroupStats(cpu_time_us=1500, peak_memory_bytes=1048576, oom_kills=1, pids_limit_hits=2)
+    write(d / "cgroup.kill", "")
+    m.kill(box)
+    assert (d / "cgroup.kill").read_text() == "1"
+    assert [c.name for c in m.leftovers()] == ["b1"]
+
+
+def test_v2_without_controllers_falls_back_to_v1_or_fails_naming_why(tmp_path: Path) -> None:
+    root = tmp_path / "fs"
+    write(root / "sys/fs/cgroup/unified/cgroup.controllers", "\n")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("30 24 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
+    self_cg = tmp_path / "self_cgroup"
+    self_cg.write_text("0::/\n")
+    with pytest.raises(cgroups.CgroupError) as e:
+        cgroups.detect(mountinfo_path=str(mountinfo), proc_self_cgroup_path=str(self_cg), root_override=root)
+    assert "lacks" in str(e.value) and "memory" in str(e.value) and "v1 controller pids not mounted" in str(e.value)
+
+
+def test_v1_fake_tree_limits(tmp_path: Path) -> None:
+    root = tmp_path / "fs"
+    lines = []
+    for i, c in enumerate(("memory", "pids", "cpu,cpuacct")):
+        (root / f"sys/fs/cgroup/{c}/svc").mkdir(parents=True)
+        lines.append(f"{40 + i} 24 0:{40 + i} / /sys/fs/cgroup/{c} rw - cgroup cgroup rw,{c}")
+    write(root / "sys/fs/cgroup/memory/svc/memory.memsw.limit_in_bytes", "")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("\n".join(lines) + "\n")
+    self_cg = tmp_path / "self_cgroup"
+    self_cg.write_text("5:memory:/svc\n4:pids:/svc\n3:cpu,cpuacct:/svc\n0::/\n")
+    m = cgroups.detect("sk", mountinfo_path=str(mountinfo), proc_self_cgroup_path=str(self_cg), root_override=root)
+    assert isinstance(m, cgroups.CgroupV1)
+    assert m.parents["cpu"] == m.parents["cpuacct"] == root / "sys/fs/cgroup/cpu,cpuacct/svc/sk"
+    box = m.create("x", LIMITS)
+    mem = box.dirs["memory"]
+    assert (mem / "memory.limit_in_bytes").read_text() == str(64 * 1024 * 1024)
+    assert (box.dirs["pids"] / "pids.max").read_text() == "10"
+    assert (box.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "50000"
+    assert len(box.procs_files) == 3  # cpu and cpuacct share one directory
+
+
+def test_real_host_box_cgroup_accounts_and_kills_a_tree() -> None:
+    """On this host (v1 here, v2 elsewhere): a real box cgroup under the service's own, not at a root."""
+    m = cgroups.detect("stockade-unit")
+    own = cgroups._own_paths(Path("/proc/self/cgroup").read_text())
+    for ctrl, parent in m.parents.items():
+        assert parent.name == "stockade-unit"
+        assert parent.parent != parent.parent.parent  # never the hierarchy root itself
+        if ctrl in own and own[ctrl] != "/":
+            assert own[ctrl].strip("/") in str(parent)
+    box = m.create("unit1", Limits(memory_mb=32, processes=8))
+    pid = os.fork()
+    if pid == 0:  # the child joins, forks a grandchild, and both spin until killed
+        for f in box.procs_files:
+            with open(f, "w") as fh:
+                fh.write("0")
+        os.fork()
+        while True:
+            pass
+    try:
+        import time
+
+        deadline = time.monotonic() + 5
+        while box.cpu_time_us() < 50_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert box.cpu_time_us() >= 50_000
+        box.kill_and_remove()
+        assert os.waitpid(pid, 0)[1] != 0
+        assert all(not d.exists() for d in box.dirs.values())
+    finally:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    for p in set(m.parents.values()):
+        p.rmdir()
