@@ -238,6 +238,7 @@
 
   function setVerdict(status, label, detail) {
     els.verdict.dataset.status = status;
+    document.body.dataset.state = status;
     els.verdict.textContent = label;
     els.verdictDetail.textContent = detail || "";
   }
@@ -336,9 +337,7 @@
   }
 
   function describeRuntime(runtime) {
-    const parts = [];
-    if (runtime.version) parts.push(`v${runtime.version}`);
-    parts.push(runtime.compiled ? "compiled" : "interpreted");
+    const parts = [runtime.compiled ? "compiled" : "interpreted"];
     if (root.StockadeEditorKit && !root.StockadeEditorKit.hasMode(runtime)) parts.push("plain text");
     return parts.join(" · ");
   }
@@ -407,7 +406,7 @@
     if (chosen) {
       selectLanguage(chosen, true);
       clearError();
-      setVerdict("idle", "idle", "");
+      setVerdict("idle", "ready", "");
     } else {
       renderFailure({ code: "NO_LANGUAGES", message: "The server has no installed language toolchain." });
       state.loaded = false;

@@ -13,8 +13,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_+-]*$"
-# Aliases may also contain dots (e.g. "lua5.4", "python3.11").
-ALIAS_PATTERN = r"^[a-z0-9][a-z0-9_.+-]*$"
+# Aliases may also contain dots and "#" (e.g. "lua5.4", "c#").
+ALIAS_PATTERN = r"^[a-z0-9][a-z0-9_.+#-]*$"
 EXT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_+-]*(\.[A-Za-z0-9_+-]+)*$"
 
 # Placeholders understood inside command elements; see registry.expand_command.

@@ -148,6 +148,7 @@ class Sandbox:
         self.layout: HostLayout | None = None
         self._slots = _Slots(self.config.slots)
         self._active: set[str] = set()
+        self._running: dict[str, BoxCgroup] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -211,11 +212,15 @@ class Sandbox:
     async def run(self, spec: BoxSpec) -> BoxResult:
         if self.cgroups is None or self.layout is None:
             raise SandboxUnavailable("sandbox not started")
+        asked = time.monotonic()
         slot = await self._slots.take()
+        queue_ms = int((time.monotonic() - asked) * 1000)
         box_id = uuid.uuid4().hex[:16]
         self._active.add(box_id)
         try:
-            return await self._run_in_slot(spec, slot, box_id)
+            result = await self._run_in_slot(spec, slot, box_id)
+            result.queue_ms = queue_ms
+            return result
         finally:
             self._active.discard(box_id)
             self._slots.give(slot)
@@ -236,6 +241,7 @@ class Sandbox:
             hostfs.prepare_dirs(fs_root, uid, gid)
             hostfs.write_inputs(fs_root / "box", spec.files, uid, gid)
             cg = self.cgroups.create(box_id, limits)
+            self._running[box_id] = cg
             seccomp_fd = seccomp.bpf_fd()
             fds.append(seccomp_fd)
             stdin_fd = self._stdin_fd(spec.stdin)
@@ -254,6 +260,7 @@ class Sandbox:
             log.exception("box %s could not be built", box_id)
             return BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}", box_id=box_id)
         finally:
+            self._running.pop(box_id, None)
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -263,6 +270,14 @@ class Sandbox:
                 except (OSError, CgroupError):
                     log.exception("box %s: cgroup teardown failed", box_id)
             self._remove_box_dir(box_dir)
+
+    def kill_all(self) -> int:
+        """Kill every running box (shutdown deadline passed); their runs then end and tear down."""
+        running = list(self._running.values())
+        for cg in running:
+            with contextlib.suppress(OSError, CgroupError):
+                cg.manager.kill(cg)
+        return len(running)
 
     @staticmethod
     def _stdin_fd(data: bytes) -> int:
@@ -323,26 +338,33 @@ class Sandbox:
 
         cpu_limit_us = limits.cpu_ms * 1000
         wall_deadline = t0 + limits.wall_ms / 1000
-        while not wait_task.done():
-            now = time.monotonic()
-            if now >= wall_deadline:
-                kill_reason["wall"] = True
-                kill_box()
-                break
-            with contextlib.suppress(OSError):
-                if cg.cpu_time_us() >= cpu_limit_us:
-                    kill_reason["cpu"] = True
+        try:
+            while not wait_task.done():
+                now = time.monotonic()
+                if now >= wall_deadline:
+                    kill_reason["wall"] = True
                     kill_box()
                     break
-            await asyncio.wait({wait_task}, timeout=min(CPU_POLL_S, wall_deadline - now))
-        returncode = await wait_task
-        wall_ms = int((time.monotonic() - t0) * 1000)
-        # The command is gone; anything it left (daemons, stopped children) dies with the cgroup now,
-        # before any output file is read, so nothing can race the copy-out.
-        kill_box()
-        (stdout, out_trunc), (stderr, err_trunc) = await asyncio.wait_for(
-            asyncio.gather(out_task, err_task), REAP_TIMEOUT_S
-        )
+                with contextlib.suppress(OSError):
+                    if cg.cpu_time_us() >= cpu_limit_us:
+                        kill_reason["cpu"] = True
+                        kill_box()
+                        break
+                await asyncio.wait({wait_task}, timeout=min(CPU_POLL_S, wall_deadline - now))
+            returncode = await wait_task
+            wall_ms = int((time.monotonic() - t0) * 1000)
+            # The command is gone; anything it left (daemons, stopped children) dies with the cgroup now,
+            # before any output file is read, so nothing can race the copy-out.
+            kill_box()
+            (stdout, out_trunc), (stderr, err_trunc) = await asyncio.wait_for(
+                asyncio.gather(out_task, err_task), REAP_TIMEOUT_S
+            )
+        except BaseException:
+            # Cancelled (client gone, shutdown) or failed: the box dies now, teardown follows in the caller.
+            kill_box()
+            for task in (out_task, err_task, wait_task):
+                task.cancel()
+            raise
         stats = cg.stats()
 
         exit_code: int | None = returncode

@@ -96,6 +96,7 @@ class BoxResult:
     files_skipped: list[str] = field(default_factory=list)  # not regular files, or over the caps
     error: str | None = None  # internal_error only: what failed (never box output)
     box_id: str = ""
+    queue_ms: int = 0  # time spent waiting for a free slot before the box was built
 
     def to_json(self, *, text: bool = True) -> dict[str, Any]:
         """JSON-ready view; bytes are decoded as UTF-8 with replacement when `text`."""
@@ -121,4 +122,5 @@ class BoxResult:
             "files_skipped": self.files_skipped,
             "error": self.error,
             "box_id": self.box_id,
+            "queue_ms": self.queue_ms,
         }

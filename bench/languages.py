@@ -1,0 +1,233 @@
+"""Hello world in every available language: compile + run wall time, bare vs through the engine.
+
+For each language `await registry.detect_all()` reports available (or those given with --only), run
+its `hello` program N times each way, interleaved (the order alternates every iteration so neither
+side always runs on a cache the other just warmed), after one discarded warm-up pair:
+
+  bare    the language's compile and run commands, expanded with expand_command, run directly with
+          asyncio subprocesses in this process: a fresh temp dir holding the source (cwd and HOME)
+          and a tmp dir (TMPDIR), PATH=/usr/local/bin:/usr/bin:/bin, the language's env. Timed from
+          creating the temp dir to removing it, as the engine's time includes building and tearing
+          down its boxes.
+  engine  `await engine.execute(ExecutionRequest.from_code(id, hello))`: compile box, then a fresh
+          run box fed the compiled files, default limits.
+
+Both must succeed with the same stdout, else the language is reported as failed, without a ratio.
+Targets from the issue: engine/bare median <= 1.15 for compiled languages, <= 1.3 for interpreted.
+
+Usage: .venv/bin/python bench/languages.py [--n 5] [--only LANG ...] [--json PATH]  (as root)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    LoadMeter,
+    bare_env,
+    fmt_ms,
+    machine_info,
+    ms_since,
+    now_ns,
+    print_load,
+    print_machine,
+    print_table,
+    spawn_timed,
+    start_sandbox,
+    summarize,
+    write_json,
+)
+from stockade.engine import Engine, ExecutionRequest, Verdict
+from stockade.runtimes.model import Language
+from stockade.runtimes.registry import Registry, expand_command
+
+TARGET = {"compiled": 1.15, "interpreted": 1.3}
+
+
+@dataclass
+class Series:
+    total: list[float] = field(default_factory=list)
+    compile: list[float] = field(default_factory=list)
+    run: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    stdout: bytes
+    error: str = ""
+
+
+def kind(lang: Language) -> str:
+    return "compiled" if lang.compiled else "interpreted"
+
+
+async def bare_once(lang: Language, into: Series | None) -> Outcome:
+    t0 = now_ns()
+    root = Path(tempfile.mkdtemp(prefix="stockade-bench-lang-"))
+    try:
+        work, tmp = root / "box", root / "tmp"
+        work.mkdir()
+        tmp.mkdir()
+        entry = lang.source_file
+        (work / entry).write_text(lang.hello)
+        env = bare_env(work, tmp, dict(lang.env))
+        names = [entry]
+        compile_ms = 0.0
+        if lang.compile is not None:
+            c = await spawn_timed(
+                expand_command(lang.compile.command, entry, names, lang.extensions), env=env, cwd=work
+            )
+            compile_ms = c.ms
+            if c.returncode != 0:
+                return Outcome(False, b"", f"bare compile exit {c.returncode}: {c.stderr[-300:]!r}")
+            names = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
+        r = await spawn_timed(expand_command(lang.run.command, entry, names, lang.extensions), env=env, cwd=work)
+        if r.returncode != 0:
+            return Outcome(False, r.stdout, f"bare run exit {r.returncode}: {r.stderr[-300:]!r}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    total = ms_since(t0)
+    if into is not None:
+        into.total.append(total)
+        into.compile.append(compile_ms)
+        into.run.append(r.ms)
+    return Outcome(True, r.stdout)
+
+
+async def engine_once(engine: Engine, lang: Language, into: Series | None) -> Outcome:
+    t0 = now_ns()
+    res = await engine.execute(ExecutionRequest.from_code(lang.id, lang.hello))
+    total = ms_since(t0)
+    if res.status is not Verdict.OK or res.run is None:
+        final = res.final
+        detail = (final.error or final.stderr[-300:].decode("utf-8", "replace")) if final else ""
+        return Outcome(False, b"", f"engine {res.status.value}: {detail}")
+    if into is not None:
+        into.total.append(total)
+        into.compile.append(float(res.compile.wall_time_ms) if res.compile else 0.0)
+        into.run.append(float(res.run.wall_time_ms))
+    return Outcome(True, res.run.stdout)
+
+
+async def bench_language(engine: Engine, lang: Language, n: int, warmup: int) -> dict[str, Any]:
+    bare, eng = Series(), Series()
+    for i in range(warmup + n):
+        record = i >= warmup
+        outs: dict[str, Outcome] = {}
+        for side in ("bare", "engine") if i % 2 == 0 else ("engine", "bare"):
+            if side == "bare":
+                outs[side] = await bare_once(lang, bare if record else None)
+            else:
+                outs[side] = await engine_once(engine, lang, eng if record else None)
+            if not outs[side].ok:
+                return {"ok": False, "error": outs[side].error}
+        if outs["bare"].stdout != outs["engine"].stdout:
+            return {
+                "ok": False,
+                "error": f"stdout differs: bare {outs['bare'].stdout[:80]!r} vs engine {outs['engine'].stdout[:80]!r}",
+            }
+    b, e = summarize(bare.total), summarize(eng.total)
+    ratio = e["median"] / b["median"]
+    return {
+        "ok": True,
+        "bare_ms": b,
+        "engine_ms": e,
+        "ratio": ratio,
+        "overhead_ms": e["median"] - b["median"],
+        "target": TARGET[kind(lang)],
+        "met": ratio <= TARGET[kind(lang)],
+        "stages_median_ms": {
+            "bare_compile": summarize(bare.compile)["median"],
+            "bare_run": summarize(bare.run)["median"],
+            "engine_compile_box_wall": summarize(eng.compile)["median"],
+            "engine_run_box_wall": summarize(eng.run)["median"],
+        },
+        "samples_ms": {"bare": bare.total, "engine": eng.total},
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    sandbox = start_sandbox()
+    info = machine_info(sandbox)
+    print_machine(info)
+    registry = Registry.default()
+    engine = Engine(sandbox, registry)
+    toolchains = await registry.detect_all()
+    wanted = [registry.get(x) for x in args.only] if args.only else list(registry)
+    langs = [lang for lang in wanted if toolchains[lang.id].available]
+    skipped = {lang.id: toolchains[lang.id].detail for lang in wanted if not toolchains[lang.id].available}
+    print(f"{len(langs)} available: {' '.join(lang.id for lang in langs)}")
+    if skipped:
+        print(f"skipped (toolchain missing): {', '.join(skipped)}")
+
+    results: dict[str, dict[str, Any]] = {}
+    load = LoadMeter()
+    for lang in langs:
+        t0 = now_ns()
+        res = await bench_language(engine, lang, args.n, args.warmup)
+        res.update(kind=kind(lang), version=toolchains[lang.id].version)
+        results[lang.id] = res
+        state = f"ratio {res['ratio']:.2f}" if res["ok"] else f"FAILED: {res['error']}"
+        print(f"  {lang.id:<14} {ms_since(t0) / 1000:6.1f} s  {state}", file=sys.stderr, flush=True)
+    load_result = load.result()
+
+    print()
+    print(f"Hello world, compile + run wall time, median of {args.n} (ms)")
+    rows = []
+    for lang_id, r in results.items():
+        if not r["ok"]:
+            rows.append([lang_id, r["kind"], "-", "-", "-", "-", f"<={TARGET[r['kind']]}", "FAILED"])
+            continue
+        rows.append(
+            [
+                lang_id,
+                r["kind"],
+                fmt_ms(r["bare_ms"]["median"]),
+                fmt_ms(r["engine_ms"]["median"]),
+                f"+{r['overhead_ms']:.0f}",
+                f"{r['ratio']:.2f}",
+                f"<={r['target']}",
+                "yes" if r["met"] else "no",
+            ]
+        )
+    print_table(["language", "kind", "bare ms", "engine ms", "overhead", "ratio", "target", "met"], rows)
+    failed = [k for k, r in results.items() if not r["ok"]]
+    for k in failed:
+        print(f"{k}: {results[k]['error']}")
+    met = sum(1 for r in results.values() if r["ok"] and r["met"])
+    print(f"targets met: {met}/{len(results) - len(failed)}" + (f"; failed: {' '.join(failed)}" if failed else ""))
+    print()
+    print_load(load_result)
+    return {
+        "benchmark": "languages",
+        "params": {"n": args.n, "warmup": args.warmup, "only": args.only},
+        "machine": info,
+        "load": load_result,
+        "skipped": skipped,
+        "results": results,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=5, help="measured runs each way per language (default 5)")
+    ap.add_argument("--warmup", type=int, default=1, help="discarded pairs first (default 1)")
+    ap.add_argument("--only", nargs="+", metavar="LANG", help="only these languages (ids or aliases)")
+    ap.add_argument("--json", metavar="PATH", help="also write results and raw samples here")
+    args = ap.parse_args()
+    if args.n < 1:
+        ap.error("--n must be >= 1")
+    out = asyncio.run(main_async(args))
+    write_json(args.json, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,390 @@
+"""Sandbox overhead: a trivial command bare vs in a Stockade box, and where the box time goes.
+
+Every round runs, in this order and in this one process: bare /bin/true, boxed /bin/true, bare
+`python3 -c pass`, boxed `python3 -c pass`, then one sample of each breakdown part:
+
+  (a) cgroup create + limits + remove     the box's v1/v2 cgroup dirs, never used
+  (b) cgroup attach                       a forked child writes "0" to each cgroup.procs, timed inside
+                                          the child; then the used cgroup is killed and removed (b+)
+  (c) tmpfs mount + umount                the box's capped tmpfs, as hostfs does it
+  (d) bwrap, box argv, no cgroup          stockade.sandbox.bwrap.build_argv + the box's child setup
+                                          (rlimits, slot uid) but no cgroup attach, running /bin/true
+  (d') bwrap, namespaces only             the same --unshare-* set with one --ro-bind / /
+  (e) spawn /bin/true with preexec_fn     Python must fork() instead of vfork() once a preexec_fn
+                                          is given, and the box needs one (cgroup attach, setuid)
+  (f) = (d) in a real box cgroup          create + limits, the child attaches as in the box, kill +
+                                          remove: the box's kernel path minus tmpfs and supervisor
+
+so slow drift of the host (other jobs) hits every series alike. Times are spawn-to-exit as the
+caller sees them (time.perf_counter around `await sandbox.run(...)` / the subprocess).
+
+Usage: .venv/bin/python bench/sandbox_overhead.py [--n 200] [--warmup 10] [--json PATH]  (as root)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import struct
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    LoadMeter,
+    fmt_ms,
+    machine_info,
+    ms_since,
+    now_ns,
+    print_load,
+    print_machine,
+    print_table,
+    spawn_timed,
+    start_sandbox,
+    summarize,
+    write_json,
+)
+from stockade.sandbox import BoxSpec, Limits, Sandbox, Status, hostfs, seccomp
+from stockade.sandbox.bwrap import box_env, build_argv
+from stockade.sandbox.cgroups import CgroupManager
+from stockade.sandbox.runner import _child_setup
+
+TRUE = ["/bin/true"]
+PYTHON = ["/usr/bin/python3", "-c", "pass"]
+TARGET_MS = 5.0
+STRETCH_MS = 2.0
+NS_ONLY = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup"]
+
+
+class Bench:
+    def __init__(self, sandbox: Sandbox) -> None:
+        assert sandbox.cgroups is not None and sandbox.layout is not None
+        self.sandbox = sandbox
+        self.cgroups: CgroupManager = sandbox.cgroups
+        self.limits = Limits()
+        cfg = sandbox.config
+        # Slot 0's uid: the sandbox runs one box at a time here, so nothing else uses it meanwhile.
+        self.uid = self.gid = cfg.uid_base
+        self.box_env = box_env({})
+        self.samples: dict[str, list[float]] = {}
+        self.attach_per_file: dict[str, list[float]] = {}
+        # A box filesystem like the runner's (tmpfs + box/tmp/shm) for the bare bwrap runs, kept mounted.
+        self.fs_dir = cfg.run_dir / "boxes" / f"bench-{uuid.uuid4().hex[:12]}"
+        self.fs_root = self.fs_dir / "fs"
+        self.fs_dir.mkdir(mode=0o711)
+        self.fs_root.mkdir(mode=0o700)
+        hostfs.mount_tmpfs(
+            self.fs_root, size_mb=self.limits.tmpfs_mb, inodes=self.limits.tmpfs_inodes, uid=self.uid, gid=self.gid
+        )
+        hostfs.prepare_dirs(self.fs_root, self.uid, self.gid)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, hostfs.HostFsError):
+            hostfs.umount(self.fs_root)
+            self.fs_root.rmdir()
+            self.fs_dir.rmdir()
+
+    def add(self, key: str, ms: float) -> None:
+        self.samples.setdefault(key, []).append(ms)
+
+    # -- series --------------------------------------------------------------------------------
+    async def bare(self, argv: list[str], preexec: bool = False) -> float:
+        r = await spawn_timed(argv, env=self.box_env, cwd="/tmp", preexec_fn=(lambda: None) if preexec else None)
+        if r.returncode != 0:
+            raise RuntimeError(f"bare {argv}: exit {r.returncode}: {r.stderr[:300]!r}")
+        return r.ms
+
+    async def box(self, argv: list[str]) -> float:
+        t0 = now_ns()
+        res = await self.sandbox.run(BoxSpec(argv=list(argv)))
+        ms = ms_since(t0)
+        if res.status is not Status.OK:
+            raise RuntimeError(f"box {argv}: {res.status} {res.error or ''} {res.stderr[:300]!r}")
+        return ms
+
+    async def bwrap(self, full: bool, cgroup: bool = False) -> float:
+        """bubblewrap as the box starts it (argv, env, fds, rlimits, slot uid). Without `cgroup` the
+        child joins no cgroup; with it, a box cgroup is created, joined by the child exactly as in
+        the box, then killed and removed, all inside the timed span."""
+        assert self.sandbox.layout is not None
+        sfd = seccomp.bpf_fd()
+        stdin_fd = Sandbox._stdin_fd(b"")
+        t0 = now_ns()
+        cg = self.cgroups.create(f"bench{uuid.uuid4().hex[:12]}", self.limits) if cgroup else None
+        try:
+            if full:
+                argv = build_argv(
+                    TRUE,
+                    layout=self.sandbox.layout,
+                    fs_root=self.fs_root,
+                    etc_dir=self.sandbox.config.run_dir / "etc",
+                    seccomp_fd=sfd,
+                    bwrap=self.sandbox.config.bwrap,
+                )
+            else:
+                argv = [self.sandbox.config.bwrap, *NS_ONLY, "--ro-bind", "/", "/", "--", *TRUE]
+            r = await spawn_timed(
+                argv,
+                env=self.box_env,
+                cwd="/",
+                stdin=stdin_fd,
+                pass_fds=(sfd,),
+                preexec_fn=_child_setup(cg.procs_files if cg else [], self.limits, self.uid, self.gid),
+            )
+        finally:
+            os.close(sfd)
+            os.close(stdin_fd)
+            if cg is not None:
+                cg.kill_and_remove()
+        ms = ms_since(t0) if cg is not None else r.ms
+        if r.returncode != 0:
+            raise RuntimeError(f"bare bwrap: exit {r.returncode}: {r.stderr[:300]!r}")
+        return ms
+
+    def cgroup_cycle(self) -> tuple[float, float]:
+        """(create + limits, remove) of a box cgroup that no process ever joined."""
+        t0 = now_ns()
+        cg = self.cgroups.create(f"bench{uuid.uuid4().hex[:12]}", self.limits)
+        created = ms_since(t0)
+        t1 = now_ns()
+        cg.kill_and_remove()
+        return created, ms_since(t1)
+
+    def attach(self) -> tuple[float, list[float], float]:
+        """A forked child joins a fresh box cgroup exactly as the box's first process does (write "0"
+        to each cgroup.procs), timing each write itself. Returns (total, per file, kill+remove after)."""
+        cg = self.cgroups.create(f"bench{uuid.uuid4().hex[:12]}", self.limits)
+        files = cg.procs_files
+        try:
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child: no Python-level cleanup, only syscalls, then _exit
+                code = 1
+                try:
+                    os.close(r)
+                    stamps = [now_ns()]
+                    for path in files:
+                        fd = os.open(path, os.O_WRONLY)
+                        os.write(fd, b"0")
+                        os.close(fd)
+                        stamps.append(now_ns())
+                    os.write(w, struct.pack(f"{len(stamps)}q", *stamps))
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(w)
+            data = b""
+            while chunk := os.read(r, 4096):
+                data += chunk
+            os.close(r)
+            _, status = os.waitpid(pid, 0)
+            if status != 0 or len(data) != 8 * (len(files) + 1):
+                raise RuntimeError(f"attach child failed (wait status {status})")
+            stamps = list(struct.unpack(f"{len(files) + 1}q", data))
+        finally:
+            t0 = now_ns()
+            cg.kill_and_remove()
+            removed = ms_since(t0)
+        per_file = [(b - a) / 1e6 for a, b in itertools.pairwise(stamps)]
+        for path, ms in zip(files, per_file, strict=True):
+            self.attach_per_file.setdefault(_controller(path), []).append(ms)
+        return (stamps[-1] - stamps[0]) / 1e6, per_file, removed
+
+    def tmpfs(self) -> float:
+        d = self.sandbox.config.run_dir / "boxes" / f"bench-{uuid.uuid4().hex[:12]}"
+        d.mkdir(mode=0o700)
+        try:
+            t0 = now_ns()
+            hostfs.mount_tmpfs(
+                d, size_mb=self.limits.tmpfs_mb, inodes=self.limits.tmpfs_inodes, uid=self.uid, gid=self.gid
+            )
+            hostfs.umount(d)
+            return ms_since(t0)
+        finally:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+    async def round(self, record: bool, breakdown: bool) -> None:
+        row: dict[str, float] = {
+            "bare_true": await self.bare(TRUE),
+            "box_true": await self.box(TRUE),
+            "bare_python": await self.bare(PYTHON),
+            "box_python": await self.box(PYTHON),
+        }
+        if breakdown:
+            created, removed = self.cgroup_cycle()
+            row["a_cgroup_create_limits"] = created
+            row["a_cgroup_remove_unused"] = removed
+            row["a_cgroup_total"] = created + removed
+            attach_ms, _, removed_used = self.attach()
+            row["b_cgroup_attach"] = attach_ms
+            row["b_cgroup_kill_remove_used"] = removed_used
+            row["c_tmpfs_mount_umount"] = self.tmpfs()
+            row["d_bwrap_box_argv"] = await self.bwrap(full=True)
+            row["d_bwrap_namespaces_only"] = await self.bwrap(full=False)
+            row["f_bwrap_box_argv_cgroup"] = await self.bwrap(full=True, cgroup=True)
+            row["e_bare_true_preexec"] = await self.bare(TRUE, preexec=True)
+        if record:
+            for k, v in row.items():
+                self.add(k, v)
+        else:
+            self.attach_per_file.clear()
+
+
+def rss_mb() -> float:
+    """Resident size of this process: what fork() must copy page tables for (the preexec_fn path)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def _controller(procs_file: str) -> str:
+    parts = Path(procs_file).parts  # /sys/fs/cgroup/<controller>/.../cgroup.procs
+    return parts[4] if len(parts) > 4 else procs_file
+
+
+LABELS = {
+    "bare_true": "bare /bin/true (asyncio spawn+wait, vfork path)",
+    "e_bare_true_preexec": "(e) bare /bin/true with a preexec_fn (fork path)",
+    "d_bwrap_namespaces_only": "(d') bwrap, all namespaces, one --ro-bind / /",
+    "d_bwrap_box_argv": "(d) bwrap, box argv + seccomp, no cgroup",
+    "a_cgroup_total": "(a) cgroup create+limits+remove (unused)",
+    "a_cgroup_create_limits": "    create + limits",
+    "a_cgroup_remove_unused": "    remove",
+    "b_cgroup_attach": "(b) attach child: write 0 to each cgroup.procs",
+    "b_cgroup_kill_remove_used": "(b+) kill-check + remove the used cgroup",
+    "c_tmpfs_mount_umount": "(c) tmpfs mount + umount",
+    "f_bwrap_box_argv_cgroup": "(f) = (d) in a real box cgroup (create, attach, remove)",
+    "box_true": "box /bin/true (sandbox.run)",
+}
+
+
+def accounting(med: dict[str, float]) -> list[tuple[str, float]]:
+    """Split the boxed /bin/true median into additive-looking parts. Medians of different series do
+    not strictly add up; the residual absorbs that along with the supervisor's own work."""
+    parts = [
+        ("bare exec of /bin/true", med["bare_true"]),
+        ("fork() instead of vfork() (Python preexec_fn)", med["e_bare_true_preexec"] - med["bare_true"]),
+        ("bubblewrap: 6 namespaces", med["d_bwrap_namespaces_only"] - med["e_bare_true_preexec"]),
+        ("bubblewrap: box mounts, /proc, /dev, seccomp", med["d_bwrap_box_argv"] - med["d_bwrap_namespaces_only"]),
+        ("cgroup create + limits", med["a_cgroup_create_limits"]),
+        ("cgroup attach (cgroup.procs writes)", med["b_cgroup_attach"]),
+        ("cgroup kill-check + remove after use", med["b_cgroup_kill_remove_used"]),
+        ("tmpfs mount + umount", med["c_tmpfs_mount_umount"]),
+    ]
+    explained = sum(v for _, v in parts)
+    parts.append(("residual: supervisor work (dirs, memfds, polling, stats, teardown)", med["box_true"] - explained))
+    return parts
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    sandbox = start_sandbox()
+    info = machine_info(sandbox)
+    print_machine(info)
+    bench = Bench(sandbox)
+    breakdown = not args.no_breakdown
+    try:
+        for _ in range(args.warmup):
+            await bench.round(record=False, breakdown=breakdown)
+        load = LoadMeter()
+        for i in range(args.n):
+            await bench.round(record=True, breakdown=breakdown)
+            if (i + 1) % 50 == 0:
+                print(f"  {i + 1}/{args.n} rounds", file=sys.stderr, flush=True)
+        load_result = load.result()
+    finally:
+        bench.close()
+
+    stats = {k: summarize(v) for k, v in bench.samples.items()}
+    med = {k: s["median"] for k, s in stats.items()}
+    print()
+    print(f"Sandbox overhead: {args.n} interleaved rounds after {args.warmup} warm-up rounds (times in ms)")
+    rows = []
+    comparison: dict[str, dict[str, float]] = {}
+    for name, key in (("/bin/true", "true"), ("python3 -c pass", "python")):
+        b, x = stats[f"bare_{key}"], stats[f"box_{key}"]
+        over = x["median"] - b["median"]
+        ratio = x["median"] / b["median"]
+        comparison[name] = {"overhead_ms": over, "ratio": ratio}
+        cells = [fmt_ms(b["median"], 2), fmt_ms(b["p95"], 2), fmt_ms(x["median"]), fmt_ms(x["p95"])]
+        rows.append([name, *cells, f"+{over:.1f}", f"{ratio:.1f}x"])
+    print_table(["command", "bare med", "bare p95", "box med", "box p95", "overhead", "ratio"], rows)
+    over = comparison["/bin/true"]["overhead_ms"]
+    verdict = "met" if over <= TARGET_MS else "MISSED"
+    stretch = "met" if over <= STRETCH_MS else "missed"
+    print(
+        f"target: /bin/true median overhead <= {TARGET_MS:g} ms: {verdict} ({over:.1f} ms); "
+        f"stretch <= {STRETCH_MS:g} ms: {stretch}"
+    )
+
+    assert sandbox.cgroups is not None
+    out: dict[str, Any] = {
+        "benchmark": "sandbox_overhead",
+        "params": {"n": args.n, "warmup": args.warmup, "cgroups": sandbox.cgroups.describe()},
+        "machine": info,
+        "bench_process_rss_mb": rss_mb(),
+        "load": load_result,
+        "comparison": comparison,
+        "target": {
+            "overhead_ms_max": TARGET_MS,
+            "stretch_ms_max": STRETCH_MS,
+            "met": over <= TARGET_MS,
+            "stretch_met": over <= STRETCH_MS,
+        },
+        "stats_ms": stats,
+        "samples_ms": bench.samples,
+    }
+
+    if breakdown:
+        print()
+        print("Breakdown, measured in the same rounds (ms)")
+        rows = [
+            [LABELS[k], fmt_ms(stats[k]["median"], 2), fmt_ms(stats[k]["p95"], 2), fmt_ms(stats[k]["max"], 1)]
+            for k in LABELS
+        ]
+        print_table(["part", "median", "p95", "max"], rows)
+        per_file = {c: summarize(v) for c, v in bench.attach_per_file.items()}
+        print(
+            "    attach per controller (median/p95): "
+            + ", ".join(f"{c} {s['median']:.2f}/{s['p95']:.2f}" for c, s in per_file.items())
+        )
+        print()
+        print("Accounting of the boxed /bin/true median (differences of medians; approximate)")
+        acc = accounting(med)
+        rows = [[name, f"{v:.2f}"] for name, v in acc]
+        print_table(["part", "ms"], [*rows, ["= box /bin/true median", f"{med['box_true']:.2f}"]])
+        kernel_path = med["f_bwrap_box_argv_cgroup"] + med["c_tmpfs_mount_umount"]
+        supervisor = med["box_true"] - kernel_path
+        print(
+            f"cross-check: (f) + (c) = {kernel_path:.2f} ms is the box's process and kernel path without "
+            f"Stockade's supervisor; box - (f) - (c) = {supervisor:.2f} ms is the supervisor's own work"
+        )
+        out["attach_per_controller_ms"] = per_file
+        out["supervisor_ms"] = supervisor
+        out["accounting_ms"] = dict(acc)
+    print()
+    print_load(load_result)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=200, help="measured rounds (default 200)")
+    ap.add_argument("--warmup", type=int, default=10, help="discarded rounds first (default 10)")
+    ap.add_argument("--no-breakdown", action="store_true", help="only bare vs box")
+    ap.add_argument("--json", metavar="PATH", help="also write results and raw samples here")
+    args = ap.parse_args()
+    if args.n < 1:
+        ap.error("--n must be >= 1")
+    out = asyncio.run(main_async(args))
+    write_json(args.json, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""`stockade serve`: the HTTP service on an embedded default (SQLite file, no other server)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from stockade.sandbox import SandboxConfig, SandboxUnavailable
+from stockade.service.app import Service, create_app
+from stockade.service.config import ServiceConfig
+from stockade.service.telemetry import setup_logging
+
+DATA_DIR = Path(os.environ.get("STOCKADE_DATA_DIR", "/var/lib/stockade"))
+
+
+class _DrainingServer(uvicorn.Server):
+    """SIGTERM first stops admission (503 with Retry-After), then uvicorn drains connections."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.service.draining = True
+        super().handle_exit(sig, frame)
+
+
+def serve(
+    host: Annotated[str, typer.Option(envvar="STOCKADE_HOST", help="Bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="STOCKADE_PORT", help="Port")] = 8000,
+    data_dir: Annotated[Path, typer.Option(envvar="STOCKADE_DATA_DIR", help="SQLite file and audit key")] = DATA_DIR,
+    slots: Annotated[int, typer.Option(envvar="STOCKADE_SLOTS", help="Boxes running at once")] = os.cpu_count() or 1,
+    queue: Annotated[int, typer.Option(envvar="STOCKADE_QUEUE", help="Requests that may wait for a slot")] = 8,
+    run_dir: Annotated[Path, typer.Option(envvar="STOCKADE_RUN_DIR", help="Per-box host dirs")] = Path("/run/stockade"),
+    uid_base: Annotated[int, typer.Option(envvar="STOCKADE_UID_BASE", help="Host uid of slot 0")] = 60000,
+    cgroup_name: Annotated[
+        str, typer.Option(envvar="STOCKADE_CGROUP", help="cgroup under the service's own")
+    ] = "stockade",
+    drain_seconds: Annotated[float, typer.Option(envvar="STOCKADE_DRAIN_SECONDS", help="SIGTERM grace")] = 30.0,
+) -> None:
+    """Start the service. Refuses to start, naming why, when the host cannot build a safe box."""
+    setup_logging()
+    config = ServiceConfig(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        sandbox=SandboxConfig(run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=cgroup_name),
+        queue_size=queue,
+        drain_seconds=drain_seconds,
+    )
+    service = Service(config)
+    app = create_app(service=service)
+    uv = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=int(drain_seconds) + 1
+    )
+    server = _DrainingServer(uv, service)
+    try:
+        server.run()
+    except SandboxUnavailable as e:
+        typer.echo(f"stockade: cannot start: {e}", err=True)
+        raise typer.Exit(2) from e
+    if not server.started:
+        raise typer.Exit(2)

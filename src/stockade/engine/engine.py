@@ -1,0 +1,162 @@
+"""Execute a program: validate, pick the toolchain, compile in one box, run in a fresh one."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from stockade.engine.errors import InvalidRequest, PayloadTooLarge, ToolchainMissing, UnknownLanguage
+from stockade.engine.limits import LimitPolicy
+from stockade.engine.model import (
+    ExecutionRequest,
+    ExecutionResult,
+    SourceFile,
+    Verdict,
+    verdict_of_compile,
+    verdict_of_run,
+)
+from stockade.runtimes.model import Language, Toolchain
+from stockade.runtimes.registry import Registry, expand_command
+from stockade.runtimes.registry import UnknownLanguage as RegistryUnknownLanguage
+from stockade.sandbox import BoxSpec, InputFile, Sandbox
+
+log = logging.getLogger("stockade.engine")
+
+MAX_FILES = 64
+MAX_PATH = 512
+MAX_NAME = 255
+MAX_DEPTH = 8
+MAX_SOURCE_BYTES = 4 * 1024 * 1024
+MAX_STDIN_BYTES = 8 * 1024 * 1024
+MAX_ARGS = 64
+MAX_ARG_BYTES = 4096
+
+
+def check_file_name(name: str) -> str:
+    """Relative, normalised, printable: no absolute paths, '..', NUL, backslashes or control bytes."""
+    if not name or len(name.encode()) > MAX_PATH:
+        raise InvalidRequest(f"file name must be 1..{MAX_PATH} bytes: {name[:64]!r}")
+    parts = name.split("/")
+    if name.startswith("/") or len(parts) > MAX_DEPTH:
+        raise InvalidRequest(f"file name must be a relative path at most {MAX_DEPTH} deep: {name[:64]!r}")
+    for part in parts:
+        if part in ("", ".", "..") or len(part.encode()) > MAX_NAME:
+            raise InvalidRequest(f"file name has an empty, '.', '..' or over-long part: {name[:64]!r}")
+        if any(ord(c) < 32 or c in "\\\x7f" for c in part):
+            raise InvalidRequest(f"file name contains a control character or backslash: {name[:64]!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A request that passed every check, with its language, toolchain and named files."""
+
+    request: ExecutionRequest
+    language: Language
+    toolchain: Toolchain
+    files: list[SourceFile]
+    entry: str
+
+
+class Engine:
+    def __init__(self, sandbox: Sandbox, registry: Registry, policy: LimitPolicy | None = None) -> None:
+        self.sandbox = sandbox
+        self.registry = registry
+        self.policy = policy or LimitPolicy()
+
+    async def detect(self) -> dict[str, Toolchain]:
+        return await self.registry.detect_all()
+
+    def language(self, name: str) -> Language:
+        try:
+            return self.registry.get(name)
+        except RegistryUnknownLanguage:
+            raise UnknownLanguage(f"unknown language {name!r}") from None
+
+    async def toolchain(self, lang: Language, version: str | None) -> Toolchain:
+        tc = await self.registry.detect(lang)
+        if not tc.available:
+            raise ToolchainMissing(f"{lang.id}: toolchain not installed ({tc.detail})")
+        if version and not (tc.version == version or (tc.version or "").startswith(version + ".")):
+            raise ToolchainMissing(f"{lang.id}: version {version} not available (installed: {tc.version})")
+        return tc
+
+    def _files(self, req: ExecutionRequest, lang: Language) -> tuple[list[SourceFile], str]:
+        files = [SourceFile(f.name or lang.source_file, f.content) for f in req.files]
+        if not files:
+            raise InvalidRequest("no source: give code or at least one file")
+        if len(files) > MAX_FILES:
+            raise InvalidRequest(f"at most {MAX_FILES} files")
+        names = [check_file_name(f.name) for f in files]
+        if len(set(names)) != len(names):
+            raise InvalidRequest("file names must be unique")
+        if sum(len(f.content) for f in files) > MAX_SOURCE_BYTES:
+            raise PayloadTooLarge(f"source files exceed {MAX_SOURCE_BYTES} bytes")
+        if req.entry is not None:
+            entry = check_file_name(req.entry)
+        elif len(files) == 1:
+            entry = names[0]
+        else:
+            entry = lang.source_file
+        if entry not in names:
+            raise InvalidRequest(f"entry {entry!r} is not one of the files")
+        return files, entry
+
+    def _check(self, req: ExecutionRequest) -> None:
+        if len(req.stdin) > MAX_STDIN_BYTES:
+            raise PayloadTooLarge(f"stdin exceeds {MAX_STDIN_BYTES} bytes")
+        if len(req.args) > MAX_ARGS or any(len(a.encode()) > MAX_ARG_BYTES or "\0" in a for a in req.args):
+            raise InvalidRequest(f"at most {MAX_ARGS} args of at most {MAX_ARG_BYTES} bytes, without NUL")
+        self.policy.run.check(req.limits, "run")
+        self.policy.compile.check(req.compile_limits, "compile")
+
+    async def prepare(self, req: ExecutionRequest) -> Plan:
+        """Every check that can refuse the request, toolchain included, before any box is built."""
+        lang = self.language(req.language)
+        self._check(req)
+        files, entry = self._files(req, lang)
+        tc = await self.toolchain(lang, req.version)
+        return Plan(req, lang, tc, files, entry)
+
+    async def execute(self, req: ExecutionRequest) -> ExecutionResult:
+        return await self.run(await self.prepare(req))
+
+    async def run(self, plan: Plan) -> ExecutionResult:
+        lang, req, entry = plan.language, plan.request, plan.entry
+        names = [f.name for f in plan.files]
+        inputs = [InputFile(f.name, f.content) for f in plan.files]
+        result = ExecutionResult(status=Verdict.INTERNAL_ERROR, language=lang.id, version=plan.toolchain.version)
+
+        if lang.compile is not None:
+            compiled = await self.sandbox.run(
+                BoxSpec(
+                    argv=expand_command(lang.compile.command, entry, names, lang.extensions),
+                    env=dict(lang.env),
+                    files=inputs,
+                    limits=self.policy.compile.resolve(req.compile_limits, lang.compile_limits),
+                    ro_paths=list(lang.sandbox.ro_paths),
+                    collect_files=True,
+                )
+            )
+            result.compile = compiled
+            stop = verdict_of_compile(compiled.status)
+            if stop is not None:
+                result.status = stop
+                return result
+            # The artifact crosses into the run box by the same no-follow copy rules as any output.
+            inputs = [InputFile(f.path, f.content, f.executable) for f in compiled.files]
+            names = [f.path for f in compiled.files]
+
+        ran = await self.sandbox.run(
+            BoxSpec(
+                argv=expand_command(lang.run.command, entry, names, lang.extensions) + list(req.args),
+                env=dict(lang.env),
+                stdin=req.stdin,
+                files=inputs,
+                limits=self.policy.run.resolve(req.limits, lang.limits),
+                ro_paths=list(lang.sandbox.ro_paths),
+            )
+        )
+        result.run = ran
+        result.status = verdict_of_run(ran.status)
+        return result

@@ -1,0 +1,95 @@
+"""Engine request and result: one program, one language, an optional compile stage and a run stage."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+
+from stockade.sandbox.spec import BoxResult, Status
+
+
+class Verdict(enum.StrEnum):
+    """Overall verdict of an execution: the sandbox statuses plus the two compile outcomes."""
+
+    OK = "ok"
+    COMPILE_ERROR = "compile_error"
+    COMPILE_LIMIT = "compile_limit"
+    RUNTIME_ERROR = "runtime_error"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    FILE_SIZE_LIMIT = "file_size_limit"
+    SYSCALL_BLOCKED = "syscall_blocked"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True)
+class StageLimits:
+    """What a caller may set for one stage; None means the default. Bounded by LimitPolicy."""
+
+    cpu_ms: int | None = None
+    wall_ms: int | None = None
+    memory_mb: int | None = None
+    processes: int | None = None
+    output_kb: int | None = None
+    file_size_kb: int | None = None
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {n: getattr(self, n) for n in self.names()}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str  # relative path inside /box
+    content: bytes
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    language: str
+    files: list[SourceFile]
+    entry: str | None = None  # defaults to the only file, or the language's source_file
+    version: str | None = None  # a prefix of the detected version ("3.11" matches "3.11.2")
+    stdin: bytes = b""
+    args: list[str] = field(default_factory=list)
+    limits: StageLimits = field(default_factory=StageLimits)
+    compile_limits: StageLimits = field(default_factory=StageLimits)
+
+    @classmethod
+    def from_code(cls, language: str, code: str | bytes, **kw: object) -> ExecutionRequest:
+        """A one-file program; its name is filled in from the language by the engine."""
+        content = code.encode() if isinstance(code, str) else code
+        return cls(language=language, files=[SourceFile("", content)], **kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class ExecutionResult:
+    status: Verdict
+    language: str
+    version: str | None
+    compile: BoxResult | None = None
+    run: BoxResult | None = None
+
+    @property
+    def final(self) -> BoxResult | None:
+        """The stage that decided the verdict."""
+        return self.run or self.compile
+
+
+def verdict_of_run(status: Status) -> Verdict:
+    return Verdict(status.value)
+
+
+def verdict_of_compile(status: Status) -> Verdict | None:
+    """None: the compile succeeded, go on and run."""
+    if status is Status.OK:
+        return None
+    if status is Status.RUNTIME_ERROR:
+        return Verdict.COMPILE_ERROR
+    if status in (Status.INTERNAL_ERROR, Status.SYSCALL_BLOCKED):
+        return Verdict(status.value)
+    return Verdict.COMPILE_LIMIT  # time, memory, output or file-size limit of the compiler

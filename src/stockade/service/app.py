@@ -1,0 +1,521 @@
+"""The HTTP service. Request pipeline, in order, each step observable in metrics and logs:
+authentication -> rate limit -> quota -> validation -> admission -> sandboxed execution -> result ->
+telemetry and audit.
+"""
+
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import stockade
+from stockade.engine import Engine, EngineError, ExecutionRequest, ExecutionResult, Plan, SourceFile, StageLimits
+from stockade.runtimes.registry import Registry
+from stockade.sandbox import Sandbox, SandboxUnavailable
+from stockade.sandbox.spec import BoxResult
+from stockade.service.api import ErrorOut, ExecuteIn, ExecuteOut, LimitsIn, RuntimesOut
+from stockade.service.audit import AuditLog, execution_data
+from stockade.service.config import ServiceConfig
+from stockade.service.errors import ApiError
+from stockade.service.ratelimit import RateLimiter
+from stockade.service.store import AuthContext, Store, Tenant
+from stockade.service.telemetry import Metrics, RecentFailures
+
+log = logging.getLogger("stockade.service")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 429, 500, 503)
+}
+
+
+class BodyLimit:
+    """Refuse bodies over the cap before they are read into memory: by Content-Length when given, else
+    while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = ApiError("PAYLOAD_TOO_LARGE", f"request body exceeds {self.max_bytes} bytes").response()
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def capped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise ApiError("PAYLOAD_TOO_LARGE", f"request body exceeds {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, capped, send)
+
+
+@dataclass
+class Caller:
+    tenant: Tenant
+    key_id: str | None
+
+
+class Service:
+    """Long-lived state of one node: sandbox, engine, storage, audit, limits and telemetry."""
+
+    def __init__(self, config: ServiceConfig, registry: Registry | None = None) -> None:
+        self.config = config
+        self.registry = registry or Registry.default()
+        self.sandbox = Sandbox(config.sandbox)
+        self.engine = Engine(self.sandbox, self.registry)
+        self.metrics = Metrics()
+        self.failures = RecentFailures()
+        self.limiter = RateLimiter()
+        self.store: Store | None = None
+        self.audit: AuditLog | None = None
+        self.in_flight = 0
+        self.draining = False
+        self.started_at = time.time()
+        self.open_mode = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.store = Store(cfg.db_path)
+        self.audit = AuditLog(self.store, cfg.audit_key_path)
+        if not self.store.has_any_keys():
+            if not cfg.loopback:
+                raise SandboxUnavailable(
+                    f"refusing to serve on {cfg.host} without API keys: create one with `stockade keys create`"
+                )
+            self.open_mode = True
+            log.warning("no API keys configured: open mode on loopback %s:%d", cfg.host, cfg.port)
+        self.sandbox.start()  # fails closed: SandboxUnavailable names the cause
+
+    async def stop(self) -> None:
+        self.draining = True
+        deadline = time.monotonic() + self.config.drain_seconds
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        killed = self.sandbox.kill_all()
+        if killed:
+            log.warning("shutdown deadline passed: killed %d running boxes", killed)
+        if self.store is not None:
+            self.store.close()
+
+    # -- pipeline steps --------------------------------------------------------------------
+    def authenticate(self, request: Request) -> Caller:
+        assert self.store is not None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if header:
+            if scheme.lower() != "bearer" or not token:
+                raise ApiError("UNAUTHENTICATED", "use `Authorization: Bearer <api key>`")
+            ctx: AuthContext | None = self.store.authenticate(token.strip())
+            if ctx is None:
+                raise ApiError("UNAUTHENTICATED", "unknown, revoked or disabled API key")
+            return Caller(ctx.tenant, ctx.key_id)
+        # Open mode holds only while no key exists and we listen on loopback; it ends with the first key.
+        if self.config.loopback and not self.store.has_any_keys():
+            return Caller(self._open_tenant(), None)
+        raise ApiError("UNAUTHENTICATED", "an API key is required: `Authorization: Bearer <api key>`")
+
+    def _open_tenant(self) -> Tenant:
+        assert self.store is not None
+        name = self.config.open_tenant
+        try:
+            return self.store.get_tenant(name)
+        except LookupError:
+            with contextlib.suppress(Exception):
+                self.store.create_tenant(name, "open local mode", rate_per_minute=self.config.open_rate_per_minute)
+            return self.store.get_tenant(name)
+
+    def rate_limit(self, caller: Caller) -> None:
+        decision = self.limiter.hit(caller.tenant.id, caller.tenant.rate_per_minute)
+        if not decision.allowed:
+            self.reject("rate_limited")
+            raise ApiError(
+                "RATE_LIMITED",
+                f"more than {caller.tenant.rate_per_minute} requests per minute",
+                retry_after=decision.retry_after_s,
+            )
+
+    def check_quota(self, caller: Caller) -> None:
+        assert self.store is not None
+        q = self.store.check_quota(caller.tenant.id)
+        self._saturation(q)
+        if q.exceeded:
+            self.reject("quota_exceeded")
+            wait = max(1, int((q.resets_at - datetime.now(UTC)).total_seconds()))
+            raise ApiError("QUOTA_EXCEEDED", f"daily {q.exceeded_by} quota used up", retry_after=wait)
+
+    def _saturation(self, q: Any) -> None:
+        if q.executions_limit:
+            self.metrics.quota_saturation.labels(q.tenant_id, "executions").set(q.executions_used / q.executions_limit)
+        if q.cpu_seconds_limit:
+            self.metrics.quota_saturation.labels(q.tenant_id, "cpu_seconds").set(
+                q.cpu_seconds_used / q.cpu_seconds_limit
+            )
+
+    def reject(self, reason: str) -> None:
+        self.metrics.rejections.labels(reason).inc()
+
+    def to_request(self, body: ExecuteIn, tenant: Tenant) -> ExecutionRequest:
+        if not tenant.allows_language(body.language) and not any(
+            tenant.allows_language(n) for n in self._names(body.language)
+        ):
+            raise ApiError("FORBIDDEN", f"tenant {tenant.id!r} may not use {body.language!r}")
+        if body.code is not None:
+            files = [SourceFile("", body.code.encode())]
+        else:
+            files = [SourceFile(f.name, decode(f.content, f.encoding, f"file {f.name!r}")) for f in body.files or []]
+        return ExecutionRequest(
+            language=body.language,
+            version=body.version,
+            files=files,
+            entry=body.entry,
+            stdin=decode(body.stdin, body.stdin_encoding, "stdin"),
+            args=list(body.args),
+            limits=self._limits(body.limits, tenant, "run"),
+            compile_limits=self._limits(body.compile_limits, tenant, "compile"),
+        )
+
+    def _names(self, language: str) -> tuple[str, ...]:
+        try:
+            return self.registry.get(language).names
+        except LookupError:
+            return ()
+
+    def _limits(self, given: LimitsIn | None, tenant: Tenant, stage: str) -> StageLimits:
+        """Requested values above the tenant's maxima are refused; defaults above them are lowered."""
+        policy = self.engine.policy.run if stage == "run" else self.engine.policy.compile
+        requested = given.model_dump() if given else {}
+        out: dict[str, int | None] = {}
+        for name in StageLimits.names():
+            cap = getattr(tenant.max_limits, name)
+            value = requested.get(name)
+            if value is not None and cap is not None and value > cap:
+                raise ApiError("LIMIT_OUT_OF_RANGE", f"{stage} limit {name}={value} exceeds the tenant maximum {cap}")
+            default = getattr(policy.default, name)
+            out[name] = value if value is not None else (min(default, cap) if cap is not None else None)
+        return StageLimits(**out)
+
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        capacity = self.sandbox.slots_total + self.config.queue_size
+        if self.draining:
+            self.reject("draining")
+            raise ApiError("OVERLOADED", "the service is shutting down", retry_after=5)
+        if self.in_flight >= capacity:
+            self.reject("overloaded")
+            raise ApiError("OVERLOADED", f"all {capacity} execution places are taken", retry_after=1)
+        self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.set(self.in_flight)
+
+    async def record(
+        self, caller: Caller, plan: Plan, result: ExecutionResult, execution_id: str, out: dict[str, Any]
+    ) -> None:
+        """Telemetry and audit: one log line, metrics, quota usage, one signed audit record."""
+        assert self.store is not None and self.audit is not None
+        lang = plan.language.id
+        self.metrics.executions.labels(lang, result.status.value).inc()
+        for stage, box in (("compile", result.compile), ("run", result.run)):
+            if box is not None:
+                self.metrics.stage_seconds.labels(stage, lang).observe(box.wall_time_ms / 1000)
+        if result.status.value == "internal_error":
+            self.metrics.sandbox_failures.inc()
+            self.failures.add("sandbox")
+        cpu_ms = sum(b.cpu_time_ms for b in (result.compile, result.run) if b is not None)
+        req = plan.request
+        final = result.final
+        log.info(
+            "execution",
+            extra={
+                "fields": {
+                    "execution_id": execution_id,
+                    "tenant": caller.tenant.id,
+                    "key_id": caller.key_id,
+                    "language": lang,
+                    "version": result.version,
+                    "verdict": result.status.value,
+                    "compile_ms": result.compile.wall_time_ms if result.compile else None,
+                    "run_ms": result.run.wall_time_ms if result.run else None,
+                    "cpu_ms": cpu_ms,
+                    "memory_kb": final.peak_memory_kb if final else 0,
+                    "code_bytes": sum(len(f.content) for f in plan.files),
+                    "stdin_bytes": len(req.stdin),
+                    "stdout_bytes": len(final.stdout) if final else 0,
+                    "stderr_bytes": len(final.stderr) if final else 0,
+                }
+            },
+        )
+
+        def persist() -> None:
+            assert self.store is not None and self.audit is not None
+            q = self.store.record_usage(caller.tenant.id, cpu_ms)
+            self._saturation(q)
+            code = b"".join(f.name.encode() + b"\0" + f.content for f in plan.files)
+            self.audit.append(
+                "execution",
+                caller.tenant.id,
+                caller.key_id,
+                execution_data(
+                    language=lang,
+                    version=result.version or "",
+                    code=code,
+                    stdin=req.stdin,
+                    stdout=final.stdout if final else b"",
+                    stderr=final.stderr if final else b"",
+                    limits={"run": req.limits.as_dict(), "compile": req.compile_limits.as_dict()},
+                    verdict=result.status.value,
+                    timings={"cpu_ms": cpu_ms, "wall_ms": out["wall_time_ms"]},
+                    execution_id=execution_id,
+                ),
+            )
+
+        await asyncio.to_thread(persist)
+
+
+def decode(text: str, encoding: str, what: str) -> bytes:
+    if encoding == "utf8":
+        return text.encode()
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError("INVALID_REQUEST", f"{what} is not valid base64") from None
+
+
+def encode(data: bytes, encoding: str) -> tuple[str, bool]:
+    """(text, lossy): base64 is exact; utf8 replaces invalid bytes and says so."""
+    if encoding == "base64":
+        return base64.b64encode(data).decode(), False
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace"), True
+
+
+def response_body(execution_id: str, result: ExecutionResult, encoding: str) -> dict[str, Any]:
+    run: BoxResult | None = result.run
+    out, lossy_out = encode(run.stdout if run else b"", encoding)
+    err, lossy_err = encode(run.stderr if run else b"", encoding)
+    compile_rec = None
+    lossy_compile = False
+    if result.compile is not None:
+        c = result.compile
+        c_out, lo1 = encode(c.stdout, encoding)
+        c_err, lo2 = encode(c.stderr, encoding)
+        lossy_compile = lo1 or lo2
+        compile_rec = {
+            "status": c.status.value,
+            "stdout": c_out,
+            "stderr": c_err,
+            "exit_code": c.exit_code,
+            "signal": c.signal,
+            "time_ms": c.cpu_time_ms,
+            "wall_time_ms": c.wall_time_ms,
+            "memory_kb": c.peak_memory_kb,
+            "stdout_truncated": c.stdout_truncated,
+            "stderr_truncated": c.stderr_truncated,
+        }
+    final = result.final
+    return {
+        "execution_id": execution_id,
+        "status": result.status.value,
+        "stdout": out,
+        "stderr": err,
+        "output_encoding": encoding,
+        "output_lossy": lossy_out or lossy_err or lossy_compile,
+        "stdout_truncated": run.stdout_truncated if run else False,
+        "stderr_truncated": run.stderr_truncated if run else False,
+        "exit_code": final.exit_code if final else None,
+        "signal": final.signal if final else None,
+        "timeout_kind": run.timeout_kind.value if run and run.timeout_kind else None,
+        "time_ms": run.cpu_time_ms if run else 0,
+        "wall_time_ms": sum(b.wall_time_ms for b in (result.compile, result.run) if b is not None),
+        "memory_kb": run.peak_memory_kb if run else 0,
+        "compile": compile_rec,
+        "runtime": {"language": result.language, "version": result.version},
+    }
+
+
+def create_app(config: ServiceConfig | None = None, *, service: Service | None = None) -> FastAPI:
+    service = service or Service(config or ServiceConfig())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(service.start)
+        detection = asyncio.create_task(service.registry.detect_all())
+        try:
+            yield
+        finally:
+            detection.cancel()
+            await service.stop()
+
+    app = FastAPI(
+        title="Stockade",
+        version=stockade.__version__,
+        description="Self-hosted, polyglot, secure code execution. See docs/api.md.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        service.reject("invalid_request")
+        if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
+            return ApiError("INVALID_REQUEST", "send a JSON body with `Content-Type: application/json`").response()
+        parts = []
+        for e in exc.errors()[:5]:
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
+        return ApiError("INVALID_REQUEST", "; ".join(parts) or "invalid request").response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "INVALID_REQUEST")
+        body = {"status": "failed", "error": code, "message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code if code != "INVALID_REQUEST" else 400)
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> Response:
+        error_id = uuid.uuid4().hex[:12]
+        log.error("internal error %s", error_id, exc_info=exc, extra={"fields": {"error_id": error_id}})
+        service.failures.add(type(exc).__name__)
+        return ApiError("INTERNAL_ERROR", "internal error; quote this id to the operator", error_id=error_id).response()
+
+    def caller(request: Request) -> Caller:
+        """authentication -> rate limit -> quota, before the body is even validated."""
+        c = service.authenticate(request)
+        service.rate_limit(c)
+        service.check_quota(c)
+        return c
+
+    def admin(request: Request) -> Caller:
+        c = service.authenticate(request)
+        if c.key_id is not None and c.tenant.id not in service.config.admin_tenants:
+            raise ApiError("FORBIDDEN", "an admin key is required")
+        return c
+
+    async def execute(body: ExecuteIn, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:
+        execution_id = uuid.uuid4().hex
+        try:
+            plan = await service.engine.prepare(service.to_request(body, who.tenant))
+        except EngineError as e:
+            service.reject(e.code.lower())
+            raise ApiError(e.code, e.message) from None
+        async with service.admitted():
+            result = await service.engine.run(plan)
+        waited = sum(b.queue_ms for b in (result.compile, result.run) if b is not None)
+        service.metrics.queue_wait.observe(waited / 1000)
+        out = response_body(execution_id, result, body.output_encoding)
+        await service.record(who, plan, result, execution_id, out)
+        return JSONResponse(out)
+
+    for path in ("/v1/execute", "/execute"):
+        app.post(
+            path,
+            response_model=ExecuteOut,
+            responses=ERROR_RESPONSES,
+            summary="Run a program",
+            include_in_schema=path == "/v1/execute",
+        )(execute)
+
+    @app.get("/v1/runtimes", response_model=RuntimesOut, summary="Languages, versions and limits")
+    async def runtimes() -> dict[str, Any]:
+        found = await service.registry.detect_all()
+        policy = service.engine.policy
+        return {
+            "runtimes": [
+                {
+                    "language": lang.id,
+                    "name": lang.name,
+                    "aliases": list(lang.aliases),
+                    "extensions": list(lang.extensions),
+                    "version": found[lang.id].version,
+                    "available": found[lang.id].available,
+                    "compiled": lang.compiled,
+                    "hello": lang.hello,
+                    "detail": found[lang.id].detail,
+                }
+                for lang in service.registry.languages
+            ],
+            "limits": {
+                "run": {"default": policy.run.default.as_dict(), "maximum": policy.run.maximum.as_dict()},
+                "compile": {"default": policy.compile.default.as_dict(), "maximum": policy.compile.maximum.as_dict()},
+            },
+        }
+
+    @app.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Ready to execute: sandbox, storage, not draining")
+    async def readyz() -> JSONResponse:
+        checks = {
+            "sandbox": service.sandbox.cgroups is not None,
+            "storage": bool(service.store and await asyncio.to_thread(service.store.ping)),
+            "accepting": not service.draining,
+        }
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    @app.get("/v1/diagnostics", summary="Operator view (admin key)", responses=ERROR_RESPONSES)
+    async def diagnostics(_: Annotated[Caller, Depends(admin)]) -> dict[str, Any]:
+        sb = service.sandbox
+        return {
+            "build": {"version": stockade.__version__, "started_at": service.started_at},
+            "host": {
+                "cgroup": sb.cgroups.describe() if sb.cgroups else None,
+                "seccomp": True,
+                "bubblewrap": service.config.sandbox.bwrap,
+            },
+            "slots": {"total": sb.slots_total, "in_use": sb.slots_in_use, "waiting": sb.slots_waiting},
+            "admission": {"in_flight": service.in_flight, "queue_size": service.config.queue_size},
+            "open_mode": service.open_mode,
+            "draining": service.draining,
+            "recent_failures": service.failures.summary(),
+        }
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    static = resources.files("stockade.service") / "static"
+    app.mount("/", StaticFiles(directory=str(static), html=True), name="playground")
+    return app

@@ -1,0 +1,40 @@
+"""Service settings: embedded defaults (a SQLite file, no other server), every one overridable."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stockade.sandbox import SandboxConfig
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("/var/lib/stockade")  # stockade.db and the audit signing key
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    queue_size: int = 8  # requests that may wait for a slot; beyond it: immediate 503
+    max_body_bytes: int = 12 * 1024 * 1024
+    drain_seconds: float = 30.0  # SIGTERM: in-flight runs get this long, then boxes are killed
+    admin_tenants: tuple[str, ...] = ("admin",)
+    open_tenant: str = "local"  # the tenant of open mode (no keys, loopback bind)
+    open_rate_per_minute: int = 6000
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "stockade.db"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.data_dir / "audit-signing-key.pem"
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False

@@ -1,0 +1,40 @@
+"""Every non-execution outcome: one JSON shape, one fixed HTTP status per code."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+
+STATUS_BY_CODE = {
+    "INVALID_REQUEST": 400,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "UNKNOWN_LANGUAGE": 404,
+    "PAYLOAD_TOO_LARGE": 413,
+    "TOOLCHAIN_MISSING": 422,
+    "LIMIT_OUT_OF_RANGE": 422,
+    "RATE_LIMITED": 429,
+    "QUOTA_EXCEEDED": 429,
+    "INTERNAL_ERROR": 500,
+    "OVERLOADED": 503,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, message: str, *, retry_after: int | None = None, error_id: str | None = None):
+        super().__init__(message)
+        assert code in STATUS_BY_CODE, code
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.error_id = error_id
+
+    @property
+    def status(self) -> int:
+        return STATUS_BY_CODE[self.code]
+
+    def response(self) -> JSONResponse:
+        body: dict[str, str] = {"status": "failed", "error": self.code, "message": self.message}
+        if self.error_id:
+            body["id"] = self.error_id
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+        return JSONResponse(body, status_code=self.status, headers=headers)

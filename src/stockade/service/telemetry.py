@@ -1,0 +1,74 @@
+"""Prometheus metrics, structured JSON logs and the recent-failure tally behind /v1/diagnostics."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """One registry per app, so several apps (tests) never collide on metric names."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.executions = Counter("stockade_executions_total", "Executions by language and verdict",
+                                  ["language", "verdict"], registry=r)  # fmt: skip
+        self.stage_seconds = Histogram("stockade_stage_duration_seconds", "Wall time of a stage",
+                                       ["stage", "language"], buckets=STAGE_BUCKETS, registry=r)  # fmt: skip
+        self.queue_wait = Histogram("stockade_queue_wait_seconds", "Time a request waited for a slot",
+                                    buckets=STAGE_BUCKETS, registry=r)  # fmt: skip
+        self.in_flight = Gauge("stockade_in_flight", "Admitted executions (running or queued)", registry=r)
+        self.rejections = Counter("stockade_rejections_total", "Requests refused, by reason", ["reason"], registry=r)
+        self.sandbox_failures = Counter("stockade_sandbox_failures_total", "Boxes that could not be built",
+                                        registry=r)  # fmt: skip
+        self.quota_saturation = Gauge("stockade_quota_saturation", "Used fraction of a tenant's daily quota",
+                                      ["tenant", "quota"], registry=r)  # fmt: skip
+
+
+class RecentFailures:
+    """Counts of failures by cause over a sliding window, for operators."""
+
+    def __init__(self, window_s: float = 3600.0) -> None:
+        self.window_s = window_s
+        self._events: collections.deque[tuple[float, str]] = collections.deque(maxlen=10_000)
+
+    def add(self, cause: str) -> None:
+        self._events.append((time.monotonic(), cause))
+
+    def summary(self) -> dict[str, int]:
+        cutoff = time.monotonic() - self.window_s
+        return dict(collections.Counter(cause for t, cause in self._events if t >= cutoff))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            line.update(extra)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("stockade")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

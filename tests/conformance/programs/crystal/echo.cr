@@ -1,0 +1,2 @@
+line = STDIN.gets
+puts line if line

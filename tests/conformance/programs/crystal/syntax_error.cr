@@ -1,0 +1,4 @@
+def main
+  puts "unbalanced"
+  if true
+end

@@ -1,0 +1,7 @@
+public static class Program
+{
+    public static int Main()
+    {
+        return 3;
+    }
+}

@@ -1,0 +1,11 @@
+public static class Program
+{
+    public static void Main()
+    {
+        long n = 0;
+        while (true)
+        {
+            n++;
+        }
+    }
+}

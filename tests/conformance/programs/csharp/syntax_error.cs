@@ -1,0 +1,6 @@
+public static class Program
+{
+    public static void Main()
+    {
+        int x = ;
+    }

@@ -1,0 +1,8 @@
+void main()
+{
+    shared long n = 0;
+    while (true)
+    {
+        n = n + 1;
+    }
+}

@@ -1,0 +1,7 @@
+import std.stdio;
+
+void main()
+{
+    auto line = readln();
+    write(line);
+}

@@ -1,0 +1,5 @@
+program broken
+  implicit none
+  integer :: x
+  x = = 1
+end program broken

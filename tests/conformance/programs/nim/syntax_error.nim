@@ -1,0 +1,3 @@
+proc main() =
+  let x =
+echo "unreachable"

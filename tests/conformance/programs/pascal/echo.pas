@@ -1,0 +1,7 @@
+program Echo;
+var
+  line: AnsiString;
+begin
+  ReadLn(line);
+  WriteLn(line);
+end.

@@ -1,0 +1,158 @@
+"""Process lifetime and teardown escapes (catalogue section 4): bombs, daemons, stopped children,
+zombies, signals aimed at the supervisor and at everything, limits raised back, fileless exec. After each
+test the `adv` fixture checks that no process survives under the slot uids and no box cgroup is left."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from stockade_adv_harness import WALL_LIMITS, describe, parse_kv, processes_in_uid_range
+
+from stockade.sandbox import BoxSpec, Status, TimeoutKind
+
+
+async def test_fork_bomb_is_capped_by_pids_and_killed(adv):
+    r = await adv.run_c("pr_forkbomb")
+    assert r.status is Status.TIMEOUT, describe(r)
+    assert r.pids_limit_hit, describe(r)
+    assert r.stdout.startswith(b"bomb=start\n")
+
+
+async def test_fork_bomb_whose_parent_exits_cleanly_leaves_nothing(adv):
+    r = await adv.run_c("pr_forkbomb_orphan")
+    assert r.status is Status.OK, describe(r)
+    assert parse_kv(r.stdout)["parent"] == "done"
+    assert r.wall_time_ms < 2000, describe(r)
+
+
+async def test_thread_bomb_stops_at_the_pids_limit(adv):
+    r = await adv.run_c("pr_threadbomb")
+    assert r.status is Status.OK, describe(r)
+    out = parse_kv(r.stdout)
+    assert out["create"] == "EAGAIN", describe(r)
+    assert 0 < int(out["threads"]) < 32, describe(r)
+    assert r.pids_limit_hit, describe(r)
+
+
+async def test_recursive_thread_tree_times_out_on_the_wall_clock(adv):
+    r = await adv.run_c("pr_thread_tree", **WALL_LIMITS)
+    assert r.status is Status.TIMEOUT, describe(r)
+    assert r.timeout_kind is TimeoutKind.WALL, describe(r)
+    assert r.pids_limit_hit, describe(r)
+
+
+async def test_double_forked_setsid_daemon_ignoring_signals_is_killed(adv):
+    r = await adv.run_c("pr_daemon")
+    assert r.status is Status.OK, describe(r)
+    assert parse_kv(r.stdout)["spawned"] == "1"
+    assert r.wall_time_ms < 2000, describe(r)
+
+
+async def test_renamed_reexeced_daemon_holding_stdout_does_not_hold_the_verdict(adv):
+    r = await adv.run_c("pr_daemon_reexec")
+    assert r.status is Status.OK, describe(r)
+    assert parse_kv(r.stdout)["spawned"] == "1"
+    assert r.wall_time_ms < 2000, describe(r)
+
+
+async def test_stopped_blocked_and_vforked_children_are_torn_down(adv):
+    r = await adv.run_c("pr_stopped_children")
+    assert r.status is Status.OK, describe(r)
+    assert parse_kv(r.stdout)["children"] == "4"
+    assert r.wall_time_ms < 2000, describe(r)
+
+
+async def test_self_stopped_main_process_times_out_and_is_killed(adv):
+    r = await adv.run_c("pr_self_stop", **WALL_LIMITS)
+    assert r.status is Status.TIMEOUT and r.timeout_kind is TimeoutKind.WALL, describe(r)
+    assert r.stdout == b"stopping=1\n", describe(r)
+
+
+async def test_unreaped_zombies_exhaust_only_the_box_pids(adv):
+    r = await adv.run_c("pr_zombies")
+    assert r.status is Status.OK, describe(r)
+    out = parse_kv(r.stdout)
+    assert out["fork"] == "EAGAIN", describe(r)
+    assert 0 < int(out["zombies"]) < 32, describe(r)
+
+
+async def test_signals_at_parent_init_host_pid_and_everyone(adv):
+    r = await adv.run_c("pr_kill_everything", str(os.getpid()))
+    # The last act is killpg(0, SIGKILL) on itself: a runtime error by SIGKILL, nothing more.
+    assert r.status is Status.RUNTIME_ERROR and r.signal == 9, describe(r)
+    out = parse_kv(r.stdout)
+    assert out["ppid"] == "1", describe(r)  # its parent is the box's own init, not the supervisor
+    assert out["kill_host_pid"] == out["kill_host_pid_0"] == out["kill_pid_max"] == "ESRCH", describe(r)
+    assert out["kill_all"] == "OK" and out["child_killed"] == "9" and out["alive"] == "1", describe(r)
+    assert "unreachable" not in out
+
+
+async def test_pid_scan_sees_only_the_box_and_killing_all_changes_nothing_outside(adv):
+    r = await adv.run_c("pr_signal_scan", "32768")
+    assert r.status is Status.OK, describe(r)
+    out = parse_kv(r.stdout)
+    visible = [int(p) for p in out["visible_pids"].split(",") if p]
+    assert visible == [1, 2], describe(r)  # the box's init and the program itself
+    assert out["eperm"] == "0" and out["survived"] == "1", describe(r)
+
+
+async def test_limits_cannot_be_raised_back(adv):
+    r = await adv.run_c("pr_setrlimit")
+    assert r.status is Status.OK, describe(r)
+    out = parse_kv(r.stdout)
+    for name in ("cpu", "fsize", "nofile", "nproc", "stack", "core", "memlock", "msgqueue"):
+        assert out[f"{name}_soft_eq_hard"] == "1", (name, describe(r))
+        assert out[f"raise_{name}"] == "EPERM", (name, describe(r))
+        assert out[f"bump_{name}"] == "EPERM", (name, describe(r))
+        assert out[f"prlimit_init_{name}"] == "EPERM", (name, describe(r))
+    assert out["lower_fsize"] == "OK"
+
+
+async def test_ignoring_soft_limit_signals_still_ends_in_cpu_timeout(adv):
+    r = await adv.run_c("pr_ignore_signals_burn")
+    assert r.status is Status.TIMEOUT and r.timeout_kind is TimeoutKind.CPU, describe(r)
+    assert 1000 <= r.cpu_time_ms < 2500, describe(r)
+
+
+@pytest.mark.parametrize("how", ["memfd", "procfd", "ldso"])
+async def test_fileless_and_loader_exec_stay_under_the_cpu_limit(adv, how):
+    r = await adv.run_c("pr_fileless_exec", how)
+    assert r.status is Status.TIMEOUT and r.timeout_kind is TimeoutKind.CPU, describe(r)
+    assert r.stdout.endswith(b"stage=burn\n"), describe(r)
+
+
+async def test_shell_fork_bomb(adv):
+    r = await adv.run_script("sh_forkbomb.sh", **WALL_LIMITS)
+    # Which shell hits the pids wall first is a race: dash aborts with exit 2 when its own fork fails,
+    # otherwise the bomb runs into a time limit. Either way it is capped and fully torn down.
+    assert (r.status, r.exit_code) in ((Status.RUNTIME_ERROR, 2), (Status.TIMEOUT, None)), describe(r)
+    assert r.pids_limit_hit, describe(r)
+    assert b"Cannot fork" in r.stderr, describe(r)
+
+
+async def test_shell_nohup_setsid_daemons_are_killed(adv):
+    r = await adv.run_script("sh_daemon.sh")
+    assert r.status is Status.OK, describe(r)
+    assert parse_kv(r.stdout)["daemons"] == "2"
+    assert r.wall_time_ms < 2000, describe(r)
+
+
+async def test_box_leaves_no_zombie_behind(adv):
+    """Invariant 2 taken literally: when run() returns, no process of any state (zombies included) is
+    left under the slot uid. bubblewrap's pid-namespace init is orphaned to host pid 1 instead of being
+    reaped by the supervisor; it lingers until host init reaps it (never, if the service is pid 1 of a
+    container, since asyncio reaps only its own children)."""
+    r = await adv.run_spec(BoxSpec(argv=["/bin/true"], limits=adv.limits()))
+    assert r.status is Status.OK, describe(r)
+    left = processes_in_uid_range(adv.oracle.uid_lo, adv.oracle.uid_hi)
+    assert left == [], [str(p) for p in left]
+
+
+async def test_teardown_is_bounded_for_many_hostile_trees_in_a_row(adv):
+    """Several daemonising / stopped / forking boxes back to back and two at a time."""
+    specs = [adv.c_spec(n) for n in ("pr_daemon", "pr_stopped_children", "pr_forkbomb_orphan", "pr_zombies")]
+    results = await adv.gather(*specs)
+    assert [r.status for r in results] == [Status.OK] * 4, [describe(r) for r in results]
+    await asyncio.sleep(0)
