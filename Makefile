@@ -5,7 +5,8 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
-APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-linux procps iproute2 ca-certificates
+APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-linux procps iproute2 ca-certificates \
+	sqlite3 chromium nodejs
 PYTHON ?= python3
 
 .PHONY: help setup run test lint typecheck unit toolchains bench clean

@@ -114,7 +114,6 @@ def run(
     tmp: Path | None,
     stdin: str = "",
     timeout: float,
-    expect_hang: bool = False,
 ) -> Proc:
     if tmp is not None:
         argv = [*_bwrap_prefix(language, cwd, tmp), "--", *argv]
@@ -137,8 +136,6 @@ def run(
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         rc = None
-    if expect_hang and rc is not None:
-        pass
     return Proc(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
@@ -241,9 +238,7 @@ def _judge_output(compiled: Proc | None, result: Proc | None, expected: str, rc:
         assert compiled is not None
         return Outcome(False, f"compile rc={compiled.rc}: {_tail(compiled.stderr + compiled.stdout)}")
     if result.rc != rc or result.stdout != expected:
-        return Outcome(
-            False, f"rc={result.rc} out={result.stdout[:60]!r} err={_tail(result.stderr + result.stdout)}"
-        )
+        return Outcome(False, f"rc={result.rc} out={result.stdout[:60]!r} err={_tail(result.stderr + result.stdout)}")
     return Outcome(True)
 
 
@@ -270,6 +265,9 @@ def _check_fixture(lang: Language, name: str, exception: dict[str, object], box_
             return Outcome(True, "compile failed")
         if result.rc not in (0, None):
             return Outcome(True, f"run rc={result.rc}")
+        marker = exception.get("expect_stderr")
+        if isinstance(marker, str) and marker in result.stderr:
+            return Outcome(True, f"reported on stderr: {exception.get('reason', '')}")
         return Outcome(False, f"accepted: rc={result.rc} out={result.stdout[:60]!r}")
     if name == "loop":
         compiled, result = case.execute(stdin, LOOP_GRACE)

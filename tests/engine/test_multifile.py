@@ -63,7 +63,9 @@ async def test_c_units_in_subdirectories(engine: Engine, registry: Registry, san
 @pytest.mark.parametrize("lang", [x for x in ("cpp", "cpp-clang") if x in DEFINED])
 async def test_cpp_with_header(engine: Engine, registry: Registry, sandbox: Sandbox, lang: str) -> None:
     files = [
-        SourceFile("main.cpp", b'#include <iostream>\n#include "shape.hpp"\nint main() { std::cout << area(Sq{7}); }\n'),
+        SourceFile(
+            "main.cpp", b'#include <iostream>\n#include "shape.hpp"\nint main() { std::cout << area(Sq{7}); }\n'
+        ),
         SourceFile("shape.hpp", b"#pragma once\nstruct Sq { int s; };\nint area(const Sq&);\n"),
         SourceFile("shape.cpp", b'#include "shape.hpp"\nint area(const Sq& q) { return q.s * q.s; }\n'),
     ]

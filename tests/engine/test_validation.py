@@ -147,9 +147,7 @@ async def test_payload_too_large(engine: Engine) -> None:
         await engine.execute(ExecutionRequest.from_code("c", C_HELLO, stdin=b"x" * (8 * 1024 * 1024 + 1)))
 
 
-@pytest.mark.parametrize(
-    "args", [["a\0b"], ["x"] * (MAX_ARGS + 1), ["y" * 4097]], ids=["nul", "too-many", "too-long"]
-)
+@pytest.mark.parametrize("args", [["a\0b"], ["x"] * (MAX_ARGS + 1), ["y" * 4097]], ids=["nul", "too-many", "too-long"])
 async def test_bad_args(engine: Engine, args: list[str]) -> None:
     with pytest.raises(InvalidRequest):
         await engine.execute(ExecutionRequest.from_code("c", C_HELLO, args=args))

@@ -4,132 +4,182 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import os
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from stockade.engine import Engine, EngineError, ExecutionRequest, ExecutionResult, SourceFile, StageLimits
+from stockade.clients import AsyncClient, StockadeError
+from stockade.engine import Engine, EngineError, ExecutionRequest, SourceFile, StageLimits
 from stockade.runtimes.registry import Registry
 from stockade.runtimes.toolchains import install_packages
 from stockade.sandbox import Sandbox, SandboxConfig, SandboxUnavailable
-from stockade.sandbox.spec import BoxResult
+from stockade.service.wire import response_body
 
 console = Console()
 err_console = Console(stderr=True)
 toolchains_app = typer.Typer(no_args_is_help=True, help="Install language toolchains (Debian packages).")
 
 VERDICT_STYLE = {"ok": "bold green", "compile_error": "bold yellow", "runtime_error": "bold yellow"}
+Result = dict[str, Any]  # the API's JSON shape, for local and remote runs alike
 
 
-def stage_json(box: BoxResult | None) -> dict[str, Any] | None:
-    return None if box is None else box.to_json()
+def compile_output(result: Result) -> str:
+    c = result.get("compile") or {}
+    return str(c.get("stdout", "")) + str(c.get("stderr", ""))
 
 
-def result_json(result: ExecutionResult) -> dict[str, Any]:
-    return {
-        "status": result.status.value,
-        "language": result.language,
-        "version": result.version,
-        "compile": stage_json(result.compile),
-        "run": stage_json(result.run),
-    }
-
-
-def print_human(result: dict[str, Any], name: str | None = None) -> None:
-    """One shape for local and remote results: status, time, memory, outputs."""
+def print_human(result: Result, name: str | None = None) -> None:
     status = result["status"]
     title = f"{name}: " if name else ""
+    if status == "failed":
+        err_console.print(f"{title}[bold red]{result['error']}[/]: {result['message']}", highlight=False)
+        return
     console.print(f"{title}[{VERDICT_STYLE.get(status, 'bold red')}]{status}[/]", highlight=False)
-    facts = [f"time {result.get('time_ms', 0)} ms", f"wall {result.get('wall_time_ms', 0)} ms"]
-    facts.append(f"memory {result.get('memory_kb', 0)} KiB")
+    facts = [f"time {result['time_ms']} ms", f"wall {result['wall_time_ms']} ms", f"memory {result['memory_kb']} KiB"]
     if result.get("exit_code") not in (None, 0):
         facts.append(f"exit {result['exit_code']}")
     if result.get("signal"):
         facts.append(f"signal {result['signal']}")
     console.print("  " + " · ".join(facts), style="dim", highlight=False)
-    compile_out = result.get("compile_output") or ""
-    for label, text in (
-        ("compile output", compile_out),
-        ("stdout", result.get("stdout")),
-        ("stderr", result.get("stderr")),
-    ):
+    for label, text in (("compile output", compile_output(result)), ("stdout", result["stdout"]),
+                        ("stderr", result["stderr"])):  # fmt: skip
         if text:
             console.rule(label, style="dim")
             console.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
 
 
-def flatten(result: ExecutionResult) -> dict[str, Any]:
-    """The service's flat view of a result (time and memory of the deciding stage)."""
-    final = result.final
-    compile_out = ""
-    if result.compile is not None:
-        compile_out = (result.compile.stdout + result.compile.stderr).decode("utf-8", "replace")
-    return {
-        "status": result.status.value,
-        "stdout": final.stdout.decode("utf-8", "replace") if final and result.run else "",
-        "stderr": final.stderr.decode("utf-8", "replace") if final and result.run else "",
-        "compile_output": compile_out,
-        "exit_code": final.exit_code if final else None,
-        "signal": final.signal if final else None,
-        "time_ms": final.cpu_time_ms if final else 0,
-        "wall_time_ms": final.wall_time_ms if final else 0,
-        "memory_kb": final.peak_memory_kb if final else 0,
-    }
+def failed(code: str, message: str) -> Result:
+    return {"status": "failed", "error": code, "message": message}
 
 
-def local_sandbox() -> Sandbox:
-    sandbox = Sandbox(SandboxConfig(slots=2))
-    try:
-        sandbox.start()
-    except SandboxUnavailable as e:
-        err_console.print(f"[red]cannot build a safe box:[/] {e}")
-        raise typer.Exit(2) from e
-    return sandbox
+class LocalRunner:
+    """The engine in this process, boxes on this host."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.engine: Engine | None = None
+
+    async def __call__(self, request: ExecutionRequest) -> Result:
+        if self.engine is None:
+            sandbox = Sandbox(SandboxConfig(slots=os.cpu_count() or 1))
+            try:
+                sandbox.start()
+            except SandboxUnavailable as e:
+                err_console.print(f"[red]cannot build a safe box:[/] {e}")
+                raise typer.Exit(2) from e
+            self.engine = Engine(sandbox, self.registry)
+        try:
+            result = await self.engine.execute(request)
+        except EngineError as e:
+            return failed(e.code, e.message)
+        return response_body(uuid.uuid4().hex, result, "utf8")
+
+
+class RemoteRunner:
+    """A Stockade server, through the SDK."""
+
+    def __init__(self, url: str, api_key: str | None) -> None:
+        self.client = AsyncClient(url, api_key=api_key)
+
+    async def __call__(self, request: ExecutionRequest) -> Result:
+        f = request.files[0]
+        try:
+            result = await self.client.submit(
+                request.language,
+                files={f.name: f.content},
+                stdin=request.stdin.decode("utf-8", "replace"),
+                args=request.args,
+                limits={k: v for k, v in request.limits.as_dict().items() if v is not None},
+            )
+        except StockadeError as e:
+            return failed(e.code, e.message)
+        return dict(result.raw)
+
+
+def _targets(paths: list[Path], registry: Registry, language: str | None) -> list[tuple[Path, str | None]]:
+    """Files to run with their language; a folder stands for its files of known extensions."""
+    out: list[tuple[Path, str | None]] = []
+    for p in paths:
+        files = sorted(x for x in p.iterdir() if x.is_file() and registry.by_extension(x.suffix)) if p.is_dir() else [p]
+        for f in files:
+            lang = registry.by_extension(f.suffix)
+            out.append((f, language or (lang.id if lang else None)))
+    return out
 
 
 def run(
-    file: Annotated[Path, typer.Argument(help="Source file", exists=True, dir_okay=False)],
+    paths: Annotated[list[Path], typer.Argument(help="Source files or folders", exists=True)],
     language: Annotated[str | None, typer.Option("--language", "-l", help="Language (default: from extension)")] = None,
     stdin: Annotated[Path | None, typer.Option(help="File fed to stdin", exists=True, dir_okay=False)] = None,
     arg: Annotated[list[str] | None, typer.Option("--arg", help="Program argument (repeatable)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON")] = False,
     cpu_ms: Annotated[int | None, typer.Option(help="Run CPU time limit (ms)")] = None,
     wall_ms: Annotated[int | None, typer.Option(help="Run wall time limit (ms)")] = None,
     memory_mb: Annotated[int | None, typer.Option(help="Run memory limit (MiB)")] = None,
+    url: Annotated[
+        str | None, typer.Option(envvar="STOCKADE_URL", help="Use this server instead of local boxes")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="STOCKADE_API_KEY", help="API key for --url")] = None,
 ) -> None:
-    """Run a source file locally in a box (no server); the language is inferred from the extension."""
+    """Run programs in boxes, locally or on a server (--url). Several files or a folder run concurrently,
+    with a progress bar and a summary table."""
     registry = Registry.default()
-    if language is None:
-        lang = registry.by_extension(file.suffix)
+    targets = _targets(paths, registry, language)
+    if not targets:
+        err_console.print("nothing to run")
+        raise typer.Exit(2)
+    runner = RemoteRunner(url, api_key) if url else LocalRunner(registry)
+    limits = StageLimits(cpu_ms=cpu_ms, wall_ms=wall_ms, memory_mb=memory_mb)
+    stdin_bytes = stdin.read_bytes() if stdin else b""
+
+    async def one(path: Path, lang: str | None) -> Result:
         if lang is None:
-            err_console.print(f"[red]no language for extension {file.suffix!r}[/]; pass --language")
+            return failed("UNKNOWN_LANGUAGE", f"no language for extension {path.suffix!r}; pass --language")
+        request = ExecutionRequest(lang, [SourceFile(path.name, path.read_bytes())], stdin=stdin_bytes,
+                                   args=list(arg or []), limits=limits)  # fmt: skip
+        return await runner(request)
+
+    async def batch() -> list[Result]:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=err_console, disable=as_json) as progress:  # fmt: skip
+            task = progress.add_task("running", total=len(targets))
+
+            async def tracked(path: Path, lang: str | None) -> Result:
+                result = await one(path, lang)
+                progress.advance(task)
+                return result
+
+            return await asyncio.gather(*(tracked(p, lang) for p, lang in targets))
+
+    if len(targets) == 1:
+        result = asyncio.run(one(*targets[0]))
+        if as_json:
+            typer.echo(json.dumps(result, indent=2))
+        else:
+            print_human(result)
+        if result["status"] == "failed":
             raise typer.Exit(2)
-        language = lang.id
-    request = ExecutionRequest(
-        language=language,
-        files=[SourceFile(file.name, file.read_bytes())],
-        stdin=stdin.read_bytes() if stdin else b"",
-        args=list(arg or []),
-        limits=StageLimits(cpu_ms=cpu_ms, wall_ms=wall_ms, memory_mb=memory_mb),
-    )
+        return
 
-    async def go() -> ExecutionResult:
-        return await Engine(local_sandbox(), registry).execute(request)
-
-    try:
-        result = asyncio.run(go())
-    except EngineError as e:
-        err_console.print(f"[red]{e.code}[/]: {e.message}")
-        raise typer.Exit(2) from e
+    results = asyncio.run(batch())
     if as_json:
-        json.dump(result_json(result), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print_human(flatten(result))
+        typer.echo(json.dumps([{"file": str(p), **r} for (p, _), r in zip(targets, results, strict=True)], indent=2))
+        return
+    table = Table(title=f"{len(results)} programs")
+    for col in ("file", "language", "verdict", "time ms", "memory KiB"):
+        table.add_column(col)
+    for (path, lang), r in zip(targets, results, strict=True):
+        verdict = r["status"] if r["status"] != "failed" else r["error"]
+        style = VERDICT_STYLE.get(r["status"], "bold red")
+        table.add_row(str(path), lang or "?", f"[{style}]{verdict}[/]", str(r.get("time_ms", "")),
+                      str(r.get("memory_kb", "")))  # fmt: skip
+    console.print(table)
 
 
 def runtimes(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list")] = False) -> None:

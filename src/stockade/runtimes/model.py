@@ -10,7 +10,15 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_+-]*$"
 # Aliases may also contain dots and "#" (e.g. "lua5.4", "c#").
@@ -98,9 +106,10 @@ class Language(_Strict):
     name: NonEmpty
     aliases: list[Alias] = Field(default_factory=list)
     extensions: list[Extension] = Field(min_length=1)
-    # When several languages share an extension, by_extension() prefers the one marked true;
-    # at most one language may claim an extension this way (checked by the registry).
-    default_for_extension: bool = True
+    # When several languages share an extension, by_extension() prefers the one that claims it:
+    # true claims all of `extensions`, false none, a list just those. At most one language may
+    # claim an extension (checked by the registry).
+    default_for_extension: bool | list[Extension] = True
     source_file: NonEmpty
     packages: list[NonEmpty] = Field(min_length=1)
     hello: NonEmpty
@@ -126,6 +135,16 @@ class Language(_Strict):
             raise ValueError("entries must be unique")
         return value
 
+    @field_validator("default_for_extension")
+    @classmethod
+    def _claimed_are_own(cls, value: bool | list[str], info: ValidationInfo) -> bool | list[str]:
+        # `extensions` is declared earlier, so it is validated (or missing) by now.
+        if isinstance(value, list):
+            stray = [e for e in value if e not in info.data.get("extensions", [])]
+            if stray:
+                raise ValueError(f"{stray} not in extensions")
+        return value
+
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
@@ -139,6 +158,11 @@ class Language(_Strict):
         if self.id in self.aliases:
             raise ValueError("aliases must not repeat the id")
         return self
+
+    def is_default_for(self, ext: str) -> bool:
+        if isinstance(self.default_for_extension, bool):
+            return self.default_for_extension and ext in self.extensions
+        return ext in self.default_for_extension
 
     @property
     def compiled(self) -> bool:

@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -88,9 +88,9 @@ def load_languages(directory: Path | None = None) -> dict[str, Language]:
 def _check_extension_defaults(languages: Iterable[Language], directory: Path) -> None:
     claimed: dict[str, str] = {}
     for language in languages:
-        if not language.default_for_extension:
-            continue
         for ext in language.extensions:
+            if not language.is_default_for(ext):
+                continue
             if ext in claimed:
                 raise LanguageDefinitionError(
                     f"{directory / (language.id + '.toml')}: field default_for_extension: "
@@ -137,7 +137,7 @@ class Registry:
         for language in self.languages:
             for ext in language.extensions:
                 current = self._by_ext.get(ext)
-                if current is None or (language.default_for_extension and not current.default_for_extension):
+                if current is None or (language.is_default_for(ext) and not current.is_default_for(ext)):
                     self._by_ext[ext] = language
         self._cache: dict[str, Toolchain] = {}
         self._inflight: dict[str, asyncio.Task[Toolchain]] = {}
@@ -155,7 +155,7 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._by_name
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Language]:
         return iter(self.languages)
 
     def __len__(self) -> int:

@@ -3,6 +3,7 @@ attack-catalogue.md section 0 runs (stockade_adv_harness.Oracle.verify) and fail
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import sys
@@ -61,10 +62,17 @@ def adv_sandbox(adv_secrets: H.Secrets) -> Iterator[Sandbox]:
     yield sandbox
     sandbox.reap()
     shutil.rmtree(config.run_dir, ignore_errors=True)
+    assert sandbox.cgroups is not None
+    for parent in sandbox.cgroups.parents.values():
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 @pytest.fixture(scope="session")
 def adv_oracle(adv_sandbox: Sandbox, adv_secrets: H.Secrets, adv_listeners: H.Listeners) -> H.Oracle:
+    # CR-06: the box identity files every box binds read-only are policy artefacts; they must not change.
+    etc = adv_sandbox.config.run_dir / "etc"
+    adv_secrets.watch(sorted(etc.iterdir()))
     oracle = H.Oracle(adv_sandbox, adv_secrets, adv_listeners)
     problems = oracle.precondition_problems()
     if problems:

@@ -170,6 +170,10 @@ class Secrets:
             paths.append(Path(bwrap))
         self.sentinels = {p: fingerprint(p) for p in paths}
 
+    def watch(self, paths: Iterable[Path]) -> None:
+        """More host files whose hash/owner/mode/mtime must never change (e.g. the shared box /etc)."""
+        self.sentinels.update({p: fingerprint(p) for p in paths})
+
     def remove(self) -> None:
         if self._old_env is None:
             os.environ.pop("STOCKADE_CANARY_ENV", None)
@@ -558,7 +562,9 @@ class Adversary:
         return await self.run_spec(self.c_spec(name, *args, **kw))
 
     def script_spec(self, filename: str, *args: str, stdin: bytes = b"", collect: bool = False, **limits: Any) -> BoxSpec:  # fmt: skip
-        interpreter = {"py": ["/usr/bin/python3", "-I"], "sh": ["/bin/sh"]}[filename.rsplit(".", 1)[1]]
+        interpreter = {"py": ["/usr/bin/python3", "-I"], "sh": ["/bin/sh"], "pl": ["/usr/bin/perl"]}[
+            filename.rsplit(".", 1)[1]
+        ]
         return BoxSpec(
             argv=[*interpreter, filename, *args],
             files=[InputFile(filename, (PROGRAMS / filename).read_bytes())],

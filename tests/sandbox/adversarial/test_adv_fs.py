@@ -175,3 +175,21 @@ async def test_only_the_five_safe_devices_exist(adv):
     assert out["write_full"] == "ENOSPC" and out["write_null"] == "OK"
     assert out["mknod_dev_mem"] in ("EROFS", "EPERM"), describe(r)
     assert out["mknod_box_mem"] == out["mknod_box_sda"] == "EPERM", describe(r)
+
+
+async def test_procfs_magic_links_lead_back_to_the_box_root(adv):
+    r = await adv.run_c("fs_proc_escape")
+    assert r.status is Status.OK, describe(r)
+    out = parse_kv(r.stdout)
+    for key in ("dotdot_chain", "proc1_root_up", "proc_self_root", "proc1_cwd_up", "proc_fd_up", "cwd_up_after_fchdir"):
+        assert out[key] == "box_root", (key, describe(r))
+    assert out["proc1_root_has_box"] == "1" and out["proc1_root_has_host_dirs"] == "0", describe(r)
+
+
+async def test_path_traversal_in_input_file_names_is_refused(adv):
+    """FS-09: request-supplied names that climb out, are absolute, carry NUL or are empty never land on
+    the host: the box is refused before anything runs."""
+    for name in ("../stockade-adv-pwn", "/tmp/stockade-adv-pwn", "a/../../stockade-adv-pwn", "x\0y", "", ".", "a//b"):
+        spec = BoxSpec(argv=["/bin/true"], files=[InputFile(name, b"pwn")], limits=adv.limits())
+        r = await adv.run_spec(spec)
+        assert r.status is Status.INTERNAL_ERROR and "invalid box path" in (r.error or ""), (name, describe(r))

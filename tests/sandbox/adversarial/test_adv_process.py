@@ -5,12 +5,16 @@ test the `adv` fixture checks that no process survives under the slot uids and n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import sys
+import time
 
 import pytest
-from stockade_adv_harness import WALL_LIMITS, describe, parse_kv, processes_in_uid_range
+from stockade_adv_harness import WALL_LIMITS, describe, parse_kv, processes_in_uid_range, sandbox_config
 
-from stockade.sandbox import BoxSpec, Status, TimeoutKind
+from stockade.sandbox import BoxSpec, Sandbox, Status, TimeoutKind
 
 
 async def test_fork_bomb_is_capped_by_pids_and_killed(adv):
@@ -156,3 +160,66 @@ async def test_teardown_is_bounded_for_many_hostile_trees_in_a_row(adv):
     results = await adv.gather(*specs)
     assert [r.status for r in results] == [Status.OK] * 4, [describe(r) for r in results]
     await asyncio.sleep(0)
+
+
+ORPHAN_NAME, ORPHAN_UID = "stockade-adv-orphan", 62010
+SUPERVISOR = f"""
+import asyncio
+from pathlib import Path
+from stockade.sandbox import BoxSpec, Limits, Sandbox, SandboxConfig
+sb = Sandbox(SandboxConfig(run_dir=Path("/run/{ORPHAN_NAME}"), slots=1, uid_base={ORPHAN_UID},
+                           cgroup_name="{ORPHAN_NAME}"))
+sb.start()
+print("started", flush=True)
+asyncio.run(sb.run(BoxSpec(argv=["/bin/sh", "-c", "trap '' TERM HUP; sleep 1000"],
+                           limits=Limits(wall_ms=60000, cpu_ms=1000))))
+"""
+
+
+def _live(uid: int) -> list[str]:
+    return [f"{p.pid}:{p.name}" for p in processes_in_uid_range(uid, uid + 1) if p.state != "Z"]
+
+
+async def test_killing_the_supervisor_kills_the_box_and_a_restart_reaps_it(adv):
+    """CR-05: the box must die with its supervisor (kill -9 of the service mid-run), and the next start of
+    a sandbox with the same run dir and cgroup name must remove the dead box's cgroup, tmpfs and dirs."""
+    assert _live(ORPHAN_UID) == []
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", SUPERVISOR, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    config = sandbox_config(ORPHAN_NAME, ORPHAN_UID, 1)
+    try:
+        assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"started\n"
+        deadline = time.monotonic() + 10
+        while not any(n.endswith(":sleep") for n in _live(ORPHAN_UID)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert any(n.endswith(":sleep") for n in _live(ORPHAN_UID)), _live(ORPHAN_UID)
+        proc.kill()
+        await proc.wait()
+        deadline = time.monotonic() + 5
+        while _live(ORPHAN_UID) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert _live(ORPHAN_UID) == [], "box outlived its supervisor"
+        # The dead supervisor left its box resources behind; a restart reaps them.
+        boxes = config.run_dir / "boxes"
+        assert len(os.listdir(boxes)) == 1
+        restarted = Sandbox(config)
+        restarted.start()
+        assert restarted.cgroups is not None
+        for parent in restarted.cgroups.parents.values():
+            assert not [p for p in parent.iterdir() if p.name.startswith("box-")], parent
+        assert os.listdir(boxes) == []
+        with open("/proc/self/mountinfo") as f:
+            assert str(config.run_dir) + "/" not in f.read()
+        r = await restarted.run(BoxSpec(argv=["/bin/echo", "ok"], limits=adv.limits()))
+        assert r.status is Status.OK and r.stdout == b"ok\n", describe(r)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        leftover = Sandbox(config)
+        leftover.start()  # reaps whatever is still there, whatever failed above
+        shutil.rmtree(config.run_dir, ignore_errors=True)
+        assert leftover.cgroups is not None
+        for parent in leftover.cgroups.parents.values():
+            with contextlib.suppress(OSError):
+                parent.rmdir()

@@ -1,6 +1,6 @@
 fn main() {
     let mut n: u64 = 0;
     loop {
-        n = std::hint::black_box(n.wrapping_add(1));
+        unsafe { std::ptr::write_volatile(&mut n, n.wrapping_add(1)) };
     }
 }

@@ -1,0 +1,2 @@
+line input "" a$
+print a$

@@ -1,0 +1,1 @@
+Brainfuck cannot choose an exit status: see EXCEPTIONS.toml

@@ -1,0 +1,2 @@
+Unbalanced brackets
++[[-]

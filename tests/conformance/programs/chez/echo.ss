@@ -1,0 +1,4 @@
+(let ((line (get-line (current-input-port))))
+  (unless (eof-object? line)
+    (display line)
+    (newline)))

@@ -1,0 +1,5 @@
+(import (chicken io))
+(let ((line (read-line)))
+  (unless (eof-object? line)
+    (display line)
+    (newline)))

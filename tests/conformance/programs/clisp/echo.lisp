@@ -1,0 +1,3 @@
+(let ((line (read-line *standard-input* nil)))
+  (when line
+    (write-line line)))

@@ -1,0 +1,2 @@
+(when-let [line (read-line)]
+  (println line))

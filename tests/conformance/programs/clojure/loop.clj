@@ -1,0 +1,2 @@
+(loop [n 0]
+  (recur (inc n)))

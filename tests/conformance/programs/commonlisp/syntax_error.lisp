@@ -1,0 +1,2 @@
+(defun main ()
+  (write-line "unbalanced"

@@ -1,0 +1,4 @@
+case IO.gets("") do
+  :eof -> :ok
+  line -> IO.write(line)
+end

@@ -1,0 +1,4 @@
+defmodule Broken do
+  def main( do
+    IO.puts("unreachable")
+end

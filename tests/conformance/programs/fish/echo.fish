@@ -1,0 +1,2 @@
+read -l line
+printf '%s\n' $line

@@ -1,0 +1,1 @@
+: broken  undefined-word-xyz ;

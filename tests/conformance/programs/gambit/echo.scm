@@ -1,0 +1,3 @@
+(let ((line (read-line)))
+  (if (not (eof-object? line))
+      (begin (display line) (newline))))

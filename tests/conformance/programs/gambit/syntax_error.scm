@@ -1,0 +1,2 @@
+(define (main)
+  (display "unbalanced"

@@ -1,0 +1,4 @@
+def line = System.in.newReader("UTF-8").readLine()
+if (line != null) {
+    println line
+}

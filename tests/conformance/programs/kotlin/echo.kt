@@ -1,0 +1,6 @@
+fun main() {
+    val line = readLine()
+    if (line != null) {
+        println(line)
+    }
+}

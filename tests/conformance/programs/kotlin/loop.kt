@@ -1,0 +1,6 @@
+fun main() {
+    var n = 0L
+    while (true) {
+        n++
+    }
+}

@@ -1,0 +1,6 @@
+section .text
+    global _start
+
+_start:
+    mov rax, , 60
+    syscall

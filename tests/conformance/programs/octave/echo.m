@@ -1,0 +1,4 @@
+line = fgetl(stdin);
+if ischar(line)
+  printf("%s\n", line);
+end

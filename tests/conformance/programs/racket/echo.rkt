@@ -1,0 +1,4 @@
+#lang racket/base
+(define line (read-line))
+(unless (eof-object? line)
+  (displayln line))

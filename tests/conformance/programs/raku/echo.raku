@@ -1,0 +1,3 @@
+with $*IN.get -> $line {
+    say $line;
+}

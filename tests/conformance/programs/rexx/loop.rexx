@@ -1,0 +1,4 @@
+n = 0
+do forever
+  n = (n + 1) // 1000
+end

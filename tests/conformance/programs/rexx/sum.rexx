@@ -1,0 +1,2 @@
+parse value linein() with a b .
+say a + b

@@ -1,0 +1,2 @@
+say 'unterminated
+if then

@@ -1,0 +1,4 @@
+object Main {
+  def main(args: Array[String]): Unit = {
+    val x = 
+  }

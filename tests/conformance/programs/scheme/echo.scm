@@ -1,0 +1,5 @@
+(use-modules (ice-9 rdelim))
+(let ((line (read-line)))
+  (unless (eof-object? line)
+    (display line)
+    (newline)))

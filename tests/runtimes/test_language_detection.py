@@ -1,0 +1,125 @@
+"""Toolchain detection: found/missing binaries, failures, timeouts and caching."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+
+from stockade.runtimes import Language, Registry, Toolchain
+from stockade.runtimes.registry import probe_toolchain
+
+
+def make_language(lang_id: str, version_cmd: list[str], pattern: str = r"toy ([0-9.]+)") -> Language:
+    return Language.model_validate(
+        {
+            "id": lang_id,
+            "name": lang_id,
+            "extensions": [lang_id],
+            "default_for_extension": False,
+            "source_file": f"main.{lang_id}",
+            "packages": ["toy"],
+            "hello": "hello",
+            "version": {"command": version_cmd, "pattern": pattern},
+            "run": {"command": ["toy", "{entry}"]},
+        }
+    )
+
+
+def script(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return str(path)
+
+
+async def test_missing_binary_is_unavailable() -> None:
+    lang = make_language("ghost", ["stockade-no-such-compiler-xyz", "--version"])
+    result = await Registry([lang]).detect("ghost")
+    assert result == Toolchain(False, None, result.detail)
+    assert "stockade-no-such-compiler-xyz not found" in result.detail
+
+
+async def test_binary_outside_box_path_is_not_found(tmp_path: Path) -> None:
+    # A relative name is looked up only on the box PATH, never on the caller's PATH.
+    lang = make_language("ghost", [Path(script(tmp_path, "toyc", "echo toy 1.0\n")).name])
+    result = await probe_toolchain(lang)
+    assert not result.available and "not found" in result.detail
+
+
+async def test_version_parsed_from_stderr(tmp_path: Path) -> None:
+    lang = make_language("toy", [script(tmp_path, "toyc", "echo 'toy 1.2.3 (test)' >&2\n")])
+    result = await probe_toolchain(lang)
+    assert result.available
+    assert result.version == "1.2.3"
+
+
+async def test_failing_version_command(tmp_path: Path) -> None:
+    lang = make_language("toy", [script(tmp_path, "toyc", "echo broken install; exit 4\n")])
+    result = await probe_toolchain(lang)
+    assert not result.available
+    assert "exited with 4" in result.detail and "broken install" in result.detail
+
+
+async def test_pattern_mismatch(tmp_path: Path) -> None:
+    lang = make_language("toy", [script(tmp_path, "toyc", "echo something else\n")])
+    result = await probe_toolchain(lang)
+    assert not result.available
+    assert "did not match" in result.detail
+
+
+async def test_timeout_kills_the_probe(tmp_path: Path) -> None:
+    lang = make_language("toy", [script(tmp_path, "toyc", "sleep 30 & sleep 30\n")])
+    started = asyncio.get_running_loop().time()
+    result = await probe_toolchain(lang, timeout=0.5)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert not result.available
+    assert "timed out" in result.detail
+
+
+async def test_probe_sees_box_environment(tmp_path: Path) -> None:
+    body = 'echo "toy 1.0 $PATH $LANG $TOY_MODE"\n'
+    lang = make_language("toy", [script(tmp_path, "toyc", body)], pattern=r"toy ([0-9.]+ \S+ \S+ \S+)")
+    lang = lang.model_copy(update={"env": {"TOY_MODE": "quiet"}})
+    result = await probe_toolchain(lang)
+    assert result.version == "1.0 /usr/local/bin:/usr/bin:/bin C.UTF-8 quiet"
+
+
+async def test_detect_caches_and_refreshes(tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    body = f'echo x >> "{counter}"\necho toy 2.0\n'
+    lang = make_language("toy", [script(tmp_path, "toyc", body)])
+    registry = Registry([lang])
+    assert registry.cached("toy") is None
+    first = await registry.detect("toy")
+    second = await registry.detect(lang)
+    assert first is second and first.version == "2.0"
+    assert counter.read_text().count("x") == 1
+    await registry.detect("toy", refresh=True)
+    assert counter.read_text().count("x") == 2
+    assert registry.cached("toy") is not None
+
+
+async def test_concurrent_detects_share_one_probe(tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    body = f'echo x >> "{counter}"\nsleep 0.3\necho toy 2.0\n'
+    registry = Registry([make_language("toy", [script(tmp_path, "toyc", body)])])
+    results = await asyncio.gather(*(registry.detect("toy") for _ in range(5)))
+    assert all(r.version == "2.0" for r in results)
+    assert counter.read_text().count("x") == 1
+
+
+async def test_detect_all_runs_every_language(tmp_path: Path) -> None:
+    ok = make_language("toy", [script(tmp_path, "toyc", "echo toy 3.1\n")])
+    missing = make_language("ghost", ["stockade-no-such-compiler-xyz"])
+    results = await Registry([ok, missing]).detect_all()
+    assert list(results) == ["toy", "ghost"]
+    assert results["toy"].available and results["toy"].version == "3.1"
+    assert not results["ghost"].available
+
+
+async def test_real_shell_is_detected() -> None:
+    # /bin/sh exists on every Debian machine; its probe needs no language package.
+    lang = make_language("shtest", ["sh", "-c", "echo toy 9.9"])
+    result = await probe_toolchain(lang)
+    assert result.available and result.version == "9.9"

@@ -1,0 +1,96 @@
+"""Package installation planning with a fake apt/dpkg runner (no network, no root needed)."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from stockade.runtimes import Registry, all_packages, install_packages
+from stockade.runtimes.toolchains import packages_of
+
+
+class FakeApt:
+    def __init__(self, installed: set[str], cached: set[str], after_update: set[str] | None = None) -> None:
+        self.installed = set(installed)
+        self.cached = set(cached)
+        self.after_update = after_update or set()
+        self.calls: list[list[str]] = []
+        self.install_rc = 0
+
+    def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        self.calls.append(list(argv))
+        assert kwargs.get("env", {}).get("DEBIAN_FRONTEND") == "noninteractive"
+        if argv[0] == "dpkg-query":
+            lines = [f"{p}\tii " for p in argv[3:] if p in self.installed]
+            return subprocess.CompletedProcess(argv, 1 if len(lines) < len(argv) - 3 else 0, "\n".join(lines), "")
+        if argv[:2] == ["apt-cache", "policy"]:
+            pkg = argv[2]
+            out = f"{pkg}:\n  Installed: (none)\n  Candidate: 1.0\n" if pkg in self.cached else ""
+            return subprocess.CompletedProcess(argv, 0, out, "")
+        if argv[0] == "apt-get" and "update" in argv:
+            self.cached |= self.after_update
+            return subprocess.CompletedProcess(argv, 0, "updated", "")
+        if argv[0] == "apt-get" and "install" in argv:
+            if self.install_rc == 0:
+                self.installed |= {a for a in argv if not a.startswith("-") and a not in {"apt-get", "install"}}
+            return subprocess.CompletedProcess(argv, self.install_rc, "installing", "")
+        raise AssertionError(argv)
+
+    def commands(self, word: str) -> list[list[str]]:
+        return [c for c in self.calls if word in c]
+
+
+def test_union_of_packages_is_sorted_and_unique() -> None:
+    registry = Registry.default()
+    langs = [registry.get("c"), registry.get("cpp"), registry.get("c-clang")]
+    assert packages_of(langs) == ["clang", "g++", "gcc", "libc6-dev"]
+    everything = all_packages(registry)
+    assert everything == sorted(set(everything))
+    assert {"python3", "openjdk-17-jdk-headless", "golang-go"} <= set(everything)
+
+
+def test_nothing_to_do_when_installed() -> None:
+    registry = Registry.default()
+    apt = FakeApt(installed={"python3"}, cached=set())
+    report = install_packages([registry.get("python")], runner=apt)
+    assert report.ok and not report.changed
+    assert report.already_installed == ["python3"]
+    assert apt.commands("install") == [] and apt.commands("update") == []
+
+
+def test_installs_missing_without_update_when_cached() -> None:
+    registry = Registry.default()
+    apt = FakeApt(installed={"gcc"}, cached={"libc6-dev", "g++"})
+    report = install_packages([registry.get("c"), registry.get("cpp")], runner=apt)
+    assert report.ok and report.installed == ["g++", "libc6-dev"]
+    assert apt.commands("update") == []
+    (install,) = apt.commands("install")
+    assert "--no-install-recommends" in install and "-y" in install
+    assert install[-2:] == ["g++", "libc6-dev"]
+    # A second run is a no-op.
+    again = install_packages([registry.get("c"), registry.get("cpp")], runner=apt)
+    assert again.ok and not again.changed and len(apt.commands("install")) == 1
+
+
+def test_updates_index_only_when_a_package_is_unknown() -> None:
+    registry = Registry.default()
+    apt = FakeApt(installed=set(), cached=set(), after_update={"ruby"})
+    report = install_packages([registry.get("ruby")], runner=apt)
+    assert report.updated_index and report.ok
+    assert report.installed == ["ruby"]
+    assert len(apt.commands("update")) == 1
+
+
+def test_reports_unavailable_and_failed_installs() -> None:
+    registry = Registry.default()
+    apt = FakeApt(installed=set(), cached={"ruby"})
+    report = install_packages([registry.get("ruby"), registry.get("python")], runner=apt)
+    assert not report.ok
+    assert report.unavailable == ["python3"]
+    assert report.installed == ["ruby"]
+
+    failing = FakeApt(installed=set(), cached={"ruby"})
+    failing.install_rc = 100
+    report = install_packages([registry.get("ruby")], runner=failing)
+    assert not report.ok and report.installed == []
+    assert "installing" in report.output
