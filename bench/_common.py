@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -78,6 +79,7 @@ class Spawned:
     returncode: int
     stdout: bytes
     stderr: bytes
+    timed_out: bool = False
 
 
 async def spawn_timed(
@@ -88,10 +90,12 @@ async def spawn_timed(
     preexec_fn: Callable[[], None] | None = None,
     stdin: int = asyncio.subprocess.DEVNULL,
     pass_fds: Sequence[int] = (),
+    timeout: float | None = None,
 ) -> Spawned:
     """asyncio subprocess spawn + wait in this process, stdout/stderr piped and drained as the box does.
 
-    With preexec_fn CPython must fork() the whole interpreter; without it, it uses vfork()."""
+    With preexec_fn CPython must fork() the whole interpreter; without it, it uses vfork(). After
+    `timeout` seconds the whole process group is killed and the result says timed_out."""
     t0 = now_ns()
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -104,7 +108,13 @@ async def spawn_timed(
         preexec_fn=preexec_fn,
         pass_fds=tuple(pass_fds),
     )
-    out, err = await proc.communicate()
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = await proc.communicate()
+        return Spawned(ms_since(t0), -signal.SIGKILL, out, err, timed_out=True)
     ms = ms_since(t0)
     assert proc.returncode is not None
     return Spawned(ms, proc.returncode, out, err)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import shutil
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from typing import Any
 
 from _common import (
     LoadMeter,
+    Spawned,
     bare_env,
     fmt_ms,
     machine_info,
@@ -49,6 +51,9 @@ from stockade.runtimes.model import Language
 from stockade.runtimes.registry import Registry, expand_command
 
 TARGET = {"compiled": 1.15, "interpreted": 1.3}
+COMPILE_TIMEOUT_S = 180.0  # bare only; the engine applies its own compile/run limits
+RUN_TIMEOUT_S = 30.0
+_TMP_PATH = re.compile(r"(?<![\w./-])/tmp(?=/|$|[^\w.-])")
 
 
 @dataclass
@@ -65,6 +70,17 @@ class Outcome:
     error: str = ""
 
 
+def private_tmp(value: str, tmp: Path) -> str:
+    """In a box /tmp is private; bare, a command's or env's /tmp paths (gnatmake -D /tmp, GOCACHE=
+    /tmp/go-cache...) point into this run's own tmp dir instead, so concurrent jobs on the host never
+    share (or link!) each other's objects."""
+    return _TMP_PATH.sub(str(tmp), value)
+
+
+def _how(r: Spawned) -> str:
+    return "timed out" if r.timed_out else f"exit {r.returncode}"
+
+
 def kind(lang: Language) -> str:
     return "compiled" if lang.compiled else "interpreted"
 
@@ -78,20 +94,20 @@ async def bare_once(lang: Language, into: Series | None) -> Outcome:
         tmp.mkdir()
         entry = lang.source_file
         (work / entry).write_text(lang.hello)
-        env = bare_env(work, tmp, dict(lang.env))
+        env = bare_env(work, tmp, {k: private_tmp(v, tmp) for k, v in lang.env.items()})
         names = [entry]
         compile_ms = 0.0
         if lang.compile is not None:
-            c = await spawn_timed(
-                expand_command(lang.compile.command, entry, names, lang.extensions), env=env, cwd=work
-            )
+            argv = [private_tmp(a, tmp) for a in expand_command(lang.compile.command, entry, names, lang.extensions)]
+            c = await spawn_timed(argv, env=env, cwd=work, timeout=COMPILE_TIMEOUT_S)
             compile_ms = c.ms
             if c.returncode != 0:
-                return Outcome(False, b"", f"bare compile exit {c.returncode}: {c.stderr[-300:]!r}")
+                return Outcome(False, b"", f"bare compile {_how(c)}: {c.stderr[-300:]!r}")
             names = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
-        r = await spawn_timed(expand_command(lang.run.command, entry, names, lang.extensions), env=env, cwd=work)
+        argv = [private_tmp(a, tmp) for a in expand_command(lang.run.command, entry, names, lang.extensions)]
+        r = await spawn_timed(argv, env=env, cwd=work, timeout=RUN_TIMEOUT_S)
         if r.returncode != 0:
-            return Outcome(False, r.stdout, f"bare run exit {r.returncode}: {r.stderr[-300:]!r}")
+            return Outcome(False, r.stdout, f"bare run {_how(r)}: {r.stderr[-300:]!r}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     total = ms_since(t0)
@@ -192,7 +208,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 r["kind"],
                 fmt_ms(r["bare_ms"]["median"]),
                 fmt_ms(r["engine_ms"]["median"]),
-                f"+{r['overhead_ms']:.0f}",
+                f"{r['overhead_ms']:+.0f}",
                 f"{r['ratio']:.2f}",
                 f"<={r['target']}",
                 "yes" if r["met"] else "no",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import itertools
 import os
 import struct
@@ -110,40 +111,54 @@ class Bench:
         """bubblewrap as the box starts it (argv, env, fds, rlimits, slot uid). Without `cgroup` the
         child joins no cgroup; with it, a box cgroup is created, joined by the child exactly as in
         the box, then killed and removed, all inside the timed span."""
-        assert self.sandbox.layout is not None
         sfd = seccomp.bpf_fd()
         stdin_fd = Sandbox._stdin_fd(b"")
+        status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         t0 = now_ns()
         cg = self.cgroups.create(f"bench{uuid.uuid4().hex[:12]}", self.limits) if cgroup else None
         try:
             if full:
-                argv = build_argv(
-                    TRUE,
-                    layout=self.sandbox.layout,
-                    fs_root=self.fs_root,
-                    etc_dir=self.sandbox.config.run_dir / "etc",
-                    seccomp_fd=sfd,
-                    bwrap=self.sandbox.config.bwrap,
-                )
+                argv, pass_fds = self.box_argv(TRUE, sfd, status_w)
             else:
-                argv = [self.sandbox.config.bwrap, *NS_ONLY, "--ro-bind", "/", "/", "--", *TRUE]
+                argv, pass_fds = [self.sandbox.config.bwrap, *NS_ONLY, "--ro-bind", "/", "/", "--", *TRUE], ()
             r = await spawn_timed(
                 argv,
                 env=self.box_env,
                 cwd="/",
                 stdin=stdin_fd,
-                pass_fds=(sfd,),
+                pass_fds=pass_fds,
                 preexec_fn=_child_setup(cg.procs_files if cg else [], self.limits, self.uid, self.gid),
             )
         finally:
-            os.close(sfd)
-            os.close(stdin_fd)
+            for fd in (sfd, stdin_fd, status_r, status_w):
+                os.close(fd)
             if cg is not None:
                 cg.kill_and_remove()
         ms = ms_since(t0) if cg is not None else r.ms
         if r.returncode != 0:
             raise RuntimeError(f"bare bwrap: exit {r.returncode}: {r.stderr[:300]!r}")
         return ms
+
+    def box_argv(self, command: list[str], seccomp_fd: int, status_fd: int) -> tuple[list[str], tuple[int, ...]]:
+        """The argv Sandbox.run would build for `command`, and the fds it passes. build_argv's
+        keywords are matched to its signature: the box init and its status pipe (when the runner
+        has them) are passed exactly as the runner does."""
+        assert self.sandbox.layout is not None
+        kwargs: dict[str, Any] = {
+            "layout": self.sandbox.layout,
+            "fs_root": self.fs_root,
+            "etc_dir": self.sandbox.config.run_dir / "etc",
+            "seccomp_fd": seccomp_fd,
+            "bwrap": self.sandbox.config.bwrap,
+        }
+        params = inspect.signature(build_argv).parameters
+        fds = [seccomp_fd]
+        if "init" in params:
+            kwargs["init"] = self.sandbox.init
+        if "status_fd" in params:
+            kwargs["status_fd"] = status_fd
+            fds.append(status_fd)
+        return build_argv(list(command), **kwargs), tuple(fds)
 
     def cgroup_cycle(self) -> tuple[float, float]:
         """(create + limits, remove) of a box cgroup that no process ever joined."""
@@ -313,7 +328,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         ratio = x["median"] / b["median"]
         comparison[name] = {"overhead_ms": over, "ratio": ratio}
         cells = [fmt_ms(b["median"], 2), fmt_ms(b["p95"], 2), fmt_ms(x["median"]), fmt_ms(x["p95"])]
-        rows.append([name, *cells, f"+{over:.1f}", f"{ratio:.1f}x"])
+        rows.append([name, *cells, f"{over:+.1f}", f"{ratio:.1f}x"])
     print_table(["command", "bare med", "bare p95", "box med", "box p95", "overhead", "ratio"], rows)
     over = comparison["/bin/true"]["overhead_ms"]
     verdict = "met" if over <= TARGET_MS else "MISSED"

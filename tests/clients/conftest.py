@@ -6,24 +6,15 @@ name (uids 67000+ and 67100+ are reserved for this suite).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# tests/clients has no __init__.py (unlike the other test folders), so pytest does not put the repository root
-# on sys.path for it; the shared live-server helper lives in the `tests` package there.
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.service.live import LiveServer, live_server  # noqa: E402
-
-from stockade.service.config import ServiceConfig  # noqa: E402
-from stockade.service.store import Store  # noqa: E402
+from stockade.service.config import ServiceConfig
+from stockade.service.store import Store
+from tests.service.live import LiveServer, live_server
 
 OPEN_UID_BASE = 67000
 KEYED_UID_BASE = 67100

@@ -12,10 +12,13 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from tests.service.live import LiveServer
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ PROGRAMS = {
     "spins.py": "while True:\n    pass\n",
     "broken.c": "int main( { return 0; }\n",
 }
+Run = subprocess.CompletedProcess[str]
 BATCH_VERDICTS = {"ok.py": "ok", "fails.py": "runtime_error", "spins.py": "timeout", "broken.c": "compile_error"}
 
 
@@ -41,6 +45,22 @@ def stockade(
     if api_key is not None:
         env["STOCKADE_API_KEY"] = api_key
     return subprocess.run([STOCKADE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def same_outcome(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Same verdict and output (timings and ids differ from run to run)."""
+    fields = ("status", "stdout", "stderr", "exit_code", "signal", "timeout_kind", "stdout_truncated")
+    compile_fields = ("status", "stdout", "stderr", "exit_code")
+
+    def outcome(r: dict[str, Any]) -> tuple[Any, ...]:
+        c = r["compile"]
+        return (
+            *(r[f] for f in fields),
+            c and tuple(c[f] for f in compile_fields),
+            r["runtime"]["language"],
+        )
+
+    return outcome(a) == outcome(b)
 
 
 def json_out(proc: subprocess.CompletedProcess[str]) -> Any:
@@ -58,10 +78,18 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def local_json(progs: Path) -> dict[str, Any]:
-    """`stockade run --json` of ok.py and fails.py on local boxes, one after the other."""
-    return {name: json_out(stockade("run", f"progs/{name}", "--json", cwd=progs)) for name in ("ok.py", "fails.py")}
+@pytest.fixture(scope="module", autouse=True)
+def remote(progs: Path, open_server: LiveServer, keyed_server: KeyedServer) -> Iterator[dict[str, Future[Run]]]:
+    """The --url runs, started together in the background when the module starts: they do not share the local
+    boxes, and each CLI start costs seconds on a busy host. Tests wait for the one they check."""
+    calls: dict[str, tuple[tuple[str, ...], str | None]] = {
+        "ok.py": (("progs/ok.py", "--json", "--url", open_server.url), None),
+        "batch": (("progs", "--json", "--cpu-ms", "500", "--url", open_server.url), None),
+        "keyed": (("progs/ok.py", "--json", "--url", keyed_server.url), keyed_server.key),
+        "unkeyed": (("progs/ok.py", "--url", keyed_server.url), None),
+    }
+    with ThreadPoolExecutor(len(calls)) as pool:
+        yield {name: pool.submit(stockade, "run", *args, cwd=progs, api_key=key) for name, (args, key) in calls.items()}
 
 
 def test_local_run_human_output(progs: Path) -> None:
@@ -76,52 +104,25 @@ def test_local_run_human_output(progs: Path) -> None:
     assert "42" in lines
 
 
-def test_local_run_json(local_json: dict[str, Any]) -> None:
-    ok = local_json["ok.py"]
-    assert ok["status"] == "ok"
-    assert ok["stdout"] == "42\n"
-    assert ok["exit_code"] == 0
-    assert ok["runtime"]["language"] == "python"
-    fails = local_json["fails.py"]
-    assert (fails["status"], fails["exit_code"], fails["stdout"]) == ("runtime_error", 3, "partial\n")
+def test_local_and_remote_json(progs: Path, remote: dict[str, Future[Run]]) -> None:
+    local = json_out(stockade("run", "progs/ok.py", "--json", cwd=progs))
+    assert local["status"] == "ok"
+    assert local["stdout"] == "42\n"
+    assert local["exit_code"] == 0
+    assert local["runtime"]["language"] == "python"
+    assert same_outcome(json_out(remote["ok.py"].result()), local)
 
 
-@pytest.mark.parametrize("name", ["ok.py", "fails.py"])
-def test_remote_run_matches_local(name: str, progs: Path, local_json: dict[str, Any], open_server: LiveServer) -> None:
-    remote = json_out(stockade("run", f"progs/{name}", "--json", "--url", open_server.url, cwd=progs))
-    local = local_json[name]
-    for field in ("status", "stdout", "stderr", "exit_code", "signal", "timeout_kind", "compile"):
-        assert remote[field] == local[field], field
-    assert remote["runtime"]["language"] == local["runtime"]["language"]
-
-
-def test_remote_run_human_output(progs: Path, open_server: LiveServer) -> None:
-    proc = stockade("run", "progs/fails.py", "--url", open_server.url, cwd=progs)
-    assert proc.returncode == 0, proc.stderr  # a verdict, even runtime_error, is not a CLI failure
-    assert proc.stdout.splitlines()[0].strip() == "runtime_error"
-    assert "exit 3" in proc.stdout
-    assert "partial" in proc.stdout
-
-
-def test_api_key_from_environment(progs: Path, keyed_server: KeyedServer) -> None:
-    proc = stockade("run", "progs/ok.py", "--json", "--url", keyed_server.url, cwd=progs, api_key=keyed_server.key)
-    result = json_out(proc)
+def test_api_key_from_environment(remote: dict[str, Future[Run]]) -> None:
+    result = json_out(remote["keyed"].result())
     assert (result["status"], result["stdout"]) == ("ok", "42\n")
 
 
-def test_missing_api_key_is_unauthenticated(progs: Path, keyed_server: KeyedServer) -> None:
-    proc = stockade("run", "progs/ok.py", "--url", keyed_server.url, cwd=progs)
+def test_missing_api_key_is_unauthenticated(remote: dict[str, Future[Run]]) -> None:
+    proc = remote["unkeyed"].result()
     assert proc.returncode == 2
     assert "UNAUTHENTICATED" in proc.stdout + proc.stderr
     assert "42" not in proc.stdout
-
-
-def test_missing_api_key_json(progs: Path, keyed_server: KeyedServer) -> None:
-    proc = stockade("run", "progs/ok.py", "--json", "--url", keyed_server.url, cwd=progs)
-    assert proc.returncode == 2
-    failure = json.loads(proc.stdout)
-    assert (failure["status"], failure["error"]) == ("failed", "UNAUTHENTICATED")
-    assert failure["message"]
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
@@ -143,19 +144,25 @@ def test_batch_summary_table(progs: Path) -> None:
     rows = table_rows(proc.stdout)
     assert set(rows) == set(PROGRAMS), proc.stdout
     for name, verdict in BATCH_VERDICTS.items():
-        file, language, shown = rows[name][:3]
+        _file, language, shown = rows[name][:3]
         assert shown == verdict, rows[name]
         assert language == ("c" if name.endswith(".c") else "python")
 
 
-def test_batch_json(progs: Path, open_server: LiveServer) -> None:
-    results = json_out(stockade("run", "progs", "--json", "--cpu-ms", "500", "--url", open_server.url, cwd=progs))
-    assert isinstance(results, list)
-    assert {Path(r["file"]).name: r["status"] for r in results} == BATCH_VERDICTS
-    by_name = {Path(r["file"]).name: r for r in results}
-    assert by_name["ok.py"]["stdout"] == "42\n"
-    assert by_name["spins.py"]["timeout_kind"] == "cpu"
-    assert "error" in by_name["broken.c"]["compile"]["stderr"]
+def test_batch_json_local_and_remote(progs: Path, remote: dict[str, Future[Run]]) -> None:
+    local = json_out(stockade("run", "progs", "--json", "--cpu-ms", "500", cwd=progs))
+    remote_results = json_out(remote["batch"].result())
+    for results in (local, remote_results):
+        assert isinstance(results, list)
+        assert {Path(r["file"]).name: r["status"] for r in results} == BATCH_VERDICTS
+        by_name = {Path(r["file"]).name: r for r in results}
+        assert by_name["ok.py"]["stdout"] == "42\n"
+        assert (by_name["fails.py"]["exit_code"], by_name["fails.py"]["stdout"]) == (3, "partial\n")
+        assert by_name["spins.py"]["timeout_kind"] == "cpu"
+        assert "error" in by_name["broken.c"]["compile"]["stderr"]
+    remote_by_file = {r["file"]: r for r in remote_results}
+    for result in local:
+        assert same_outcome(remote_by_file[result["file"]], result), result["file"]
 
 
 @pytest.mark.xfail(

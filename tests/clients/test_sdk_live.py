@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from tests.service.live import LiveServer, free_port
 
 from stockade.client import (
     AsyncClient,
@@ -33,6 +32,7 @@ from stockade.client import (
     Unauthenticated,
     UnknownLanguage,
 )
+from tests.service.live import LiveServer, free_port
 
 if TYPE_CHECKING:
     from conftest import KeyedServer
@@ -408,31 +408,28 @@ def test_docs_have_examples() -> None:
     assert len(doc_examples()) >= 5
 
 
-@pytest.mark.parametrize("index", range(len(doc_examples())))
-@pytest.mark.parametrize("server_kind", ["open", "keyed"])
-def test_doc_example_runs(
-    index: int, server_kind: str, open_server: LiveServer, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKADE_")}
-    if server_kind == "open":
-        env["STOCKADE_URL"] = open_server.url
-    else:
-        keyed: KeyedServer = request.getfixturevalue("keyed_server")
-        env["STOCKADE_URL"] = keyed.url
-        env["STOCKADE_API_KEY"] = keyed.key
-    script = tmp_path / f"example_{index}.py"
-    script.write_text(doc_examples()[index])
+def run_example(code: str, tmp_path: Path, url: str, api_key: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKADE_")} | {"STOCKADE_URL": url}
+    if api_key is not None:
+        env["STOCKADE_API_KEY"] = api_key
+    script = tmp_path / "example.py"
+    script.write_text(code)
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, f"example {index} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, f"example failed:\n{code}\n---\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr
-    # No example may quietly hit an error path against a working server.
+    # No example may quietly take an error path against a working server.
     for marker in ("UNAUTHENTICATED", "CONNECTION_FAILED", "service unreachable", "failed:"):
         assert marker not in proc.stdout, proc.stdout
+    return proc
 
 
-def test_first_doc_example_prints_hello(open_server: LiveServer, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKADE_")} | {"STOCKADE_URL": open_server.url}
-    script = tmp_path / "hello.py"
-    script.write_text(doc_examples()[0])
-    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=180)
-    assert proc.stdout.splitlines()[:2] == ["ok", "Hello, World!"], proc.stdout + proc.stderr
+@pytest.mark.parametrize("index", range(len(doc_examples())))
+def test_doc_example_runs(index: int, open_server: LiveServer, tmp_path: Path) -> None:
+    proc = run_example(doc_examples()[index], tmp_path, open_server.url)
+    if index == 0:
+        assert proc.stdout.splitlines()[:2] == ["ok", "Hello, World!"], proc.stdout
+
+
+def test_doc_example_takes_the_key_from_the_environment(keyed_server: KeyedServer, tmp_path: Path) -> None:
+    proc = run_example(doc_examples()[0], tmp_path, keyed_server.url, api_key=keyed_server.key)
+    assert proc.stdout.splitlines()[:2] == ["ok", "Hello, World!"], proc.stdout

@@ -22,6 +22,8 @@ def argv(cmd: list[str] | None = None, ro: list[str] | None = None) -> list[str]
         fs_root=Path("/run/stockade/boxes/abc/fs"),
         etc_dir=Path("/run/stockade/etc"),
         seccomp_fd=7,
+        init=Path("/run/stockade/stockade-init-x"),
+        status_fd=9,
         ro_paths=ro or [],
     )
 
@@ -42,9 +44,11 @@ def test_every_namespace_is_new_and_userns_is_disabled_inside() -> None:
     assert a[a.index("--seccomp") + 1] == "7"
 
 
-def test_command_follows_the_separator_untouched() -> None:
+def test_command_runs_under_our_init_as_pid_1() -> None:
     a = argv(["--not-an-option", "x y"])
-    assert a[a.index("--") + 1 :] == ["--not-an-option", "x y"]
+    assert a[a.index("--") + 1 :] == ["/.stockade-init", "9", "--not-an-option", "x y"]
+    assert "--as-pid-1" in a
+    assert ("/run/stockade/stockade-init-x", "/.stockade-init") in pairs(a, "--ro-bind")
 
 
 def test_filesystem_is_read_only_except_the_box_tmpfs() -> None:
@@ -66,7 +70,9 @@ def test_filesystem_is_read_only_except_the_box_tmpfs() -> None:
 
 def test_dev_is_minimal_and_proc_is_masked() -> None:
     a = argv()
-    assert [d for _, d in pairs(a, "--dev-bind")] == [f"/dev/{n}" for n in ("null", "zero", "full", "random", "urandom")]
+    assert [d for _, d in pairs(a, "--dev-bind")] == [
+        f"/dev/{n}" for n in ("null", "zero", "full", "random", "urandom")
+    ]
     assert "--dev" not in a  # bubblewrap's own /dev adds tty, pts and a kcore link
     assert ("/dev/null", "/proc/kcore") in pairs(a, "--ro-bind")
     assert a.index("--proc") < a.index("/proc/kcore")  # masks go on top of the new procfs
@@ -74,9 +80,11 @@ def test_dev_is_minimal_and_proc_is_masked() -> None:
 
 
 def test_extra_ro_paths_are_checked() -> None:
-    a = argv(ro=["/etc/java-17-openjdk"])
+    a = argv(ro=["/etc/java-17-openjdk", "/var/lib/ghc"])
     assert ("/etc/java-17-openjdk", "/etc/java-17-openjdk") in pairs(a, "--ro-bind-try")
-    for bad in ("relative", "/", "/proc/1", "/run/stockade", "/root/.ssh", "/etc/../root", "/var/lib"):
+    assert ("/var/lib/ghc", "/var/lib/ghc") in pairs(a, "--ro-bind-try")
+    for bad in ("relative", "/", "/proc/1", "/run/stockade", "/root/.ssh", "/etc/../root", "/var/lib", "/var",
+                "/var/lib/stockade/stockade.db", "/etc", "/etc/shadow", "/var/log/syslog"):  # fmt: skip
         with pytest.raises(ValueError):
             check_ro_path(bad)
 

@@ -36,7 +36,9 @@ def fake_v2(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 def test_v2_is_chosen_and_the_service_moves_to_a_leaf(fake_v2: tuple[Path, Path, Path]) -> None:
     root, mountinfo, self_cg = fake_v2
-    m = cgroups.detect("stockade", mountinfo_path=str(mountinfo), proc_self_cgroup_path=str(self_cg), root_override=root)
+    m = cgroups.detect(
+        "stockade", mountinfo_path=str(mountinfo), proc_self_cgroup_path=str(self_cg), root_override=root
+    )
     own = root / "sys/fs/cgroup/system.slice/stockade.service"
     assert isinstance(m, cgroups.CgroupV2)
     assert m.parents == {"unified": own / "stockade"}
@@ -48,7 +50,9 @@ def test_v2_is_chosen_and_the_service_moves_to_a_leaf(fake_v2: tuple[Path, Path,
 
 def test_v2_box_limits_stats_and_kill(fake_v2: tuple[Path, Path, Path]) -> None:
     root, mountinfo, self_cg = fake_v2
-    m = cgroups.detect("stockade", mountinfo_path=str(mountinfo), proc_self_cgroup_path=str(self_cg), root_override=root)
+    m = cgroups.detect(
+        "stockade", mountinfo_path=str(mountinfo), proc_self_cgroup_path=str(self_cg), root_override=root
+    )
     box = m.create("b1", LIMITS)
     d = box.dirs["unified"]
     assert d.parent == m.parents["unified"] and d.name == "box-b1"
@@ -61,7 +65,9 @@ def test_v2_box_limits_stats_and_kill(fake_v2: tuple[Path, Path, Path]) -> None:
     write(d / "memory.peak", "1048576\n")
     write(d / "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
     write(d / "pids.events", "max 2\n")
-    assert box.stats() == cgroups.CgroupStats(cpu_time_us=1500, peak_memory_bytes=1048576, oom_kills=1, pids_limit_hits=2)
+    assert box.stats() == cgroups.CgroupStats(
+        cpu_time_us=1500, peak_memory_bytes=1048576, oom_kills=1, pids_limit_hits=2
+    )
     write(d / "cgroup.kill", "")
     m.kill(box)
     assert (d / "cgroup.kill").read_text() == "1"

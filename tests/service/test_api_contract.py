@@ -166,7 +166,11 @@ VERDICTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"stdout": ""},
     ),
     "output_limit": (
-        {"language": "python", "code": "import sys\nwhile True:\n    sys.stdout.write('y' * 4096)", "limits": {"output_kb": 4}},
+        {
+            "language": "python",
+            "code": "import sys\nwhile 1:\n    sys.stdout.write('y' * 4096)",
+            "limits": {"output_kb": 4},
+        },
         {"stdout_truncated": True},
     ),
     "file_size_limit": (
@@ -277,14 +281,10 @@ def test_limit_out_of_range(client: httpx.Client, extra: dict[str, Any]) -> None
     assert_error(run(client, {**HELLO, **extra}), "LIMIT_OUT_OF_RANGE", 422)
 
 
-def _raw_response(port: int, head: bytes, body_chunks: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
+def _raw_response(port: int, head: bytes) -> bytes:
+    """Send only a request head and read the response head and start of body."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(head)
-        for chunk in body_chunks:
-            try:
-                s.sendall(chunk)
-            except OSError:
-                break
         data = b""
         while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 20:
             part = s.recv(65536)
@@ -330,6 +330,13 @@ def test_under_the_cap_is_not_too_large(client: httpx.Client) -> None:
 
 def test_unknown_route_and_method(client: httpx.Client) -> None:
     assert_error(client.get("/v1/nope"), "NOT_FOUND", 404)
+    assert_error(client.post("/v1/nope", json=HELLO), "METHOD_NOT_ALLOWED", 405)  # the playground mount: GET only
+    assert_error(client.delete("/v1/execute"), "METHOD_NOT_ALLOWED", 405)
+    assert_error(client.put("/v1/runtimes", json={}), "METHOD_NOT_ALLOWED", 405)
+
+
+def test_get_on_execute_is_method_not_allowed(client: httpx.Client) -> None:
+    # The route exists for POST: a GET is a wrong method (405), not a missing page of the playground (404).
     assert_error(client.get("/v1/execute"), "METHOD_NOT_ALLOWED", 405)
 
 
@@ -379,13 +386,15 @@ def test_base64_stdin_and_files(client: httpx.Client) -> None:
     assert base64.b64decode(out["stdout"]) == blob + b"|" + blob[::-1]
 
 
+APP_PY = "import sys\nsys.path.insert(0, 'lib')\nimport greet\nprint(greet.greet(sys.argv[1]))\n"
+
+
 def test_multi_file_with_entry(client: httpx.Client) -> None:
     body = {
         "language": "python",
         "files": [
             {"name": "lib/greet.py", "content": "def greet(n):\n    return 'hi ' + n\n"},
-            {"name": "app.py", "content": "import sys\nsys.path.insert(0, 'lib')\nimport greet\n"
-             "print(greet.greet(sys.argv[1]))\n"},  # fmt: skip
+            {"name": "app.py", "content": APP_PY},
         ],
         "entry": "app.py",
         "args": ["bob"],
@@ -395,11 +404,14 @@ def test_multi_file_with_entry(client: httpx.Client) -> None:
     assert out["stdout"] == "hi bob\n"
 
 
+MAIN_C = '#include <stdio.h>\n#include "sq.h"\nint main(void) { printf("%d\\n", sq(7)); }\n'
+
+
 def test_multi_file_c(client: httpx.Client) -> None:
     body = {
         "language": "c",
         "files": [
-            {"name": "main.c", "content": '#include <stdio.h>\n#include "sq.h"\nint main(void) { printf("%d\\n", sq(7)); }\n'},
+            {"name": "main.c", "content": MAIN_C},
             {"name": "sq.h", "content": "int sq(int);\n"},
             {"name": "sq.c", "content": "int sq(int x) { return x * x; }\n"},
         ],
@@ -511,8 +523,8 @@ def test_unauthenticated(kclient: httpx.Client, keyed_server: LiveServer) -> Non
     ):
         r = kclient.post("/v1/execute", json=HELLO, headers={"Authorization": header})
         assert_error(r, "UNAUTHENTICATED", 401)
-    # runtimes/health stay public; diagnostics needs a key
-    assert kclient.get("/v1/runtimes").status_code == 200
+    # health stays public; diagnostics needs a key
+    assert kclient.get("/healthz").status_code == 200
     assert_error(kclient.get("/v1/diagnostics"), "UNAUTHENTICATED", 401)
 
 
@@ -650,3 +662,10 @@ async def test_internal_error_has_an_id_in_the_log(tmp_path: Path, monkeypatch: 
     assert body["id"] in log_text
     assert "engine exploded" in log_text
 
+
+def test_openapi_and_docs(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/execute", "/v1/runtimes", "/healthz", "/readyz", "/v1/diagnostics"} <= set(schema["paths"])
+    assert "/execute" not in schema["paths"]
+    assert client.get("/docs").status_code == 200
+    assert client.get("/").status_code == 200  # the playground

@@ -18,7 +18,7 @@ from stockade.clients import AsyncClient, StockadeError
 from stockade.engine import Engine, EngineError, ExecutionRequest, SourceFile, StageLimits
 from stockade.runtimes.registry import Registry
 from stockade.runtimes.toolchains import install_packages
-from stockade.sandbox import Sandbox, SandboxConfig, SandboxUnavailable
+from stockade.sandbox import Sandbox, SandboxBusy, SandboxConfig, SandboxUnavailable
 from stockade.service.wire import response_body
 
 console = Console()
@@ -26,6 +26,8 @@ err_console = Console(stderr=True)
 toolchains_app = typer.Typer(no_args_is_help=True, help="Install language toolchains (Debian packages).")
 
 VERDICT_STYLE = {"ok": "bold green", "compile_error": "bold yellow", "runtime_error": "bold yellow"}
+LOCAL_INSTANCES = 8
+LOCAL_UID_BASE = 61000
 Result = dict[str, Any]  # the API's JSON shape, for local and remote runs alike
 
 
@@ -67,18 +69,38 @@ class LocalRunner:
 
     async def __call__(self, request: ExecutionRequest) -> Result:
         if self.engine is None:
-            sandbox = Sandbox(SandboxConfig(slots=os.cpu_count() or 1))
-            try:
-                sandbox.start()
-            except SandboxUnavailable as e:
-                err_console.print(f"[red]cannot build a safe box:[/] {e}")
-                raise typer.Exit(2) from e
-            self.engine = Engine(sandbox, self.registry)
+            self.engine = Engine(self._sandbox(), self.registry)
         try:
             result = await self.engine.execute(request)
         except EngineError as e:
             return failed(e.code, e.message)
         return response_body(uuid.uuid4().hex, result, "utf8")
+
+    @staticmethod
+    def _sandbox() -> Sandbox:
+        """The first free local instance: each has its own run dir, cgroup and uid range, so several
+        `stockade run` processes (and a service) never reap each other's boxes."""
+        for k in range(LOCAL_INSTANCES):
+            config = SandboxConfig(
+                run_dir=Path(f"/run/stockade-cli-{k}"),
+                cgroup_name=f"stockade-cli-{k}",
+                uid_base=LOCAL_UID_BASE + 100 * k,
+                slots=os.cpu_count() or 1,
+            )
+            sandbox = Sandbox(config)
+            try:
+                sandbox.start()
+                return sandbox
+            except SandboxBusy:
+                continue
+            except SandboxUnavailable as e:
+                err_console.print(f"[red]cannot build a safe box:[/] {e}")
+                raise typer.Exit(2) from e
+        err_console.print(f"[red]all {LOCAL_INSTANCES} local sandbox instances are busy[/]")
+        raise typer.Exit(2)
+
+    async def close(self) -> None:
+        return None
 
 
 class RemoteRunner:
@@ -100,6 +122,9 @@ class RemoteRunner:
         except StockadeError as e:
             return failed(e.code, e.message)
         return dict(result.raw)
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
 
 def _targets(paths: list[Path], registry: Registry, language: str | None) -> list[tuple[Path, str | None]]:
@@ -145,6 +170,12 @@ def run(
                                    args=list(arg or []), limits=limits)  # fmt: skip
         return await runner(request)
 
+    async def single() -> Result:
+        try:
+            return await one(*targets[0])
+        finally:
+            await runner.close()
+
     async def batch() -> list[Result]:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=err_console, disable=as_json) as progress:  # fmt: skip
@@ -155,10 +186,13 @@ def run(
                 progress.advance(task)
                 return result
 
-            return await asyncio.gather(*(tracked(p, lang) for p, lang in targets))
+            try:
+                return await asyncio.gather(*(tracked(p, lang) for p, lang in targets))
+            finally:
+                await runner.close()
 
     if len(targets) == 1:
-        result = asyncio.run(one(*targets[0]))
+        result = asyncio.run(single())
         if as_json:
             typer.echo(json.dumps(result, indent=2))
         else:
@@ -168,8 +202,11 @@ def run(
         return
 
     results = asyncio.run(batch())
+    refused = any(r["status"] == "failed" for r in results)  # a verdict is a result; a refusal is not
     if as_json:
         typer.echo(json.dumps([{"file": str(p), **r} for (p, _), r in zip(targets, results, strict=True)], indent=2))
+        if refused:
+            raise typer.Exit(2)
         return
     table = Table(title=f"{len(results)} programs")
     for col in ("file", "language", "verdict", "time ms", "memory KiB"):
@@ -180,6 +217,8 @@ def run(
         table.add_row(str(path), lang or "?", f"[{style}]{verdict}[/]", str(r.get("time_ms", "")),
                       str(r.get("memory_kb", "")))  # fmt: skip
     console.print(table)
+    if refused:
+        raise typer.Exit(2)
 
 
 def runtimes(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list")] = False) -> None:

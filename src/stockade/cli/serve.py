@@ -8,26 +8,10 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from stockade.sandbox import SandboxConfig, SandboxUnavailable
-from stockade.service.app import Service, create_app
-from stockade.service.config import ServiceConfig
-from stockade.service.telemetry import setup_logging
 
 DATA_DIR = Path(os.environ.get("STOCKADE_DATA_DIR", "/var/lib/stockade"))
-
-
-class _DrainingServer(uvicorn.Server):
-    """SIGTERM first stops admission (503 with Retry-After), then uvicorn drains connections."""
-
-    def __init__(self, config: uvicorn.Config, service: Service) -> None:
-        super().__init__(config)
-        self.service = service
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.service.draining = True
-        super().handle_exit(sig, frame)
 
 
 def serve(
@@ -44,6 +28,20 @@ def serve(
     drain_seconds: Annotated[float, typer.Option(envvar="STOCKADE_DRAIN_SECONDS", help="SIGTERM grace")] = 30.0,
 ) -> None:
     """Start the service. Refuses to start, naming why, when the host cannot build a safe box."""
+    # The web stack loads only for this command, so `stockade run` and friends start fast.
+    import uvicorn
+
+    from stockade.service.app import Service, create_app
+    from stockade.service.config import ServiceConfig
+    from stockade.service.telemetry import setup_logging
+
+    class DrainingServer(uvicorn.Server):
+        """SIGTERM first stops admission (503 with Retry-After), then uvicorn drains connections."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            service.draining = True
+            super().handle_exit(sig, frame)
+
     setup_logging()
     config = ServiceConfig(
         host=host,
@@ -58,7 +56,7 @@ def serve(
     uv = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=int(drain_seconds) + 1
     )
-    server = _DrainingServer(uv, service)
+    server = DrainingServer(uv)
     try:
         server.run()
     except SandboxUnavailable as e:

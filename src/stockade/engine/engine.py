@@ -39,6 +39,9 @@ def check_file_name(name: str) -> str:
     parts = name.split("/")
     if name.startswith("/") or len(parts) > MAX_DEPTH:
         raise InvalidRequest(f"file name must be a relative path at most {MAX_DEPTH} deep: {name[:64]!r}")
+    if parts[0].startswith(("-", "@")):
+        # Names land in compiler and interpreter argv: `-o…`, `-fplugin=…` or `@file` would be options.
+        raise InvalidRequest(f"file name may not start with '-' or '@': {name[:64]!r}")
     for part in parts:
         if part in ("", ".", "..") or len(part.encode()) > MAX_NAME:
             raise InvalidRequest(f"file name has an empty, '.', '..' or over-long part: {name[:64]!r}")

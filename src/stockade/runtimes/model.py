@@ -106,6 +106,8 @@ class Language(_Strict):
     name: NonEmpty
     aliases: list[Alias] = Field(default_factory=list)
     extensions: list[Extension] = Field(min_length=1)
+    # Part of a program but never handed to the compiler as a unit of its own (C headers).
+    header_extensions: list[Extension] = Field(default_factory=list)
     # When several languages share an extension, by_extension() prefers the one that claims it:
     # true claims all of `extensions`, false none, a list just those. At most one language may
     # claim an extension (checked by the registry).

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .model import Language
+from .registry import Registry
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
@@ -36,12 +36,13 @@ def packages_of(languages: Iterable[Language]) -> list[str]:
     return sorted({pkg for language in languages for pkg in language.packages})
 
 
-def all_packages(registry: Any) -> list[str]:
-    """Every package needed by a Registry (or any iterable/mapping of languages)."""
-    languages = getattr(registry, "languages", registry)
-    if isinstance(languages, dict):
-        languages = languages.values()
-    return packages_of(languages)
+def all_packages(registry: Registry | Mapping[str, Language] | Iterable[Language]) -> list[str]:
+    """Every package needed by a Registry (or a mapping/iterable of languages)."""
+    if isinstance(registry, Registry):
+        return packages_of(registry.languages)
+    if isinstance(registry, Mapping):
+        return packages_of(registry.values())
+    return packages_of(registry)
 
 
 def _env() -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The sandbox layer: run one untrusted command in a fresh, kernel-limited, fully accounted box."""
 
-from stockade.sandbox.runner import Sandbox, SandboxConfig, SandboxUnavailable
+from stockade.sandbox.runner import Sandbox, SandboxBusy, SandboxConfig, SandboxUnavailable
 from stockade.sandbox.spec import BoxResult, BoxSpec, InputFile, Limits, OutputFile, Status, TimeoutKind
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Limits",
     "OutputFile",
     "Sandbox",
+    "SandboxBusy",
     "SandboxConfig",
     "SandboxUnavailable",
     "Status",

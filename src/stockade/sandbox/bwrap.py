@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+INIT_PATH = "/.stockade-init"
 BOX_UID = 1000  # identity inside the box; on the host it maps to the slot's own uid, never to root
 BOX_GID = 1000
 HOSTNAME = "stockade"
@@ -41,7 +42,12 @@ PROC_MASK_FILES = (
     "slabinfo",
 )
 PROC_MASK_DIRS = ("acpi", "scsi", "asound", "driver", "fs", "irq", "bus", "tty", "sysvipc")
-FORBIDDEN_RO_PREFIXES = ("/proc", "/sys", "/dev", "/run", "/var", "/home", "/root", "/tmp", "/boot")
+# Toolchain data lives under /usr, /etc and /var/lib/<package> (GHC's package db); nothing else of the
+# host's state, and never Stockade's own data.
+FORBIDDEN_RO_PREFIXES = ("/proc", "/sys", "/dev", "/run", "/home", "/root", "/tmp", "/boot", "/var/lib/stockade",
+                         "/var/run", "/var/log", "/var/tmp", "/var/spool", "/var/mail", "/var/backups", "/var/cache",
+                         "/etc/shadow", "/etc/gshadow", "/etc/ssh", "/etc/sudoers")  # fmt: skip
+FORBIDDEN_RO_EXACT = ("/var", "/var/lib", "/etc", "/usr/local")
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ def check_ro_path(path: str) -> str:
     norm = os.path.normpath(path)
     if not path.startswith("/") or norm != path.rstrip("/") or norm == "/":
         raise ValueError(f"ro path must be absolute and normalised: {path!r}")
-    if any(norm == p or norm.startswith(p + "/") for p in FORBIDDEN_RO_PREFIXES):
+    if norm in FORBIDDEN_RO_EXACT or any(norm == p or norm.startswith(p + "/") for p in FORBIDDEN_RO_PREFIXES):
         raise ValueError(f"ro path may not expose {norm}")
     return norm
 
@@ -90,6 +96,8 @@ def build_argv(
     fs_root: Path,
     etc_dir: Path,
     seccomp_fd: int,
+    init: Path,
+    status_fd: int,
     ro_paths: list[str] = (),  # type: ignore[assignment]
     bwrap: str = "bwrap",
 ) -> list[str]:
@@ -102,7 +110,9 @@ def build_argv(
         "--hostname", HOSTNAME,
         "--new-session",
         "--die-with-parent",
+        "--as-pid-1",  # our init is pid 1: it reports the real wait status and reaps orphans
         "--cap-drop", "ALL",
+        "--ro-bind", str(init), INIT_PATH,
     ]  # fmt: skip
     for d in layout.dirs:
         a += ["--ro-bind", d, d]
@@ -136,6 +146,7 @@ def build_argv(
         "--chdir", "/box",
         "--seccomp", str(seccomp_fd),
         "--",
+        INIT_PATH, str(status_fd),
     ]  # fmt: skip
     return a + list(command)
 

@@ -60,12 +60,13 @@ def _procs(path: Path) -> list[int]:
         return []
 
 
-def _kill_listed(procs_dir: Path, marker: str, deadline_s: float) -> bool:
-    """SIGKILL every pid listed in procs_dir until it is empty. Each pid is pinned with a pidfd and
-    re-checked to still belong to the box, so a recycled pid of a host process is never signalled."""
+def _kill_listed(procs_dir: Path, marker: str, deadline_s: float, spare: frozenset[int] = frozenset()) -> bool:
+    """SIGKILL every pid listed in procs_dir but `spare` until no other is left. Each pid is pinned with a
+    pidfd and re-checked to still belong to the box, so a recycled pid of a host process is never
+    signalled."""
     end = time.monotonic() + deadline_s
     while True:
-        pids = _procs(procs_dir)
+        pids = [p for p in _procs(procs_dir) if p not in spare]
         if not pids:
             return True
         for pid in pids:
@@ -173,6 +174,13 @@ class CgroupManager:
 
     def kill(self, box: BoxCgroup) -> None:
         raise NotImplementedError
+
+    def kill_sparing(self, box: BoxCgroup, spare: frozenset[int]) -> None:
+        """Kill every process of the box but `spare` (the supervisor's own child, bubblewrap, which
+        then reaps the box's init and exits instead of leaving it to the host's init as a zombie)."""
+        procs_dir = next(iter(box.dirs.values()))
+        if not _kill_listed(procs_dir, f"box-{box.name}", 5.0, spare):
+            raise CgroupError(f"box {box.name}: processes survive SIGKILL")
 
 
 class CgroupV2(CgroupManager):

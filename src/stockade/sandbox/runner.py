@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import resource
 import shutil
+import signal
+import subprocess
 import time
 import uuid
 from collections import deque
@@ -24,6 +27,7 @@ from pathlib import Path
 from stockade.sandbox import hostfs, seccomp
 from stockade.sandbox.bwrap import HostLayout, box_env, build_argv, synthetic_etc
 from stockade.sandbox.cgroups import BoxCgroup, CgroupError, CgroupManager, detect
+from stockade.sandbox.init import InitBuildError, build_init, decode_status
 from stockade.sandbox.spec import BoxResult, BoxSpec, Limits, OutputFile, Status
 from stockade.sandbox.verdict import Facts, decide
 
@@ -46,6 +50,30 @@ class SandboxConfig:
 
 class SandboxUnavailable(RuntimeError):
     """The host cannot build a safe box; Stockade refuses to run code (fail closed)."""
+
+
+class SandboxBusy(SandboxUnavailable):
+    """Another process owns this run dir: its boxes are not ours to reap."""
+
+
+# run dir -> lock fd held by this process; several Sandbox objects of one process may share an instance.
+_INSTANCE_LOCKS: dict[Path, int] = {}
+
+
+def _lock_instance(run_dir: Path) -> None:
+    """One process per run dir (and so per cgroup name and uid range): start() reaps everything there."""
+    if run_dir in _INSTANCE_LOCKS:
+        return
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise SandboxBusy(f"{run_dir} is in use by process {holder}; give this instance its own run dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _INSTANCE_LOCKS[run_dir] = fd
 
 
 class _Slots:
@@ -83,6 +111,25 @@ class _Slots:
                 w.set_result(slot)
                 return
         self._free.append(slot)
+
+
+def _exit_facts(
+    report: tuple[str, int] | None, returncode: int, stderr: bytes
+) -> tuple[int | None, int | None, str | None]:
+    """(exit code, signal, setup error) of the box command, from our init's report when there is one."""
+    if report is not None:
+        kind, value = report
+        if kind == "W":
+            if os.WIFSIGNALED(value):
+                return None, os.WTERMSIG(value), None
+            return os.WEXITSTATUS(value), None, None
+        if kind == "E":
+            return 127, None, None  # command not found in the box: the program's failure, as a shell says
+        return None, None, f"box init failed (errno {value})"
+    if returncode == 1 and stderr.startswith(b"bwrap: "):
+        return None, None, stderr.decode("utf-8", "replace").strip()  # never got as far as our init
+    # Killed before init could report (our cgroup kill, an OOM kill of the whole box).
+    return None, -returncode if returncode < 0 else signal.SIGKILL, None
 
 
 def _child_setup(procs_files: list[str], limits: Limits, uid: int, gid: int) -> Callable[[], None]:
@@ -146,6 +193,7 @@ class Sandbox:
         self.config = config or SandboxConfig()
         self.cgroups: CgroupManager | None = None
         self.layout: HostLayout | None = None
+        self.init: Path | None = None
         self._slots = _Slots(self.config.slots)
         self._active: set[str] = set()
         self._running: dict[str, BoxCgroup] = {}
@@ -169,6 +217,11 @@ class Sandbox:
         run = self.config.run_dir
         run.mkdir(mode=0o711, parents=True, exist_ok=True)
         os.chmod(run, 0o711)  # slot uids must traverse to their own box dir, never list
+        _lock_instance(run)
+        try:
+            self.init = build_init(run)
+        except (InitBuildError, OSError, subprocess.SubprocessError) as e:
+            raise SandboxUnavailable(str(e)) from e
         (run / "boxes").mkdir(mode=0o711, exist_ok=True)
         etc = run / "etc"
         etc.mkdir(mode=0o755, exist_ok=True)
@@ -246,12 +299,17 @@ class Sandbox:
             fds.append(seccomp_fd)
             stdin_fd = self._stdin_fd(spec.stdin)
             fds.append(stdin_fd)
+            status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            fds += [status_r, status_w]
+            assert self.init is not None
             argv = build_argv(
                 spec.argv,
                 layout=self.layout,
                 fs_root=fs_root,
                 etc_dir=self.config.run_dir / "etc",
                 seccomp_fd=seccomp_fd,
+                init=self.init,
+                status_fd=status_w,
                 ro_paths=spec.ro_paths,
                 bwrap=self.config.bwrap,
             )
@@ -304,12 +362,17 @@ class Sandbox:
         box_id: str,
     ) -> BoxResult:
         limits = spec.limits
-        seccomp_fd, stdin_fd = fds
+        seccomp_fd, stdin_fd, status_r, status_w = fds
         kill_reason: dict[str, bool] = {"output": False, "cpu": False, "wall": False}
+
+        spare: frozenset[int] = frozenset()
 
         def kill_box() -> None:
             with contextlib.suppress(OSError, CgroupError):
-                cg.manager.kill(cg)
+                if spare:
+                    cg.manager.kill_sparing(cg, spare)
+                else:
+                    cg.manager.kill(cg)
 
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -317,14 +380,15 @@ class Sandbox:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=box_env(spec.env),
-            pass_fds=(seccomp_fd,),
+            pass_fds=(seccomp_fd, status_w),
             cwd="/",
             start_new_session=True,
             preexec_fn=_child_setup(cg.procs_files, limits, uid, gid),
         )
-        os.close(seccomp_fd)
-        os.close(stdin_fd)
-        fds.clear()
+        for fd in (seccomp_fd, stdin_fd, status_w):
+            os.close(fd)
+        fds[:] = [status_r]
+        spare = frozenset({proc.pid})
         assert proc.stdout is not None and proc.stderr is not None
         cap = limits.output_kb * 1024
 
@@ -351,34 +415,36 @@ class Sandbox:
                         kill_box()
                         break
                 await asyncio.wait({wait_task}, timeout=min(CPU_POLL_S, wall_deadline - now))
-            returncode = await wait_task
+            try:
+                # bubblewrap exits once its child, our init, is gone; it was spared by any kill so far.
+                returncode = await asyncio.wait_for(asyncio.shield(wait_task), REAP_TIMEOUT_S)
+            except TimeoutError:
+                spare = frozenset()
+                kill_box()
+                returncode = await wait_task
             wall_ms = int((time.monotonic() - t0) * 1000)
             # The command is gone; anything it left (daemons, stopped children) dies with the cgroup now,
             # before any output file is read, so nothing can race the copy-out.
+            spare = frozenset()
             kill_box()
             (stdout, out_trunc), (stderr, err_trunc) = await asyncio.wait_for(
                 asyncio.gather(out_task, err_task), REAP_TIMEOUT_S
             )
         except BaseException:
             # Cancelled (client gone, shutdown) or failed: the box dies now, teardown follows in the caller.
+            spare = frozenset()
             kill_box()
             for task in (out_task, err_task, wait_task):
                 task.cancel()
             raise
         stats = cg.stats()
 
-        exit_code: int | None = returncode
-        sig: int | None = None
-        if returncode < 0:  # bubblewrap itself was killed (our cgroup kill)
-            exit_code, sig = None, -returncode
-        elif 128 < returncode <= 128 + 64:  # bubblewrap reports a signalled child as 128 + signal
-            exit_code, sig = None, returncode - 128
-        setup_error = None
-        if returncode == 1 and stderr.startswith(b"bwrap: "):
-            if stderr.startswith(b"bwrap: execvp"):
-                exit_code = 127  # command not found in the box: the program's failure, as a shell says
-            else:
-                setup_error = stderr.decode("utf-8", "replace").strip()
+        # Every holder of the status pipe is dead now: this read cannot block.
+        try:
+            report = decode_status(os.read(status_r, 64))
+        except BlockingIOError:
+            report = None
+        exit_code, sig, setup_error = _exit_facts(report, returncode, stderr)
         failed = sig is not None or exit_code != 0
         at_fsize = failed and hostfs.any_file_at_least(box_dir / "fs", limits.file_size_kb * 1024)
         status, timeout_kind = decide(

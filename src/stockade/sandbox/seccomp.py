@@ -39,6 +39,7 @@ ENOSYS_CALLS = (
     "clone3",  # flags live in a struct seccomp cannot read; glibc then uses clone(), which we can check
     "lookup_dcookie",
     "quotactl_fd",
+    "modify_ldt",  # 16-bit segments: old exploit surface; Wine-style probes fall back
 )
 
 EPERM_CALLS = (

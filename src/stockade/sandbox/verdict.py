@@ -36,14 +36,13 @@ def decide(f: Facts) -> tuple[Status, TimeoutKind | None]:
         return Status.TIMEOUT, TimeoutKind.WALL
     if f.output_exceeded:
         return Status.OUTPUT_LIMIT, None
-    if f.signal == signal.SIGXCPU:  # RLIMIT_CPU backstop of a single process
-        return Status.TIMEOUT, TimeoutKind.CPU
-    if f.signal == signal.SIGXFSZ:
+    if f.signal == signal.SIGXFSZ:  # also fallocate/ftruncate past RLIMIT_FSIZE, which leave no big file
         return Status.FILE_SIZE_LIMIT, None
     if f.signal == signal.SIGSYS:
         return Status.SYSCALL_BLOCKED, None
     if f.signal is not None or f.exit_code != 0:
-        # Runtimes that ignore SIGXFSZ (Python does) fail on EFBIG instead: the file at the cap tells.
+        # EFBIG in runtimes that ignore SIGXFSZ (Python does): the file left at the cap tells. A
+        # self-raised SIGXCPU is a runtime error; the RLIMIT_CPU backstop only fires past the CPU limit.
         if f.file_at_size_limit:
             return Status.FILE_SIZE_LIMIT, None
         return Status.RUNTIME_ERROR, None

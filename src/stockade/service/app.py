@@ -4,6 +4,8 @@ telemetry and audit.
 """
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 import time
@@ -33,7 +35,7 @@ from stockade.service.errors import ApiError
 from stockade.service.ratelimit import RateLimiter
 from stockade.service.store import AuthContext, Store, Tenant
 from stockade.service.telemetry import Metrics, RecentFailures
-from stockade.service.wire import decode, response_body
+from stockade.service.wire import response_body
 
 log = logging.getLogger("stockade.service")
 
@@ -299,6 +301,15 @@ class Service:
             )
 
         await asyncio.to_thread(persist)
+
+
+def decode(text: str, encoding: str, what: str) -> bytes:
+    if encoding == "utf8":
+        return text.encode()
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError("INVALID_REQUEST", f"{what} is not valid base64") from None
 
 
 def create_app(config: ServiceConfig | None = None, *, service: Service | None = None) -> FastAPI:

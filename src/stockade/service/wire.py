@@ -4,21 +4,10 @@ the same JSON."""
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from stockade.engine import ExecutionResult
 from stockade.sandbox.spec import BoxResult
-from stockade.service.errors import ApiError
-
-
-def decode(text: str, encoding: str, what: str) -> bytes:
-    if encoding == "utf8":
-        return text.encode()
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError("INVALID_REQUEST", f"{what} is not valid base64") from None
 
 
 def encode(data: bytes, encoding: str) -> tuple[str, bool]:

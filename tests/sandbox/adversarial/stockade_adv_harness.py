@@ -3,13 +3,15 @@
 Implements section 0 of /work/shared/security/attack-catalogue.md once, for every adversarial test:
 
 * host sentinels (sha256, owner, mode, mtime) unchanged: a root-owned file planted under /etc, /bin/sh,
-  /usr/bin/rm, the bubblewrap binary and a sentinel under /usr/share/stockade-sentinel/ (inside /usr, so
-  bound read-only into every box);
+  /usr/bin/rm, the bubblewrap binary, a sentinel under /usr/share/stockade-sentinel/ (inside /usr, so
+  bound read-only into every box) and the sandbox's own box /etc files (CR-06);
 * secret canaries (an env var of this process, a root-only file under /root, /etc/stockade-canary) never
   appear in any result field;
-* no process runs under a slot uid, no `box-*` cgroup is left, the box dirs and their mounts are gone;
+* no process runs under a slot uid (one exception, see ZOMBIE_GRACE_S), no `box-*` cgroup is left,
+  pids.current of the parent is 0, the box dirs and their tmpfs mounts are gone;
 * no new entry in /, /tmp, /var/tmp, /dev/shm, /etc or /root that the box could have made;
-* SysV IPC object counts, this process's open fds and the mount count are back to their baseline;
+* SysV IPC object counts (/proc/sysvipc, what `ipcs` reads), this process's open fds and the mount count
+  are back to their baseline;
 * listeners on the host (TCP and UDP on every address, an abstract UNIX socket) got zero connections;
 * the next benign box (/bin/echo ok) is `ok` with stdout "ok\\n" and clean accounting.
 
@@ -40,10 +42,13 @@ from stockade.sandbox import BoxResult, BoxSpec, InputFile, Limits, Sandbox, San
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
-# Small limits keep the whole suite fast on two cores; single tests override what they probe.
+# Small limits keep the whole suite fast on two cores; single tests override what they probe. The wall
+# limit is generous because other sessions load these two cores too (load average 16 seen): a box that
+# must end on CPU, memory or output must not end on the wall clock first. Tests that probe the wall
+# limit itself use WALL_LIMITS; when the machine is idle the generous default costs nothing.
 DEFAULT_LIMITS = Limits(
     cpu_ms=1000,
-    wall_ms=3000,
+    wall_ms=10_000,
     memory_mb=64,
     processes=32,
     output_kb=64,
@@ -543,9 +548,20 @@ class Adversary:
         self.results.append(r)
         return r
 
-    def c_spec(self, name: str, *args: str, extra_files: Iterable[InputFile] = (), cflags: Iterable[str] = (),
-               stdin: bytes = b"", collect: bool = False, env: dict[str, str] | None = None,
-               collect_max_bytes: int = 4 * 1024 * 1024, collect_max_files: int = 4096, **limits: Any) -> BoxSpec:  # fmt: skip
+    def c_spec(
+        self,
+        name: str,
+        *args: str,
+        extra_files: Iterable[InputFile] = (),
+        cflags: Iterable[str] = (),
+        stdin: bytes = b"",
+        collect: bool = False,
+        env: dict[str, str] | None = None,
+        collect_max_bytes: int = 4 * 1024 * 1024,
+        collect_max_files: int = 4096,
+        **limits: Any,
+    ) -> BoxSpec:
+        """programs/<name>.c compiled on the host, run as ./<name> with args; limits override DEFAULT_LIMITS."""
         elf = self.compiler.build(name, *cflags)
         return BoxSpec(
             argv=[f"./{name}", *args],
@@ -561,7 +577,9 @@ class Adversary:
     async def run_c(self, name: str, *args: str, **kw: Any) -> BoxResult:
         return await self.run_spec(self.c_spec(name, *args, **kw))
 
-    def script_spec(self, filename: str, *args: str, stdin: bytes = b"", collect: bool = False, **limits: Any) -> BoxSpec:  # fmt: skip
+    def script_spec(
+        self, filename: str, *args: str, stdin: bytes = b"", collect: bool = False, **limits: Any
+    ) -> BoxSpec:
         interpreter = {"py": ["/usr/bin/python3", "-I"], "sh": ["/bin/sh"], "pl": ["/usr/bin/perl"]}[
             filename.rsplit(".", 1)[1]
         ]

@@ -70,7 +70,7 @@ async def test_fifo_and_socket_outputs_do_not_block_copy_out(adv):
     assert out["mkfifo_out"] == out["mknod_fifo"] == out["bind_sock"] == "OK", describe(r)
     assert {"out.fifo", "result.txt", "nested/stdout", "out.sock"} <= set(r.files_skipped), describe(r)
     assert _names(r) == {"fs_fifo"}
-    assert r.wall_time_ms < 2500, describe(r)
+    assert r.wall_time_ms < 5000, describe(r)
 
 
 async def test_hostile_file_names_are_collected_verbatim_and_never_executed(adv):
@@ -181,9 +181,12 @@ async def test_procfs_magic_links_lead_back_to_the_box_root(adv):
     r = await adv.run_c("fs_proc_escape")
     assert r.status is Status.OK, describe(r)
     out = parse_kv(r.stdout)
-    for key in ("dotdot_chain", "proc1_root_up", "proc_self_root", "proc1_cwd_up", "proc_fd_up", "cwd_up_after_fchdir"):
+    for key in ("dotdot_chain", "proc_self_root", "proc_fd_up", "cwd_up_after_fchdir"):
         assert out[key] == "box_root", (key, describe(r))
-    assert out["proc1_root_has_box"] == "1" and out["proc1_root_has_host_dirs"] == "0", describe(r)
+    # The box's pid 1 is Stockade's non-dumpable init: its /proc links are closed to the box outright.
+    for key in ("proc1_root_up", "proc1_cwd_up"):
+        assert out[key] in ("box_root", "EACCES"), (key, describe(r))
+    assert out["proc1_root_has_host_dirs"] == "0", describe(r)
 
 
 async def test_path_traversal_in_input_file_names_is_refused(adv):
@@ -193,3 +196,12 @@ async def test_path_traversal_in_input_file_names_is_refused(adv):
         spec = BoxSpec(argv=["/bin/true"], files=[InputFile(name, b"pwn")], limits=adv.limits())
         r = await adv.run_spec(spec)
         assert r.status is Status.INTERNAL_ERROR and "invalid box path" in (r.error or ""), (name, describe(r))
+
+
+async def test_failing_exit_with_links_to_big_host_files_is_a_plain_runtime_error(adv):
+    """The file-size verdict for runtimes that ignore SIGXFSZ looks for a big file in the box after a
+    failure; symlinks to big host files or host directories must not count (nor be walked)."""
+    r = await adv.run_c("fs_big_links_fail")
+    assert set(parse_kv(r.stdout).values()) == {"OK"}, describe(r)
+    assert r.status is Status.RUNTIME_ERROR and r.exit_code == 3, describe(r)
+    assert r.wall_time_ms < 5000, describe(r)

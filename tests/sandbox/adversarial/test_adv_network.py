@@ -43,7 +43,9 @@ async def test_exotic_socket_families_are_refused(adv):
     assert r.status is Status.OK, describe(r)
     out = parse_kv(r.stdout)
     for key, value in out.items():
-        if key.startswith(("socket_", "socketpair_")) and not key.startswith(("socket_inet", "socket_unix", "socket_ping")):
+        if key.startswith(("socket_", "socketpair_")) and not key.startswith(
+            ("socket_inet", "socket_unix", "socket_ping")
+        ):
             assert value == "EAFNOSUPPORT", (key, describe(r))
     assert out["socket_inet_raw"] == out["socket_inet6_raw"] == "EPERM", describe(r)
     assert out["socket_ping"] == "EACCES", describe(r)
@@ -73,9 +75,7 @@ async def test_python_reverse_shell_cannot_phone_home(adv):
 
 
 async def test_sysv_ipc_is_not_shared_between_concurrent_boxes(adv):
-    holder, probe = await adv.gather(
-        adv.c_spec("ipc_sysv", "hold", wall_ms=1500), adv.c_spec("ipc_sysv", "probe")
-    )
+    holder, probe = await adv.gather(adv.c_spec("ipc_sysv", "hold", wall_ms=1500), adv.c_spec("ipc_sysv", "probe"))
     assert holder.status is Status.TIMEOUT and "shm" in parse_kv(holder.stdout), describe(holder)
     assert probe.status is Status.OK, describe(probe)
     out = parse_kv(probe.stdout)

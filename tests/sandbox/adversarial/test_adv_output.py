@@ -19,7 +19,6 @@ async def test_stdout_flood_is_output_limit_with_the_prefix_kept(adv):
     assert r.status is Status.OUTPUT_LIMIT and r.stdout_truncated and not r.stderr_truncated, describe(r)
     assert len(r.stdout) == CAP and r.stdout.startswith(b"BEGIN-OUT\ny\ny\n"), describe(r)
     assert r.stderr == b"BEGIN-ERR\n", describe(r)
-    assert r.wall_time_ms < 2000, describe(r)
 
 
 async def test_stderr_flood_is_output_limit_with_the_prefix_kept(adv):
@@ -82,7 +81,9 @@ async def test_plain_exit_code_is_reported(adv):
     assert r.status is Status.RUNTIME_ERROR and r.exit_code == 3 and r.signal is None, describe(r)
 
 
-@pytest.mark.parametrize(("code", "looks_like"), [(152, "SIGXCPU"), (153, "SIGXFSZ"), (159, "SIGSYS"), (137, "SIGKILL")])
+@pytest.mark.parametrize(
+    ("code", "looks_like"), [(152, "SIGXCPU"), (153, "SIGXFSZ"), (159, "SIGSYS"), (137, "SIGKILL")]
+)
 async def test_exit_status_above_128_is_not_mistaken_for_a_signal(adv, code, looks_like):
     """OUT-05: `exit(128 + N)` must be reported as that exit status, not as death by signal N (which
     turns exit(152) into a CPU timeout, exit(153) into a file-size limit, exit(159) into a blocked call)."""

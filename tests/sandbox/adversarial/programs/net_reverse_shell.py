@@ -5,8 +5,12 @@ import subprocess
 import sys
 
 tcp_port, udp_port, host_ip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-for name, addr in [("loopback", ("127.0.0.1", tcp_port)), ("host", (host_ip, tcp_port)),
-                   ("metadata", ("169.254.169.254", 80)), ("public", ("93.184.216.34", 80))]:
+for name, addr in [
+    ("loopback", ("127.0.0.1", tcp_port)),
+    ("host", (host_ip, tcp_port)),
+    ("metadata", ("169.254.169.254", 80)),
+    ("public", ("93.184.216.34", 80)),
+]:
     try:
         s = socket.create_connection(addr, timeout=1)
         os.dup2(s.fileno(), 0)

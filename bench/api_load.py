@@ -1,0 +1,195 @@
+"""End-to-end latency and throughput of the HTTP service, against bare `python3 -c` in the same process.
+
+A real `stockade serve` is started on loopback (its own data dir, run dir, uids and cgroup). For each
+concurrency level the same number of Python hello-world executions go through POST /v1/execute and,
+interleaved block by block, through a bare asyncio subprocess spawn. Then an overload curve: bursts of
+sleeping programs at multiples of capacity, counting served and rejected requests and how fast a
+rejection comes back.
+
+    .venv/bin/python bench/api_load.py [--n 40] [--levels 1 2 4 8 16] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import (
+    LoadMeter,
+    bare_env,
+    fmt_ms,
+    machine_info,
+    ms_since,
+    now_ns,
+    print_load,
+    print_machine,
+    print_table,
+    spawn_timed,
+    summarize,
+    write_json,
+)
+
+HELLO = 'print("Hello, World!")'
+PY = "/usr/bin/python3"
+STOCKADE = str(Path(sys.executable).with_name("stockade"))
+SLEEPER = "import time; time.sleep(0.5)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data_dir: Path, slots: int, queue: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            STOCKADE,
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--slots",
+            str(slots),
+            "--queue",
+            str(queue),
+            "--run-dir",
+            "/run/stockade-bench-api",
+            "--uid-base",
+            "65100",
+            "--cgroup-name",
+            "stockade-bench-api",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    sys.exit("the service did not become ready")
+
+
+async def api_call(client: httpx.AsyncClient, code: str) -> tuple[float, int]:
+    t0 = now_ns()
+    r = await client.post("/v1/execute", json={"language": "python", "code": code})
+    return ms_since(t0), r.status_code
+
+
+async def bare_call(home: str) -> tuple[float, int]:
+    s = await spawn_timed([PY, "-c", HELLO], env=bare_env(home, home), cwd=home)
+    return s.ms, 200 if s.returncode == 0 else 500
+
+
+async def level(n: int, c: int, call: Any) -> dict[str, Any]:
+    """n calls with c in flight at once: latencies and throughput."""
+    sem = asyncio.Semaphore(c)
+    lat: list[float] = []
+    bad = 0
+
+    async def one() -> None:
+        nonlocal bad
+        async with sem:
+            ms, status = await call()
+            lat.append(ms)
+            bad += status != 200
+
+    t0 = now_ns()
+    await asyncio.gather(*(one() for _ in range(n)))
+    elapsed_s = ms_since(t0) / 1000
+    return {"latency": summarize(lat), "throughput_per_s": n / elapsed_s, "errors": bad, "samples": lat}
+
+
+async def overload(client: httpx.AsyncClient, capacity: int, factors: list[int]) -> list[dict[str, Any]]:
+    out = []
+    for factor in factors:
+        offered = capacity * factor
+        results = await asyncio.gather(*(api_call(client, SLEEPER) for _ in range(offered)))
+        served = [ms for ms, st in results if st == 200]
+        rejected = [ms for ms, st in results if st in (429, 503)]
+        other = [st for _, st in results if st not in (200, 429, 503)]
+        out.append({
+            "offered": offered, "served": len(served), "rejected": len(rejected), "other": len(other),
+            "rejection_latency": summarize(rejected) if rejected else None,
+        })  # fmt: skip
+        await asyncio.sleep(1.5)  # let the queue drain before the next burst
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=40, help="executions per concurrency level and mode")
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    ap.add_argument("--factors", type=int, nargs="+", default=[2, 5, 10], help="overload bursts, × capacity")
+    ap.add_argument("--json", help="write results and raw samples here")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("benchmarks need root")
+
+    slots, queue = os.cpu_count() or 1, 8
+    info = machine_info()
+    print_machine(info)
+    meter = LoadMeter()
+    with tempfile.TemporaryDirectory(prefix="stockade-bench-api-") as tmp:
+        proc, url = start_server(Path(tmp) / "data", slots, queue)
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+                for _ in range(5):  # warm-up: toolchain detection, first imports
+                    await api_call(client, HELLO)
+                    await bare_call(tmp)
+                rows, levels = [], {}
+                for c in args.levels:
+                    bare = await level(args.n, c, lambda: bare_call(tmp))
+                    api = await level(args.n, c, lambda: api_call(client, HELLO))
+                    levels[c] = {"bare": bare, "api": api}
+                    rows.append([
+                        str(c), fmt_ms(bare["latency"]["median"]), fmt_ms(api["latency"]["median"]),
+                        f"{api['latency']['median'] / bare['latency']['median']:.2f}",
+                        fmt_ms(api["latency"]["p95"]), fmt_ms(api["latency"]["p99"]),
+                        f"{bare['throughput_per_s']:.1f}", f"{api['throughput_per_s']:.1f}",
+                        f"{100 * api['throughput_per_s'] / bare['throughput_per_s']:.0f}%", str(api["errors"]),
+                    ])  # fmt: skip
+                print(f"\nPython hello world, {args.n} executions per level (ms; throughput per second)")
+                print_table(
+                    ["conc", "bare p50", "api p50", "ratio", "api p95", "api p99", "bare tput", "api tput",
+                     "api/bare", "errors"],
+                    rows,
+                )  # fmt: skip
+                curve = await overload(client, slots + queue, args.factors)
+                print(f"\nOverload: bursts of a 0.5 s program, capacity {slots} slots + {queue} queue")
+                print_table(
+                    ["offered", "served", "rejected", "other", "reject p50", "reject p95"],
+                    [[str(r["offered"]), str(r["served"]), str(r["rejected"]), str(r["other"]),
+                      fmt_ms(r["rejection_latency"]["median"]) if r["rejection_latency"] else "-",
+                      fmt_ms(r["rejection_latency"]["p95"]) if r["rejection_latency"] else "-"] for r in curve],
+                )  # fmt: skip
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    load = meter.result()
+    print_load(load)
+    write_json(args.json, {"machine": info, "load": load, "levels": levels, "overload": curve})
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

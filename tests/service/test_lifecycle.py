@@ -1,0 +1,116 @@
+"""Process lifecycle of `stockade serve`: SIGTERM drains, kill -9 is reaped by the next start, and a
+non-loopback bind needs API keys."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.service.live import LiveServer, live_server, make_key, start_server
+
+HELLO = {"language": "python", "code": "print('hello')"}
+NOTHING_LEFT = {"processes": [], "cgroups": [], "box_dirs": []}
+
+
+def _wait_running(server: LiveServer, timeout: float = 60) -> None:
+    """Until a box of the server is running (open mode: diagnostics needs no key)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        d = httpx.get(f"{server.url}/v1/diagnostics", timeout=10).json()
+        if d["slots"]["in_use"] >= 1 and server.leftovers()["processes"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the program never started running")
+
+
+def _post_in_thread(url: str, body: dict[str, Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def go() -> None:
+        try:
+            outcome["response"] = httpx.post(f"{url}/v1/execute", json=body, timeout=120)
+        except httpx.HTTPError as e:
+            outcome["error"] = e
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t, outcome
+
+
+def test_sigterm_drains_in_flight_then_exits_0(tmp_path: Path) -> None:
+    with live_server("life-drain", uid_base=66400, data_dir=tmp_path / "data", drain_seconds=20) as server:
+        code = "import time\ntime.sleep(2)\nprint('drained')"
+        thread, outcome = _post_in_thread(server.url, {"language": "python", "code": code})
+        _wait_running(server)
+        assert server.box_cgroups() and server.box_dirs()  # the probes see a running box
+
+        server.proc.send_signal(signal.SIGTERM)
+        t_term = time.monotonic()
+        # New requests during the drain are refused: 503 while the socket is still open, then no connection.
+        attempts: list[str] = []
+        while server.proc.poll() is None and time.monotonic() - t_term < 1.5:
+            try:
+                r = httpx.post(f"{server.url}/v1/execute", json=HELLO, timeout=10)
+                assert r.status_code == 503, r.text
+                assert r.json()["error"] == "OVERLOADED" and "Retry-After" in r.headers
+                attempts.append("503")
+            except httpx.TransportError as e:
+                attempts.append(type(e).__name__)
+            time.sleep(0.1)
+        assert attempts, "no request was tried during the drain"
+
+        thread.join(60)
+        assert "error" not in outcome, outcome
+        r = outcome["response"]
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "ok" and r.json()["stdout"] == "drained\n"
+
+        rc = server.stop(signal.SIGTERM, timeout=60)
+        assert server.leftovers() == NOTHING_LEFT
+        assert rc == 0, f"stockade serve exited {rc} on SIGTERM (want 0):\n{server.log()[-2000:]}"
+
+
+def test_kill9_mid_run_then_restart_reaps(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    opts: dict[str, Any] = {"uid_base": 66500, "data_dir": data_dir, "slots": 1}
+    with live_server("life-kill", **opts) as first:
+        code = "import time\ntime.sleep(60)"
+        thread, outcome = _post_in_thread(
+            first.url, {"language": "python", "code": code, "limits": {"wall_ms": 90_000}}
+        )
+        _wait_running(first)
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+        thread.join(30)
+        assert "error" in outcome  # the client lost its server
+        left = first.leftovers()
+        assert left["cgroups"] and left["box_dirs"], left  # the supervisor died; the box did not
+
+    with live_server("life-kill", **opts) as second:
+        assert second.leftovers() == NOTHING_LEFT
+        assert "reaped" in second.log()
+        r = httpx.post(f"{second.url}/v1/execute", json=HELLO, timeout=60)
+        assert r.json()["stdout"] == "hello\n"
+        assert second.leftovers() == NOTHING_LEFT
+
+
+def test_non_loopback_bind_needs_keys(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    refused = start_server("life-bind", uid_base=66600, data_dir=data_dir, host="0.0.0.0", wait=False)
+    rc = refused.proc.wait(60)
+    refused.stopped = True
+    assert rc != 0
+    assert "API key" in refused.log(), refused.log()
+
+    key = make_key(data_dir, "acme")
+    with live_server("life-bind", uid_base=66600, data_dir=data_dir, host="0.0.0.0") as server:
+        r = httpx.post(f"{server.url}/v1/execute", json=HELLO, timeout=60)
+        assert r.status_code == 401 and r.json()["error"] == "UNAUTHENTICATED"
+        r = httpx.post(f"{server.url}/v1/execute", json=HELLO, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        assert r.status_code == 200 and r.json()["stdout"] == "hello\n"
+        d = httpx.get(f"{server.url}/v1/diagnostics", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert d.status_code == 403  # acme is no admin tenant

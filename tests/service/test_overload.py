@@ -1,0 +1,88 @@
+"""Admission under overload: 1 slot + 1 queue place, 20 concurrent 3-second programs (10x capacity).
+
+Beyond capacity the service answers at once with 503 + Retry-After; nothing else fails; it stays healthy and
+its memory stays bounded. How fast the 503s are is a benchmark's business: this only bounds them loosely,
+below the time a request that waited for a slot would take (>= 3 s), as shared CI hosts can be very busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.service.live import LiveServer, live_server
+
+CONCURRENCY = 20
+SLEEP_S = 3
+SLEEP = {"language": "python", "code": f"import time\ntime.sleep({SLEEP_S})\nprint('done')"}
+REFUSAL_BOUND_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data_dir = tmp_path_factory.mktemp("overload") / "data"
+    with live_server("overload", uid_base=66200, data_dir=data_dir, slots=1, queue=1) as s:
+        yield s
+
+
+async def _one(c: httpx.AsyncClient) -> tuple[int, float, httpx.Response]:
+    t0 = time.monotonic()
+    r = await c.post("/v1/execute", json=SLEEP)
+    return r.status_code, time.monotonic() - t0, r
+
+
+async def _burst(url: str) -> list[tuple[int, float, httpx.Response]]:
+    limits = httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY * 2)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as c:
+        # Warm the connections and the server's worker threads (each opens its own SQLite connection), so
+        # the burst measures admission rather than TCP handshakes and thread start-up.
+        warm = await asyncio.gather(
+            *(c.post("/v1/execute", json={"language": "nope", "code": ""}) for _ in range(CONCURRENCY))
+        )
+        assert {r.status_code for r in warm} == {404}
+        return await asyncio.gather(*(_one(c) for _ in range(CONCURRENCY)))
+
+
+def test_overload_is_refused_fast_and_cleanly(server: LiveServer) -> None:
+    hello = httpx.post(f"{server.url}/v1/execute", json={"language": "python", "code": "print(1)"}, timeout=60)
+    assert hello.json()["status"] == "ok"
+    rss_before = server.rss_kb()
+
+    results = asyncio.run(_burst(server.url))
+    for _ in range(1):  # a second wave: memory must not grow with the number of refusals
+        results += asyncio.run(_burst(server.url))
+
+    statuses = [s for s, _, _ in results]
+    assert set(statuses) <= {200, 503, 429}, statuses
+    assert not [s for s in statuses if s >= 500 and s != 503]
+    ok = [r for s, _, r in results if s == 200]
+    refused = [(dt, r) for s, dt, r in results if s == 503]
+    # 1 slot + 1 queue place: 2 admitted per wave of simultaneous requests (3 if one ends during the wave).
+    assert 2 * 2 <= len(ok) <= 2 * 3, statuses
+    assert len(refused) >= 2 * (CONCURRENCY - 3), statuses
+    for r in ok:
+        body = r.json()
+        assert body["status"] == "ok" and body["stdout"] == "done\n", body
+    latencies = sorted(round(dt, 3) for dt, _ in refused)
+    for _dt, r in refused:
+        body = r.json()
+        assert body["status"] == "failed" and body["error"] == "OVERLOADED", body
+        assert int(r.headers["Retry-After"]) >= 1
+    # Refused without waiting for a slot.
+    assert latencies[-1] < REFUSAL_BOUND_S, f"503 latencies (s): {latencies}"
+    assert min(dt for s, dt, _ in results if s == 200) >= SLEEP_S
+
+    # Healthy afterwards.
+    assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+    after = httpx.post(f"{server.url}/v1/execute", json={"language": "python", "code": "print(2)"}, timeout=60)
+    assert after.json()["stdout"] == "2\n"
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'stockade_rejections_total{reason="overloaded"}' in metrics
+    assert "stockade_in_flight 0.0" in metrics
+    rss_after = server.rss_kb()
+    assert rss_after - rss_before < 100 * 1024, (rss_before, rss_after)
+    assert server.leftovers() == {"processes": [], "cgroups": [], "box_dirs": []}
