@@ -200,6 +200,18 @@ def cgroup_layout() -> str:
     return "legacy (cgroup v1 only)"
 
 
+def cgroup_favordynmods() -> list[str]:
+    """cgroup mounts carrying favordynmods: while any hierarchy has it, the kernel keeps the global
+    threadgroup rwsem in its slow mode, so attaching a task to a cgroup no longer waits for an RCU
+    grace period (and fork/exit get slightly dearer). Benchmarks record it: it moves attach times a lot."""
+    with open("/proc/self/mounts") as f:
+        return [
+            parts[1]
+            for parts in (line.split() for line in f)
+            if parts[2] in ("cgroup", "cgroup2") and "favordynmods" in parts[3].split(",")
+        ]
+
+
 def machine_info(sandbox: Sandbox | None = None) -> dict[str, Any]:
     model, hypervisor = _cpuinfo()
     info: dict[str, Any] = {
@@ -210,6 +222,7 @@ def machine_info(sandbox: Sandbox | None = None) -> dict[str, Any]:
         "kernel": platform.release(),
         "os": _os_release(),
         "cgroup_layout": cgroup_layout(),
+        "cgroup_favordynmods": cgroup_favordynmods() or "none",
         "bubblewrap": _first_line(["bwrap", "--version"]),
         "python_bench": platform.python_version(),
         "python_system": _first_line(["/usr/bin/python3", "--version"]),

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from stockade.runtimes.registry import Registry
 from stockade.sandbox import SandboxConfig
 from stockade.service.app import Service, create_app
 from stockade.service.config import ServiceConfig
@@ -634,7 +635,9 @@ async def test_internal_error_has_an_id_in_the_log(tmp_path: Path, monkeypatch: 
             run_dir=Path("/run/stockade-t-api-inproc"), slots=1, uid_base=66050, cgroup_name="stockade-t-api-inproc"
         ),
     )
-    service = Service(config)
+    # Python alone, and every probe finished before the lifespan ends: leftover toolchain probes of a full
+    # registry can hang the event loop's teardown (see test_lifecycle.py::test_lifespan_shutdown_leaves_no_tasks).
+    service = Service(config, registry=Registry([Registry.default().get("python")]))
 
     async def broken(plan: Any) -> Any:
         raise RuntimeError("engine exploded")
@@ -656,6 +659,7 @@ async def test_internal_error_has_an_id_in_the_log(tmp_path: Path, monkeypatch: 
                 diag = (await c.get("/v1/diagnostics")).json()
                 assert diag["recent_failures"].get("RuntimeError") == 1
                 assert diag["admission"]["in_flight"] == 0  # the admission place was given back
+            await service.registry.detect_all()
     finally:
         logger.removeHandler(capture)
     log_text = "\n".join(capture.lines)

@@ -4,6 +4,8 @@ non-loopback bind needs API keys."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -114,3 +116,37 @@ def test_non_loopback_bind_needs_keys(tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json()["stdout"] == "hello\n"
         d = httpx.get(f"{server.url}/v1/diagnostics", headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert d.status_code == 403  # acme is no admin tenant
+
+
+LIFESPAN_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from stockade.sandbox import SandboxConfig
+from stockade.service.app import Service, create_app
+from stockade.service.config import ServiceConfig
+
+async def main() -> None:
+    sandbox = SandboxConfig(run_dir=Path("/run/stockade-t-life-span"), slots=1, uid_base=66650,
+                            cgroup_name="stockade-t-life-span")
+    app = create_app(service=Service(ServiceConfig(data_dir=Path(sys.argv[1]), sandbox=sandbox)))
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(0.2)  # toolchain detection has started, and has not finished
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    print("LEFT", len(left), sorted({t.get_coro().__qualname__ for t in left}), flush=True)
+    for t in left:
+        t.cancel()
+    await asyncio.wait(left, timeout=20)
+
+asyncio.run(main())
+"""
+
+
+def test_lifespan_shutdown_leaves_no_tasks(tmp_path: Path) -> None:
+    """After the app's lifespan ends (shutdown), none of its tasks may still run: leftover toolchain probes
+    outlive the service and can hang the event loop's teardown. In a subprocess, so a hang stays contained."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LIFESPAN_SCRIPT, str(tmp_path / "data")], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("LEFT"))
+    assert line.startswith("LEFT 0 "), f"tasks still running after the lifespan ended: {line}"

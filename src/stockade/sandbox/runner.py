@@ -27,7 +27,7 @@ from pathlib import Path
 from stockade.sandbox import hostfs, seccomp
 from stockade.sandbox.bwrap import HostLayout, box_env, build_argv, synthetic_etc
 from stockade.sandbox.cgroups import BoxCgroup, CgroupError, CgroupManager, detect
-from stockade.sandbox.init import InitBuildError, build_init, decode_status
+from stockade.sandbox.helpers import HelperBuildError, build_helper, decode_status
 from stockade.sandbox.spec import BoxResult, BoxSpec, Limits, OutputFile, Status
 from stockade.sandbox.verdict import Facts, decide
 
@@ -126,16 +126,15 @@ def _exit_facts(
         if kind == "E":
             return 127, None, None  # command not found in the box: the program's failure, as a shell says
         return None, None, f"box init failed (errno {value})"
-    if returncode == 1 and stderr.startswith(b"bwrap: "):
+    if (returncode, stderr[:7]) == (1, b"bwrap: ") or (returncode, stderr[:16]) == (125, b"stockade-launch:"):
         return None, None, stderr.decode("utf-8", "replace").strip()  # never got as far as our init
     # Killed before init could report (our cgroup kill, an OOM kill of the whole box).
     return None, -returncode if returncode < 0 else signal.SIGKILL, None
 
 
-def _child_setup(procs_files: list[str], limits: Limits, uid: int, gid: int) -> Callable[[], None]:
-    """Runs in the forked child, still root: join the box cgroup first, so bubblewrap and everything it
-    starts is accounted and killable; then rlimits (hard = soft, so they cannot be raised back); then
-    drop to the slot's uid/gid with no supplementary groups."""
+def _launch_argv(launch: Path, procs_files: list[str], limits: Limits, uid: int, gid: int) -> list[str]:
+    """stockade-launch joins the box cgroup first (so bubblewrap and all it starts is accounted and
+    killable), sets rlimits with hard = soft, drops to the slot's uid/gid, then execs bubblewrap."""
     cpu_s = limits.cpu_ms // 1000 + 2  # per-process backstop; the tree's CPU is watched via the cgroup
     rlimits = [
         (resource.RLIMIT_CPU, cpu_s),
@@ -147,26 +146,12 @@ def _child_setup(procs_files: list[str], limits: Limits, uid: int, gid: int) -> 
         (resource.RLIMIT_MEMLOCK, MEMLOCK_BYTES),
         (resource.RLIMIT_MSGQUEUE, 0),
     ]
-
-    def setup() -> None:
-        for path in procs_files:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-        try:
-            os.write(fd, b"1000")  # the box, never the service, is the OOM killer's first choice
-        finally:
-            os.close(fd)
-        for res, value in rlimits:
-            resource.setrlimit(res, (value, value))
-        os.setgroups([])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
-
-    return setup
+    argv = [str(launch)]
+    for path in procs_files:
+        argv += ["-p", path]
+    for res, value in rlimits:
+        argv += ["-r", f"{res}:{value}"]
+    return [*argv, "-u", str(uid), "-g", str(gid), "--"]
 
 
 async def _read_capped(stream: asyncio.StreamReader, cap: int, on_exceed: Callable[[], None]) -> tuple[bytes, bool]:
@@ -194,6 +179,7 @@ class Sandbox:
         self.cgroups: CgroupManager | None = None
         self.layout: HostLayout | None = None
         self.init: Path | None = None
+        self.launch: Path | None = None
         self._slots = _Slots(self.config.slots)
         self._active: set[str] = set()
         self._running: dict[str, BoxCgroup] = {}
@@ -219,8 +205,9 @@ class Sandbox:
         os.chmod(run, 0o711)  # slot uids must traverse to their own box dir, never list
         _lock_instance(run)
         try:
-            self.init = build_init(run)
-        except (InitBuildError, OSError, subprocess.SubprocessError) as e:
+            self.init = build_helper("init", run)
+            self.launch = build_helper("launch", run)
+        except (HelperBuildError, OSError, subprocess.SubprocessError) as e:
             raise SandboxUnavailable(str(e)) from e
         (run / "boxes").mkdir(mode=0o711, exist_ok=True)
         etc = run / "etc"
@@ -374,7 +361,9 @@ class Sandbox:
                 else:
                     cg.manager.kill(cg)
 
+        assert self.launch is not None
         proc = await asyncio.create_subprocess_exec(
+            *_launch_argv(self.launch, cg.procs_files, limits, uid, gid),
             *argv,
             stdin=stdin_fd,
             stdout=asyncio.subprocess.PIPE,
@@ -383,7 +372,6 @@ class Sandbox:
             pass_fds=(seccomp_fd, status_w),
             cwd="/",
             start_new_session=True,
-            preexec_fn=_child_setup(cg.procs_files, limits, uid, gid),
         )
         for fd in (seccomp_fd, stdin_fd, status_w):
             os.close(fd)

@@ -1,4 +1,6 @@
-"""Build and locate stockade-init (init.c), the box's pid 1 that reports the command's real wait status."""
+"""Build the two small C helpers of every box, once per source version, into the sandbox's run dir:
+stockade-launch (launch.c: cgroup, rlimits, uid drop, exec bubblewrap) and stockade-init (init.c: the
+box's pid 1, which reports the command's real wait status)."""
 
 from __future__ import annotations
 
@@ -11,28 +13,28 @@ from importlib import resources
 from pathlib import Path
 
 
-class InitBuildError(RuntimeError):
+class HelperBuildError(RuntimeError):
     pass
 
 
-def build_init(directory: Path, cc: str = "gcc") -> Path:
-    """Compile init.c once per source version into `directory` (root-owned, read-only to boxes)."""
-    source = (resources.files("stockade.sandbox") / "init.c").read_bytes()
-    target = directory / f"stockade-init-{hashlib.sha256(source).hexdigest()[:12]}"
+def build_helper(name: str, directory: Path, cc: str = "gcc") -> Path:
+    """Compile `<name>.c` into `directory` (root-owned; boxes see only the init, read-only)."""
+    source = (resources.files("stockade.sandbox") / f"{name}.c").read_bytes()
+    target = directory / f"stockade-{name}-{hashlib.sha256(source).hexdigest()[:12]}"
     if target.is_file():
         return target
     compiler = shutil.which(cc)
     if compiler is None:
-        raise InitBuildError(f"{cc} not found: it builds the box init (install gcc and libc6-dev)")
+        raise HelperBuildError(f"{cc} not found: it builds the box helpers (install gcc and libc6-dev)")
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        src = Path(tmp) / "init.c"
+        src = Path(tmp) / f"{name}.c"
         src.write_bytes(source)
-        out = Path(tmp) / "init"
+        out = Path(tmp) / name
         # Static: pid 1 of a box depends on nothing the box's view of /usr may lack.
         cmd = [compiler, "-O2", "-static", "-Wall", "-Werror", "-o", str(out), str(src)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
         if proc.returncode != 0:
-            raise InitBuildError(f"cannot build the box init: {proc.stderr.strip()[-2000:]}")
+            raise HelperBuildError(f"cannot build stockade-{name}: {proc.stderr.strip()[-2000:]}")
         os.chmod(out, 0o755)
         os.replace(out, target)
     return target
