@@ -60,6 +60,7 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
         "n": len(samples),
         "median": median(samples),
         "p95": percentile(samples, 95),
+        "p99": percentile(samples, 99),
         "mean": sum(samples) / len(samples) if samples else math.nan,
         "min": min(samples) if samples else math.nan,
         "max": max(samples) if samples else math.nan,

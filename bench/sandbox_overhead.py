@@ -1,19 +1,30 @@
 """Sandbox overhead: a trivial command bare vs in a Stockade box, and where the box time goes.
 
-Every round runs, in this order and in this one process: bare /bin/true, boxed /bin/true, bare
-`python3 -c pass`, boxed `python3 -c pass`, then one sample of each breakdown part:
+A box is spawned as: asyncio subprocess (CPython's vfork path: no preexec_fn) of stockade-launch
+(static C: joins the box cgroups, sets rlimits, drops to the slot uid, execs bubblewrap) ->
+bubblewrap -> stockade-init as the box's pid 1 (reports the real wait status) -> the command.
 
-  (a) cgroup create + limits + remove     the box's v1/v2 cgroup dirs, never used
-  (b) cgroup attach                       a forked child writes "0" to each cgroup.procs, timed inside
-                                          the child; then the used cgroup is killed and removed (b+)
-  (c) tmpfs mount + umount                the box's capped tmpfs, as hostfs does it
-  (d) bwrap, box argv, no cgroup          stockade.sandbox.bwrap.build_argv + the box's child setup
-                                          (rlimits, slot uid) but no cgroup attach, running /bin/true
-  (d') bwrap, namespaces only             the same --unshare-* set with one --ro-bind / /
-  (e) spawn /bin/true with preexec_fn     Python must fork() instead of vfork() once a preexec_fn
-                                          is given, and the box needs one (cgroup attach, setuid)
-  (f) = (d) in a real box cgroup          create + limits, the child attaches as in the box, kill +
-                                          remove: the box's kernel path minus tmpfs and supervisor
+Every round runs, in this order and in this one process: bare /bin/true, boxed /bin/true, bare
+`python3 -c pass`, boxed `python3 -c pass`, then one sample of each breakdown part, each building
+on the previous one, so differences of medians isolate one step:
+
+  (L)  launcher -> /bin/true               stockade-launch with the box's rlimits and slot uid,
+                                           no cgroup: the cost of the extra (static) exec
+  (La) launcher + cgroup -> /bin/true      the same, joining a fresh box cgroup (created before,
+                                           removed after the timed span): launcher attach cost
+  (N)  launcher -> bwrap, namespaces only  the box's six --unshare-* with one --ro-bind / /
+  (B)  launcher -> bwrap, box argv         stockade.sandbox.bwrap.build_argv exactly as the runner
+                                           calls it (mounts, /proc, /dev, seccomp, init as pid 1,
+                                           status pipe), no cgroup; init must report "W 0"
+  (F)  launcher + cgroup -> box argv       create + limits, (B) joining it, kill + remove, all
+                                           timed: the box's process and kernel path without the
+                                           supervisor and the tmpfs
+  (a)  cgroup create + limits + remove     the box's cgroup dirs, never joined
+  (b)  cgroup attach per controller        a forked child writes "0" to each cgroup.procs, timed
+                                           inside the child; (b+) kill-check + remove afterwards
+  (c)  tmpfs mount + umount                the box's capped tmpfs, as hostfs does it
+  (R)  reference: /bin/true + preexec_fn   CPython fork()s instead of vfork()ing: what the box's
+                                           spawn cost before the launcher replaced the preexec_fn
 
 so slow drift of the host (other jobs) hits every series alike. Times are spawn-to-exit as the
 caller sees them (time.perf_counter around `await sandbox.run(...)` / the subprocess).
@@ -26,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import itertools
 import os
 import struct
@@ -51,8 +61,9 @@ from _common import (
 )
 from stockade.sandbox import BoxSpec, Limits, Sandbox, Status, hostfs, seccomp
 from stockade.sandbox.bwrap import box_env, build_argv
-from stockade.sandbox.cgroups import CgroupManager
-from stockade.sandbox.runner import _child_setup
+from stockade.sandbox.cgroups import BoxCgroup, CgroupManager
+from stockade.sandbox.helpers import decode_status
+from stockade.sandbox.runner import _launch_argv
 
 TRUE = ["/bin/true"]
 PYTHON = ["/usr/bin/python3", "-c", "pass"]
@@ -64,11 +75,15 @@ NS_ONLY = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", 
 class Bench:
     def __init__(self, sandbox: Sandbox) -> None:
         assert sandbox.cgroups is not None and sandbox.layout is not None
+        assert sandbox.launch is not None and sandbox.init is not None
         self.sandbox = sandbox
         self.cgroups: CgroupManager = sandbox.cgroups
+        self.launch: Path = sandbox.launch
+        self.init: Path = sandbox.init
         self.limits = Limits()
         cfg = sandbox.config
-        # Slot 0's uid: the sandbox runs one box at a time here, so nothing else uses it meanwhile.
+        # Slot 0's uid. The sandbox runs one box at a time here and its boxes alternate slots 1 and 0,
+        # but every box is gone before the next step, so nothing else runs as this uid meanwhile.
         self.uid = self.gid = cfg.uid_base
         self.box_env = box_env({})
         self.samples: dict[str, list[float]] = {}
@@ -92,6 +107,9 @@ class Bench:
     def add(self, key: str, ms: float) -> None:
         self.samples.setdefault(key, []).append(ms)
 
+    def new_cgroup(self) -> BoxCgroup:
+        return self.cgroups.create(f"bench{uuid.uuid4().hex[:12]}", self.limits)
+
     # -- series --------------------------------------------------------------------------------
     async def bare(self, argv: list[str], preexec: bool = False) -> float:
         r = await spawn_timed(argv, env=self.box_env, cwd="/tmp", preexec_fn=(lambda: None) if preexec else None)
@@ -107,72 +125,80 @@ class Bench:
             raise RuntimeError(f"box {argv}: {res.status} {res.error or ''} {res.stderr[:300]!r}")
         return ms
 
-    async def bwrap(self, full: bool, cgroup: bool = False) -> float:
-        """bubblewrap as the box starts it (argv, env, fds, rlimits, slot uid). Without `cgroup` the
-        child joins no cgroup; with it, a box cgroup is created, joined by the child exactly as in
-        the box, then killed and removed, all inside the timed span."""
+    async def launched(self, inner: str, cgroup: bool) -> dict[str, float]:
+        """stockade-launch spawned as the runner spawns it (same argv builder, env, stdin memfd,
+        piped output, passed fds, new session), running `inner`: "true" (/bin/true directly),
+        "ns" (bwrap with the box's namespaces and one --ro-bind / /, then /bin/true) or "box"
+        (bwrap with the box's argv, init and status pipe, then /bin/true). With `cgroup` it joins a
+        fresh box cgroup. Returns the spawn-to-exit time ("spawn") and, with a cgroup, "create"
+        (+ limits), "remove" (kill-check + rmdir) and "total" (create through remove)."""
         sfd = seccomp.bpf_fd()
         stdin_fd = Sandbox._stdin_fd(b"")
         status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        parts: dict[str, float] = {}
+        cg: BoxCgroup | None = None
         t0 = now_ns()
-        cg = self.cgroups.create(f"bench{uuid.uuid4().hex[:12]}", self.limits) if cgroup else None
         try:
-            if full:
-                argv, pass_fds = self.box_argv(TRUE, sfd, status_w)
+            if cgroup:
+                cg = self.new_cgroup()
+                parts["create"] = ms_since(t0)
+            pass_fds: tuple[int, ...] = ()
+            if inner == "true":
+                command = TRUE
+            elif inner == "ns":
+                command = [self.sandbox.config.bwrap, *NS_ONLY, "--ro-bind", "/", "/", "--", *TRUE]
             else:
-                argv, pass_fds = [self.sandbox.config.bwrap, *NS_ONLY, "--ro-bind", "/", "/", "--", *TRUE], ()
-            r = await spawn_timed(
-                argv,
-                env=self.box_env,
-                cwd="/",
-                stdin=stdin_fd,
-                pass_fds=pass_fds,
-                preexec_fn=_child_setup(cg.procs_files if cg else [], self.limits, self.uid, self.gid),
-            )
+                command = self.box_argv(TRUE, sfd, status_w)
+                pass_fds = (sfd, status_w)
+            argv = [*_launch_argv(self.launch, cg.procs_files if cg else [], self.limits, self.uid, self.gid), *command]
+            r = await spawn_timed(argv, env=self.box_env, cwd="/", stdin=stdin_fd, pass_fds=pass_fds)
+            parts["spawn"] = r.ms
         finally:
-            for fd in (sfd, stdin_fd, status_r, status_w):
+            for fd in (sfd, stdin_fd, status_w):
                 os.close(fd)
             if cg is not None:
+                t1 = now_ns()
                 cg.kill_and_remove()
-        ms = ms_since(t0) if cg is not None else r.ms
-        if r.returncode != 0:
-            raise RuntimeError(f"bare bwrap: exit {r.returncode}: {r.stderr[:300]!r}")
-        return ms
+                parts["remove"] = ms_since(t1)
+                parts["total"] = ms_since(t0)
+        try:
+            report = decode_status(os.read(status_r, 64)) if inner == "box" else ("W", 0)
+        except BlockingIOError:
+            report = None
+        finally:
+            os.close(status_r)
+        if r.returncode != 0 or report != ("W", 0):
+            raise RuntimeError(f"launch {inner}: exit {r.returncode}, init report {report}: {r.stderr[:300]!r}")
+        return parts
 
-    def box_argv(self, command: list[str], seccomp_fd: int, status_fd: int) -> tuple[list[str], tuple[int, ...]]:
-        """The argv Sandbox.run would build for `command`, and the fds it passes. build_argv's
-        keywords are matched to its signature: the box init and its status pipe (when the runner
-        has them) are passed exactly as the runner does."""
+    def box_argv(self, command: list[str], seccomp_fd: int, status_fd: int) -> list[str]:
+        """The bubblewrap argv Sandbox.run builds for `command` (its ro_paths are empty here)."""
         assert self.sandbox.layout is not None
-        kwargs: dict[str, Any] = {
-            "layout": self.sandbox.layout,
-            "fs_root": self.fs_root,
-            "etc_dir": self.sandbox.config.run_dir / "etc",
-            "seccomp_fd": seccomp_fd,
-            "bwrap": self.sandbox.config.bwrap,
-        }
-        params = inspect.signature(build_argv).parameters
-        fds = [seccomp_fd]
-        if "init" in params:
-            kwargs["init"] = self.sandbox.init
-        if "status_fd" in params:
-            kwargs["status_fd"] = status_fd
-            fds.append(status_fd)
-        return build_argv(list(command), **kwargs), tuple(fds)
+        return build_argv(
+            list(command),
+            layout=self.sandbox.layout,
+            fs_root=self.fs_root,
+            etc_dir=self.sandbox.config.run_dir / "etc",
+            seccomp_fd=seccomp_fd,
+            init=self.init,
+            status_fd=status_fd,
+            bwrap=self.sandbox.config.bwrap,
+        )
 
     def cgroup_cycle(self) -> tuple[float, float]:
         """(create + limits, remove) of a box cgroup that no process ever joined."""
         t0 = now_ns()
-        cg = self.cgroups.create(f"bench{uuid.uuid4().hex[:12]}", self.limits)
+        cg = self.new_cgroup()
         created = ms_since(t0)
         t1 = now_ns()
         cg.kill_and_remove()
         return created, ms_since(t1)
 
     def attach(self) -> tuple[float, list[float], float]:
-        """A forked child joins a fresh box cgroup exactly as the box's first process does (write "0"
-        to each cgroup.procs), timing each write itself. Returns (total, per file, kill+remove after)."""
-        cg = self.cgroups.create(f"bench{uuid.uuid4().hex[:12]}", self.limits)
+        """A forked child joins a fresh box cgroup as stockade-launch does (write "0" to each
+        cgroup.procs, in the same order), timing each write itself. The fork only delivers a child
+        to time; it is not in the span. Returns (total, per file, kill+remove after)."""
+        cg = self.new_cgroup()
         files = cg.procs_files
         try:
             r, w = os.pipe()
@@ -231,6 +257,15 @@ class Bench:
             "box_python": await self.box(PYTHON),
         }
         if breakdown:
+            row["L_launch_true"] = (await self.launched("true", cgroup=False))["spawn"]
+            row["La_launch_cgroup_true"] = (await self.launched("true", cgroup=True))["spawn"]
+            row["N_launch_bwrap_ns"] = (await self.launched("ns", cgroup=False))["spawn"]
+            row["B_launch_bwrap_box"] = (await self.launched("box", cgroup=False))["spawn"]
+            f = await self.launched("box", cgroup=True)
+            row["F_launch_cgroup_bwrap_box_total"] = f["total"]
+            row["F_spawn"] = f["spawn"]
+            row["F_cgroup_create_limits"] = f["create"]
+            row["F_cgroup_kill_remove"] = f["remove"]
             created, removed = self.cgroup_cycle()
             row["a_cgroup_create_limits"] = created
             row["a_cgroup_remove_unused"] = removed
@@ -239,10 +274,7 @@ class Bench:
             row["b_cgroup_attach"] = attach_ms
             row["b_cgroup_kill_remove_used"] = removed_used
             row["c_tmpfs_mount_umount"] = self.tmpfs()
-            row["d_bwrap_box_argv"] = await self.bwrap(full=True)
-            row["d_bwrap_namespaces_only"] = await self.bwrap(full=False)
-            row["f_bwrap_box_argv_cgroup"] = await self.bwrap(full=True, cgroup=True)
-            row["e_bare_true_preexec"] = await self.bare(TRUE, preexec=True)
+            row["R_bare_true_preexec"] = await self.bare(TRUE, preexec=True)
         if record:
             for k, v in row.items():
                 self.add(k, v)
@@ -251,7 +283,7 @@ class Bench:
 
 
 def rss_mb() -> float:
-    """Resident size of this process: what fork() must copy page tables for (the preexec_fn path)."""
+    """Resident size of this process: what fork() must copy page tables for (the old preexec_fn path)."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -266,17 +298,22 @@ def _controller(procs_file: str) -> str:
 
 LABELS = {
     "bare_true": "bare /bin/true (asyncio spawn+wait, vfork path)",
-    "e_bare_true_preexec": "(e) bare /bin/true with a preexec_fn (fork path)",
-    "d_bwrap_namespaces_only": "(d') bwrap, all namespaces, one --ro-bind / /",
-    "d_bwrap_box_argv": "(d) bwrap, box argv + seccomp, no cgroup",
-    "a_cgroup_total": "(a) cgroup create+limits+remove (unused)",
+    "L_launch_true": "(L) launcher -> /bin/true, no cgroup",
+    "La_launch_cgroup_true": "(La) launcher + cgroup join -> /bin/true (spawn only)",
+    "N_launch_bwrap_ns": "(N) launcher -> bwrap, 6 namespaces, --ro-bind / /",
+    "B_launch_bwrap_box": "(B) launcher -> bwrap, box argv + seccomp + init",
+    "F_launch_cgroup_bwrap_box_total": "(F) = (B) in a box cgroup: create..remove",
+    "F_spawn": "    spawn to exit",
+    "F_cgroup_create_limits": "    cgroup create + limits",
+    "F_cgroup_kill_remove": "    cgroup kill-check + remove",
+    "a_cgroup_total": "(a) cgroup create+limits+remove (never joined)",
     "a_cgroup_create_limits": "    create + limits",
     "a_cgroup_remove_unused": "    remove",
-    "b_cgroup_attach": "(b) attach child: write 0 to each cgroup.procs",
-    "b_cgroup_kill_remove_used": "(b+) kill-check + remove the used cgroup",
+    "b_cgroup_attach": "(b) attach: write 0 to each cgroup.procs",
+    "b_cgroup_kill_remove_used": "(b+) kill-check + remove the joined cgroup",
     "c_tmpfs_mount_umount": "(c) tmpfs mount + umount",
-    "f_bwrap_box_argv_cgroup": "(f) = (d) in a real box cgroup (create, attach, remove)",
     "box_true": "box /bin/true (sandbox.run)",
+    "R_bare_true_preexec": "(R) reference: /bin/true with preexec_fn (fork)",
 }
 
 
@@ -284,13 +321,13 @@ def accounting(med: dict[str, float]) -> list[tuple[str, float]]:
     """Split the boxed /bin/true median into additive-looking parts. Medians of different series do
     not strictly add up; the residual absorbs that along with the supervisor's own work."""
     parts = [
-        ("bare exec of /bin/true", med["bare_true"]),
-        ("fork() instead of vfork() (Python preexec_fn)", med["e_bare_true_preexec"] - med["bare_true"]),
-        ("bubblewrap: 6 namespaces", med["d_bwrap_namespaces_only"] - med["e_bare_true_preexec"]),
-        ("bubblewrap: box mounts, /proc, /dev, seccomp", med["d_bwrap_box_argv"] - med["d_bwrap_namespaces_only"]),
-        ("cgroup create + limits", med["a_cgroup_create_limits"]),
-        ("cgroup attach (cgroup.procs writes)", med["b_cgroup_attach"]),
-        ("cgroup kill-check + remove after use", med["b_cgroup_kill_remove_used"]),
+        ("bare spawn + exec of /bin/true", med["bare_true"]),
+        ("stockade-launch: one more (static) exec, rlimits, setuid", med["L_launch_true"] - med["bare_true"]),
+        ("cgroup attach by the launcher (cgroup.procs writes)", med["La_launch_cgroup_true"] - med["L_launch_true"]),
+        ("bubblewrap exec + 6 namespaces", med["N_launch_bwrap_ns"] - med["L_launch_true"]),
+        ("bubblewrap: box mounts, /proc, /dev, seccomp, init", med["B_launch_bwrap_box"] - med["N_launch_bwrap_ns"]),
+        ("cgroup create + limits", med["F_cgroup_create_limits"]),
+        ("cgroup kill-check + remove after use", med["F_cgroup_kill_remove"]),
         ("tmpfs mount + umount", med["c_tmpfs_mount_umount"]),
     ]
     explained = sum(v for _, v in parts)
@@ -315,6 +352,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         load_result = load.result()
     finally:
         bench.close()
+    info["cgroup_favordynmods_end"] = machine_info()["cgroup_favordynmods"]
 
     stats = {k: summarize(v) for k, v in bench.samples.items()}
     med = {k: s["median"] for k, s in stats.items()}
@@ -326,7 +364,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         b, x = stats[f"bare_{key}"], stats[f"box_{key}"]
         over = x["median"] - b["median"]
         ratio = x["median"] / b["median"]
-        comparison[name] = {"overhead_ms": over, "ratio": ratio}
+        comparison[name] = {"overhead_ms": over, "overhead_p95_ms": x["p95"] - b["p95"], "ratio": ratio}
         cells = [fmt_ms(b["median"], 2), fmt_ms(b["p95"], 2), fmt_ms(x["median"]), fmt_ms(x["p95"])]
         rows.append([name, *cells, f"{over:+.1f}", f"{ratio:.1f}x"])
     print_table(["command", "bare med", "bare p95", "box med", "box p95", "overhead", "ratio"], rows)
@@ -341,7 +379,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     assert sandbox.cgroups is not None
     out: dict[str, Any] = {
         "benchmark": "sandbox_overhead",
-        "params": {"n": args.n, "warmup": args.warmup, "cgroups": sandbox.cgroups.describe()},
+        "params": {
+            "n": args.n,
+            "warmup": args.warmup,
+            "cgroups": sandbox.cgroups.describe(),
+            "launch": str(sandbox.launch),
+            "init": str(sandbox.init),
+        },
         "machine": info,
         "bench_process_rss_mb": rss_mb(),
         "load": load_result,
@@ -374,22 +418,29 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         acc = accounting(med)
         rows = [[name, f"{v:.2f}"] for name, v in acc]
         print_table(["part", "ms"], [*rows, ["= box /bin/true median", f"{med['box_true']:.2f}"]])
-        kernel_path = med["f_bwrap_box_argv_cgroup"] + med["c_tmpfs_mount_umount"]
+        kernel_path = med["F_launch_cgroup_bwrap_box_total"] + med["c_tmpfs_mount_umount"]
         supervisor = med["box_true"] - kernel_path
         print(
-            f"cross-check: (f) + (c) = {kernel_path:.2f} ms is the box's process and kernel path without "
-            f"Stockade's supervisor; box - (f) - (c) = {supervisor:.2f} ms is the supervisor's own work"
+            f"cross-check: (F) + (c) = {kernel_path:.2f} ms is the box's process and kernel path without "
+            f"Stockade's supervisor; box - (F) - (c) = {supervisor:.2f} ms is the supervisor's own work"
+        )
+        saved = med["R_bare_true_preexec"] - med["bare_true"]
+        launcher = med["L_launch_true"] - med["bare_true"]
+        print(
+            f"launcher vs the old preexec_fn path: fork() costs {saved:.2f} ms over vfork() in this "
+            f"{rss_mb():.0f} MB process; the launcher's extra exec costs {launcher:.2f} ms"
         )
         out["attach_per_controller_ms"] = per_file
         out["supervisor_ms"] = supervisor
         out["accounting_ms"] = dict(acc)
+        out["fork_path_extra_ms"] = saved
     print()
     print_load(load_result)
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200, help="measured rounds (default 200)")
     ap.add_argument("--warmup", type=int, default=10, help="discarded rounds first (default 10)")
     ap.add_argument("--no-breakdown", action="store_true", help="only bare vs box")

@@ -31,7 +31,7 @@ def serve(
     # The web stack loads only for this command, so `stockade run` and friends start fast.
     import uvicorn
 
-    from stockade.service.app import Service, create_app
+    from stockade.service.app import Service, StartupRefused, create_app
     from stockade.service.config import ServiceConfig
     from stockade.service.telemetry import setup_logging
 
@@ -41,6 +41,8 @@ def serve(
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             service.draining = True
             super().handle_exit(sig, frame)
+            # A completed drain is a clean exit (status 0); uvicorn would re-raise the signal afterwards.
+            self._captured_signals.clear()
 
     setup_logging()
     config = ServiceConfig(
@@ -58,9 +60,10 @@ def serve(
     )
     server = DrainingServer(uv)
     try:
-        server.run()
-    except SandboxUnavailable as e:
+        service.start()
+    except (SandboxUnavailable, StartupRefused) as e:
         typer.echo(f"stockade: cannot start: {e}", err=True)
         raise typer.Exit(2) from e
+    server.run()
     if not server.started:
         raise typer.Exit(2)

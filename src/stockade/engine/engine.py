@@ -108,7 +108,11 @@ class Engine:
     def _check(self, req: ExecutionRequest) -> None:
         if len(req.stdin) > MAX_STDIN_BYTES:
             raise PayloadTooLarge(f"stdin exceeds {MAX_STDIN_BYTES} bytes")
-        if len(req.args) > MAX_ARGS or any(len(a.encode()) > MAX_ARG_BYTES or "\0" in a for a in req.args):
+        try:
+            sizes = [len(a.encode()) for a in req.args]
+        except UnicodeEncodeError:
+            raise InvalidRequest("args must be valid Unicode (no lone surrogates)") from None
+        if len(req.args) > MAX_ARGS or any(n > MAX_ARG_BYTES for n in sizes) or any("\0" in a for a in req.args):
             raise InvalidRequest(f"at most {MAX_ARGS} args of at most {MAX_ARG_BYTES} bytes, without NUL")
         self.policy.run.check(req.limits, "run")
         self.policy.compile.check(req.compile_limits, "compile")

@@ -197,6 +197,14 @@ class Registry:
         results = await asyncio.gather(*(self.detect(lang, refresh=refresh) for lang in self.languages))
         return {lang.id: result for lang, result in zip(self.languages, results, strict=True)}
 
+    async def cancel_probes(self) -> None:
+        """Stop every probe still running (shutdown): each kills its process group when cancelled."""
+        tasks = [t for t in self._inflight.values() if not t.done() and t.get_loop() is asyncio.get_running_loop()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+
     async def _probe_limited(self, language: Language) -> Toolchain:
         loop = asyncio.get_running_loop()
         if self._semaphore is None or self._semaphore_loop is not loop:
@@ -234,6 +242,11 @@ async def probe_toolchain(language: Language, *, timeout: float = DETECT_TIMEOUT
                 os.killpg(proc.pid, 9)
             await proc.wait()
             return Toolchain(False, None, f"version command timed out after {timeout:g} s")
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            await asyncio.shield(proc.wait())
+            raise
     text = output.decode("utf-8", "replace")
     if proc.returncode != 0:
         return Toolchain(False, None, f"version command exited with {proc.returncode}: {_excerpt(text)}".rstrip(": "))

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -27,13 +27,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import stockade
 from stockade.engine import Engine, EngineError, ExecutionRequest, ExecutionResult, Plan, SourceFile, StageLimits
 from stockade.runtimes.registry import Registry
-from stockade.sandbox import Sandbox, SandboxUnavailable
+from stockade.sandbox import Sandbox
 from stockade.service.api import ErrorOut, ExecuteIn, ExecuteOut, LimitsIn, RuntimesOut
 from stockade.service.audit import AuditLog, execution_data
 from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
 from stockade.service.ratelimit import RateLimiter
-from stockade.service.store import AuthContext, Store, Tenant
+from stockade.service.store import AuthContext, ConflictError, Store, Tenant
 from stockade.service.telemetry import Metrics, RecentFailures
 from stockade.service.wire import response_body
 
@@ -45,12 +45,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class BodyLimit:
-    """Refuse bodies over the cap before they are read into memory: by Content-Length when given, else
-    while streaming."""
+    """Refuse bodies over the cap before they are read into memory in full: by Content-Length when it is
+    given, else by reading at most the cap (then the buffered body is replayed to the app)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, on_reject: Callable[[], None] = lambda: None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,21 +59,36 @@ class BodyLimit:
             return
         too_large = ApiError("PAYLOAD_TOO_LARGE", f"request body exceeds {self.max_bytes} bytes").response()
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await too_large(scope, receive, send)
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                self.on_reject()
+                await too_large(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
             return
+        buffered: list[Message] = []
         seen = 0
-
-        async def capped() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise ApiError("PAYLOAD_TOO_LARGE", f"request body exceeds {self.max_bytes} bytes")
-            return message
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                self.on_reject()
+                await too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        await self.app(scope, capped, send)
+        async def replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, replay, send)
+
+
+class StartupRefused(RuntimeError):
+    """The configuration would be unsafe (e.g. open to the network without API keys)."""
 
 
 @dataclass
@@ -98,6 +114,7 @@ class Service:
         self.draining = False
         self.started_at = time.time()
         self.open_mode = False
+        self.started = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -107,12 +124,13 @@ class Service:
         self.audit = AuditLog(self.store, cfg.audit_key_path)
         if not self.store.has_any_keys():
             if not cfg.loopback:
-                raise SandboxUnavailable(
+                raise StartupRefused(
                     f"refusing to serve on {cfg.host} without API keys: create one with `stockade keys create`"
                 )
             self.open_mode = True
             log.warning("no API keys configured: open mode on loopback %s:%d", cfg.host, cfg.port)
         self.sandbox.start()  # fails closed: SandboxUnavailable names the cause
+        self.started = True
 
     async def stop(self) -> None:
         self.draining = True
@@ -148,7 +166,7 @@ class Service:
         try:
             return self.store.get_tenant(name)
         except LookupError:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(ConflictError):  # another request created it first
                 self.store.create_tenant(name, "open local mode", rate_per_minute=self.config.open_rate_per_minute)
             return self.store.get_tenant(name)
 
@@ -187,16 +205,22 @@ class Service:
             tenant.allows_language(n) for n in self._names(body.language)
         ):
             raise ApiError("FORBIDDEN", f"tenant {tenant.id!r} may not use {body.language!r}")
-        if body.code is not None:
-            files = [SourceFile("", body.code.encode())]
-        else:
-            files = [SourceFile(f.name, decode(f.content, f.encoding, f"file {f.name!r}")) for f in body.files or []]
+        try:
+            if body.code is not None:
+                files = [SourceFile("", body.code.encode())]
+            else:
+                files = [
+                    SourceFile(f.name, decode(f.content, f.encoding, f"file {f.name!r}")) for f in body.files or []
+                ]
+            stdin = decode(body.stdin, body.stdin_encoding, "stdin")
+        except UnicodeEncodeError:
+            raise ApiError("INVALID_REQUEST", "text fields must be valid Unicode (no lone surrogates)") from None
         return ExecutionRequest(
             language=body.language,
             version=body.version,
             files=files,
             entry=body.entry,
-            stdin=decode(body.stdin, body.stdin_encoding, "stdin"),
+            stdin=stdin,
             args=list(body.args),
             limits=self._limits(body.limits, tenant, "run"),
             compile_limits=self._limits(body.compile_limits, tenant, "compile"),
@@ -317,12 +341,16 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(service.start)
+        if not service.started:  # `stockade serve` starts it first, to refuse with a plain message
+            await asyncio.to_thread(service.start)
         detection = asyncio.create_task(service.registry.detect_all())
         try:
             yield
         finally:
             detection.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await detection
+            await service.registry.cancel_probes()
             await service.stop()
 
     app = FastAPI(
@@ -332,7 +360,9 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         lifespan=lifespan,
     )
     app.state.service = service
-    app.add_middleware(BodyLimit, max_bytes=service.config.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=service.config.max_body_bytes, on_reject=lambda: service.reject("payload_too_large")
+    )
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
@@ -382,6 +412,9 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         except EngineError as e:
             service.reject(e.code.lower())
             raise ApiError(e.code, e.message) from None
+        except ApiError as e:
+            service.reject(e.code.lower())
+            raise
         async with service.admitted():
             result = await service.engine.run(plan)
         waited = sum(b.queue_ms for b in (result.compile, result.run) if b is not None)
@@ -390,7 +423,16 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         await service.record(who, plan, result, execution_id, out)
         return JSONResponse(out)
 
+    async def method_not_allowed() -> Response:
+        return JSONResponse(
+            {"status": "failed", "error": "METHOD_NOT_ALLOWED", "message": "use POST"},
+            status_code=405,
+            headers={"Allow": "POST"},
+        )
+
     for path in ("/v1/execute", "/execute"):
+        # Explicit, or the playground mounted at / would answer other methods with 404.
+        app.api_route(path, methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)(method_not_allowed)
         app.post(
             path,
             response_model=ExecuteOut,
