@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from conftest import KeyedServer
 
 STOCKADE = str(Path(sys.executable).with_name("stockade"))
-LOCAL_BOXES = Path("/run/stockade/boxes")  # where `stockade run` without --url builds its boxes
+def local_boxes() -> set[Path]:
+    """Running boxes of every local `stockade run` instance (each takes its own /run/stockade-cli-<k>)."""
+    return {b for d in Path("/run").glob("stockade-cli-*/boxes") for b in d.iterdir()}
 
 PROGRAMS = {
     "ok.py": "print(21 * 2)\n",
@@ -165,16 +167,11 @@ def test_batch_json_local_and_remote(progs: Path, remote: dict[str, Future[Run]]
         assert same_outcome(remote_by_file[result["file"]], result), result["file"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: every local `stockade run` uses the same run dir, uids and cgroup, and Sandbox.start() reaps"
-    " every box it finds there, including the running boxes of another `stockade run`",
-)
 def test_concurrent_local_runs_do_not_reap_each_other(progs: Path) -> None:
     (progs / "slow.py").write_text("import time\ntime.sleep(12)\nprint('done')\n")
     (progs / "quick.py").write_text("print('quick')\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKADE_")}
-    before = set(LOCAL_BOXES.iterdir()) if LOCAL_BOXES.is_dir() else set()
+    before = local_boxes()
     slow = subprocess.Popen(
         [STOCKADE, "run", "slow.py", "--json", "--wall-ms", "60000"],
         cwd=progs,
@@ -185,7 +182,7 @@ def test_concurrent_local_runs_do_not_reap_each_other(progs: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 60
-        while not (LOCAL_BOXES.is_dir() and set(LOCAL_BOXES.iterdir()) - before):  # the slow box is running
+        while not local_boxes() - before:  # the slow box is running
             assert slow.poll() is None and time.monotonic() < deadline, "the slow run never started a box"
             time.sleep(0.1)
         quick = json_out(stockade("run", "quick.py", "--json", cwd=progs))
