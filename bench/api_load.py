@@ -4,7 +4,13 @@ A real `stockade serve` is started on loopback (its own data dir, run dir, uids 
 concurrency level the same number of Python hello-world executions go through POST /v1/execute and,
 interleaved block by block, through a bare asyncio subprocess spawn. Then an overload curve: bursts of
 sleeping programs at multiples of capacity, counting served and rejected requests and how fast a
-rejection comes back.
+rejection comes back; and rejections at steady saturation: every place held by a long program, then
+single requests one after another, each of which must be turned away.
+
+The service gets as many slots as the host has cores and a queue large enough that the highest
+concurrency level is admitted whole (default max(8, top level - slots)), so every level measures
+executions, not rejections. Latency percentiles and throughput count successful (200) executions
+only; any other status is counted per level and shown as errors.
 
     .venv/bin/python bench/api_load.py [--n 40] [--levels 1 2 4 8 16] [--json out.json]
 """
@@ -20,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +52,7 @@ HELLO = 'print("Hello, World!")'
 PY = "/usr/bin/python3"
 STOCKADE = str(Path(sys.executable).with_name("stockade"))
 SLEEPER = "import time; time.sleep(0.5)"
+HOLDER = "import time; time.sleep(3)"  # holds a place through the steady-saturation probes
 
 
 def free_port() -> int:
@@ -102,22 +110,28 @@ async def bare_call(home: str) -> tuple[float, int]:
 
 
 async def level(n: int, c: int, call: Any) -> dict[str, Any]:
-    """n calls with c in flight at once: latencies and throughput."""
+    """n calls with c in flight at once: latencies and throughput of the successful ones."""
     sem = asyncio.Semaphore(c)
     lat: list[float] = []
-    bad = 0
+    statuses: Counter[int] = Counter()
 
     async def one() -> None:
-        nonlocal bad
         async with sem:
             ms, status = await call()
-            lat.append(ms)
-            bad += status != 200
+            statuses[status] += 1
+            if status == 200:
+                lat.append(ms)
 
     t0 = now_ns()
     await asyncio.gather(*(one() for _ in range(n)))
     elapsed_s = ms_since(t0) / 1000
-    return {"latency": summarize(lat), "throughput_per_s": n / elapsed_s, "errors": bad, "samples": lat}
+    return {
+        "latency": summarize(lat),
+        "throughput_per_s": len(lat) / elapsed_s,
+        "errors": n - len(lat),
+        "statuses": dict(statuses),
+        "samples": lat,
+    }
 
 
 async def overload(client: httpx.AsyncClient, capacity: int, factors: list[int]) -> list[dict[str, Any]]:
@@ -136,17 +150,47 @@ async def overload(client: httpx.AsyncClient, capacity: int, factors: list[int])
     return out
 
 
+async def in_flight(client: httpx.AsyncClient) -> float:
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith("stockade_in_flight "):
+            return float(line.split()[1])
+    return -1.0
+
+
+async def saturated(client: httpx.AsyncClient, capacity: int, probes: int) -> dict[str, Any]:
+    """Every place held by a 3 s program; then `probes` requests one at a time, none of them in a
+    burst: how long a refusal takes when the service is full but not swamped."""
+    holders = [asyncio.create_task(api_call(client, HOLDER)) for _ in range(capacity)]
+    deadline = time.monotonic() + 3
+    while await in_flight(client) < capacity and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    results = [await api_call(client, HELLO) for _ in range(probes)]
+    held = await asyncio.gather(*holders)
+    rejected = [ms for ms, st in results if st in (429, 503)]
+    return {
+        "capacity": capacity,
+        "probes": probes,
+        "rejected": len(rejected),
+        "holders_served": sum(1 for _, st in held if st == 200),
+        "rejection_latency": summarize(rejected) if rejected else None,
+        "samples": rejected,
+    }
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=40, help="executions per concurrency level and mode")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     ap.add_argument("--factors", type=int, nargs="+", default=[2, 5, 10], help="overload bursts, × capacity")
+    ap.add_argument("--probes", type=int, default=20, help="single requests at steady saturation")
+    ap.add_argument("--queue", type=int, help="service queue (default max(8, top level - slots))")
     ap.add_argument("--json", help="write results and raw samples here")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("benchmarks need root")
 
-    slots, queue = os.cpu_count() or 1, 8
+    slots = os.cpu_count() or 1
+    queue = args.queue if args.queue is not None else max(8, max(args.levels) - slots)
     info = machine_info()
     print_machine(info)
     meter = LoadMeter()
@@ -175,6 +219,13 @@ async def main() -> None:
                      "api/bare", "errors"],
                     rows,
                 )  # fmt: skip
+                sat = await saturated(client, slots + queue, args.probes)
+                rl = sat["rejection_latency"]
+                print(
+                    f"\nSteady saturation: {slots + queue} places held, {args.probes} single requests: "
+                    f"{sat['rejected']} rejected, rejection p50 {fmt_ms(rl['median']) if rl else '-'} ms, "
+                    f"p95 {fmt_ms(rl['p95']) if rl else '-'} ms, max {fmt_ms(rl['max']) if rl else '-'} ms"
+                )
                 curve = await overload(client, slots + queue, args.factors)
                 print(f"\nOverload: bursts of a 0.5 s program, capacity {slots} slots + {queue} queue")
                 print_table(
@@ -188,7 +239,9 @@ async def main() -> None:
             proc.wait(timeout=60)
     load = meter.result()
     print_load(load)
-    write_json(args.json, {"machine": info, "load": load, "levels": levels, "overload": curve})
+    params = {"n": args.n, "levels": args.levels, "factors": args.factors, "slots": slots, "queue": queue}
+    out = {"benchmark": "api_load", "params": params, "machine": info, "load": load}
+    write_json(args.json, {**out, "levels": levels, "saturated": sat, "overload": curve})
 
 
 if __name__ == "__main__":

@@ -25,9 +25,12 @@ if TYPE_CHECKING:
     from conftest import KeyedServer
 
 STOCKADE = str(Path(sys.executable).with_name("stockade"))
+
+
 def local_boxes() -> set[Path]:
     """Running boxes of every local `stockade run` instance (each takes its own /run/stockade-cli-<k>)."""
     return {b for d in Path("/run").glob("stockade-cli-*/boxes") for b in d.iterdir()}
+
 
 PROGRAMS = {
     "ok.py": "print(21 * 2)\n",

@@ -56,13 +56,14 @@ class SandboxBusy(SandboxUnavailable):
     """Another process owns this run dir: its boxes are not ours to reap."""
 
 
-# run dir -> lock fd held by this process; several Sandbox objects of one process may share an instance.
-_INSTANCE_LOCKS: dict[Path, int] = {}
+# run dir -> [lock fd, users]: several Sandbox objects of one process may share an instance.
+_INSTANCE_LOCKS: dict[Path, list[int]] = {}
 
 
 def _lock_instance(run_dir: Path) -> None:
     """One process per run dir (and so per cgroup name and uid range): start() reaps everything there."""
     if run_dir in _INSTANCE_LOCKS:
+        _INSTANCE_LOCKS[run_dir][1] += 1
         return
     fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -73,7 +74,17 @@ def _lock_instance(run_dir: Path) -> None:
         raise SandboxBusy(f"{run_dir} is in use by process {holder}; give this instance its own run dir") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    _INSTANCE_LOCKS[run_dir] = fd
+    _INSTANCE_LOCKS[run_dir] = [fd, 1]
+
+
+def _unlock_instance(run_dir: Path) -> None:
+    held = _INSTANCE_LOCKS.get(run_dir)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] == 0:
+        os.close(held[0])  # closing the only descriptor releases the flock
+        del _INSTANCE_LOCKS[run_dir]
 
 
 class _Slots:
@@ -218,6 +229,12 @@ class Sandbox:
             tmp.chmod(0o644)
             tmp.replace(etc / name)
         self.reap()
+
+    def close(self) -> None:
+        """Give up the instance (its run dir) once no box of this object runs any more."""
+        if self.cgroups is not None:
+            _unlock_instance(self.config.run_dir)
+            self.cgroups = None
 
     def reap(self) -> int:
         """Kill and remove every box left by an earlier process (kill -9 of the service mid-run)."""

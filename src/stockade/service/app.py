@@ -140,6 +140,7 @@ class Service:
         killed = self.sandbox.kill_all()
         if killed:
             log.warning("shutdown deadline passed: killed %d running boxes", killed)
+        self.sandbox.close()
         if self.store is not None:
             self.store.close()
 

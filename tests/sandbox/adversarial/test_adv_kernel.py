@@ -130,7 +130,7 @@ async def test_device_nodes_cannot_be_made(adv):
 
 
 async def test_page_cache_of_shared_read_only_files_cannot_be_written(adv):
-    r = await adv.run_c("k_dirty_pipe", str(adv.secrets.usr_sentinel), cpu_ms=3000)
+    r = await adv.run_c("k_dirty_pipe", str(adv.secrets.usr_sentinel), cpu_ms=8000)
     assert r.status is Status.OK, describe(r)
     out = parse_kv(r.stdout)
     assert out["file_changed"] == "0" and out["file_pwned"] == "0", describe(r)

@@ -214,6 +214,7 @@ async def test_killing_the_supervisor_kills_the_box_and_a_restart_reaps_it(adv):
             assert str(config.run_dir) + "/" not in f.read()
         r = await restarted.run(BoxSpec(argv=["/bin/echo", "ok"], limits=adv.limits()))
         assert r.status is Status.OK and r.stdout == b"ok\n", describe(r)
+        restarted.close()
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -225,3 +226,4 @@ async def test_killing_the_supervisor_kills_the_box_and_a_restart_reaps_it(adv):
         for parent in leftover.cgroups.parents.values():
             with contextlib.suppress(OSError):
                 parent.rmdir()
+        leftover.close()  # releases the instance lock: the supervisor's fd count is back to its baseline

