@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,11 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from stockade.cli.local import local_sandbox
 from stockade.clients import AsyncClient, StockadeError
 from stockade.engine import Engine, EngineError, ExecutionRequest, SourceFile, StageLimits
 from stockade.runtimes.registry import Registry
 from stockade.runtimes.toolchains import install_packages
-from stockade.sandbox import Sandbox, SandboxBusy, SandboxConfig, SandboxUnavailable
 from stockade.service.wire import response_body
 
 console = Console()
@@ -26,8 +25,6 @@ err_console = Console(stderr=True)
 toolchains_app = typer.Typer(no_args_is_help=True, help="Install language toolchains (Debian packages).")
 
 VERDICT_STYLE = {"ok": "bold green", "compile_error": "bold yellow", "runtime_error": "bold yellow"}
-LOCAL_INSTANCES = 8
-LOCAL_UID_BASE = 61000
 Result = dict[str, Any]  # the API's JSON shape, for local and remote runs alike
 
 
@@ -69,35 +66,12 @@ class LocalRunner:
 
     async def __call__(self, request: ExecutionRequest) -> Result:
         if self.engine is None:
-            self.engine = Engine(self._sandbox(), self.registry)
+            self.engine = Engine(local_sandbox(), self.registry)
         try:
             result = await self.engine.execute(request)
         except EngineError as e:
             return failed(e.code, e.message)
         return response_body(uuid.uuid4().hex, result, "utf8")
-
-    @staticmethod
-    def _sandbox() -> Sandbox:
-        """The first free local instance: each has its own run dir, cgroup and uid range, so several
-        `stockade run` processes (and a service) never reap each other's boxes."""
-        for k in range(LOCAL_INSTANCES):
-            config = SandboxConfig(
-                run_dir=Path(f"/run/stockade-cli-{k}"),
-                cgroup_name=f"stockade-cli-{k}",
-                uid_base=LOCAL_UID_BASE + 100 * k,
-                slots=os.cpu_count() or 1,
-            )
-            sandbox = Sandbox(config)
-            try:
-                sandbox.start()
-                return sandbox
-            except SandboxBusy:
-                continue
-            except SandboxUnavailable as e:
-                err_console.print(f"[red]cannot build a safe box:[/] {e}")
-                raise typer.Exit(2) from e
-        err_console.print(f"[red]all {LOCAL_INSTANCES} local sandbox instances are busy[/]")
-        raise typer.Exit(2)
 
     async def close(self) -> None:
         return None

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from stockade.sandbox import BoxSpec, InputFile, Limits, Sandbox, SandboxConfig, SandboxUnavailable
+from stockade.cli.local import local_sandbox
+from stockade.sandbox import BoxSpec, InputFile, Limits
 from stockade.sandbox.check import check_host
 
 app = typer.Typer(no_args_is_help=True, help="Run one command in a box; check what the host offers.")
@@ -54,15 +55,9 @@ def run(
     )
 
     async def go() -> dict[str, object]:
-        sandbox = Sandbox(SandboxConfig(slots=1))
-        sandbox.start()
-        return (await sandbox.run(spec)).to_json()
+        return (await local_sandbox(slots=1).run(spec)).to_json()
 
-    try:
-        result = asyncio.run(go())
-    except SandboxUnavailable as e:
-        typer.echo(f"cannot build a safe box: {e}", err=True)
-        raise typer.Exit(2) from e
+    result = asyncio.run(go())
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
