@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from stockade.sandbox.runner import Sandbox, SandboxConfig, SandboxUnavailable
@@ -33,9 +34,13 @@ def _swap_active() -> bool:
         return len(f.read().strip().splitlines()) > 1
 
 
+# Its own instance, so a check never collides with a running service's boxes.
+CHECK_CONFIG = SandboxConfig(run_dir=Path("/run/stockade-check"), slots=1, uid_base=61900, cgroup_name="stockade-check")
+
+
 async def check_host(config: SandboxConfig | None = None, *, probe_run: bool = True) -> HostReport:
     """Start a sandbox and, unless told otherwise, run one real box to prove the whole path works."""
-    config = config or SandboxConfig()
+    config = config or CHECK_CONFIG
     report = HostReport(ok=False)
     facts = report.facts
     facts["bubblewrap"] = _bwrap_version(config.bwrap)
@@ -68,6 +73,7 @@ async def check_host(config: SandboxConfig | None = None, *, probe_run: bool = T
         if result.status is not Status.OK:
             report.problems.append(f"a probe box failed: {result.status.value} {result.error or ''}".strip())
     report.ok = not report.problems
+    sandbox.close()
     return report
 
 
