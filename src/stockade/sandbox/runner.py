@@ -1,9 +1,10 @@
 """Run a BoxSpec in a box that exists for that run alone, with a bounded pool of slots.
 
 Life of a box: take a slot (its own host uid/gid) -> mount a fresh capped tmpfs and write the inputs ->
-create the cgroup with its limits -> fork; the child joins the cgroup, sets rlimits, drops to the slot
-uid and execs bubblewrap -> stream stdout/stderr under caps while watching CPU and wall time -> kill
-the whole cgroup -> read accounting and output files -> unmount, remove the cgroup. Nothing is reused.
+create the cgroup with its limits -> spawn stockade-launch, which joins the cgroup, sets rlimits, drops
+to the slot uid and execs bubblewrap, whose pid 1 is stockade-init -> stream stdout/stderr under caps
+while watching CPU and wall time -> kill the whole cgroup -> read the real wait status, accounting and
+output files -> unmount, remove the cgroup. Nothing is reused.
 """
 
 from __future__ import annotations
