@@ -247,8 +247,9 @@ class Service:
             out[name] = value if value is not None else (min(default, cap) if cap is not None else None)
         return StageLimits(**out)
 
-    @contextlib.asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
+    def shed(self) -> None:
+        """Refuse at once when no execution place is free or we are draining. Run first, before any
+        work (auth, quota, parsing), so an overloaded node spends almost nothing on a refusal."""
         capacity = self.sandbox.slots_total + self.config.queue_size
         if self.draining:
             self.reject("draining")
@@ -256,6 +257,10 @@ class Service:
         if self.in_flight >= capacity:
             self.reject("overloaded")
             raise ApiError("OVERLOADED", f"all {capacity} execution places are taken", retry_after=1)
+
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        self.shed()  # the authoritative check: places may have filled while this request was validated
         self.in_flight += 1
         self.metrics.in_flight.set(self.in_flight)
         try:
@@ -395,6 +400,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
 
     def caller(request: Request) -> Caller:
         """authentication -> rate limit -> quota, before the body is even validated."""
+        service.shed()
         c = service.authenticate(request)
         service.rate_limit(c)
         service.check_quota(c)
