@@ -224,3 +224,27 @@ def live_processes_of(uid: int) -> list[int]:
         if state != "Z":
             out.append(int(pid))
     return out
+
+
+async def test_a_slot_whose_teardown_failed_is_never_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: if a box's processes could survive teardown, its uid must not go to another box."""
+    from stockade.sandbox.cgroups import BoxCgroup, CgroupError
+
+    cfg = SandboxConfig(run_dir=Path("/run/stockade-t-quar"), slots=2, uid_base=62300, cgroup_name="stockade-t-quar")
+    sb = Sandbox(cfg)
+    sb.start()
+    real = BoxCgroup.kill_and_remove
+
+    def broken(self: BoxCgroup) -> None:
+        raise CgroupError("processes survive SIGKILL (simulated)")
+
+    monkeypatch.setattr(BoxCgroup, "kill_and_remove", broken)
+    r = await sb.run(BoxSpec(argv=["/bin/true"]))
+    monkeypatch.setattr(BoxCgroup, "kill_and_remove", real)
+    assert r.status is Status.OK
+    assert sb.quarantined == {0} and sb.slots_in_use == 1  # slot 0 is gone for good
+    for _ in range(3):  # work goes on, on the remaining slot only
+        assert (await sb.run(BoxSpec(argv=["/bin/true"]))).status is Status.OK
+    assert sb.slots_in_use == 1 and sb.quarantined == {0}
+    sb.reap()  # the leftover cgroup of the failed teardown
+    sb.close()

@@ -323,3 +323,13 @@ def test_quota_unknown_tenant(store: Store) -> None:
     store.create_tenant("acme", "Acme")
     with pytest.raises(ValueError):
         store.record_usage("acme", -1)
+
+
+def test_tenant_ceilings_name_the_same_limits_the_engine_takes() -> None:
+    """The service pairs TenantLimits with the engine's StageLimits field by field."""
+    from dataclasses import fields
+
+    from stockade.engine import StageLimits
+    from stockade.service.store import TenantLimits
+
+    assert [f.name for f in fields(TenantLimits)] == list(StageLimits.names())

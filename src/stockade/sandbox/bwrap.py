@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def build_argv(
     seccomp_fd: int,
     init: Path,
     status_fd: int,
-    ro_paths: list[str] = (),  # type: ignore[assignment]
+    ro_paths: Sequence[str] = (),
     bwrap: str = "bwrap",
 ) -> list[str]:
     a = [

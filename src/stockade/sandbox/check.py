@@ -62,8 +62,8 @@ async def check_host(config: SandboxConfig | None = None, *, probe_run: bool = T
         return report
     assert sandbox.cgroups is not None
     facts["cgroup"] = sandbox.cgroups.describe()
-    mem_files = [p for p in sandbox.cgroups.parents.values()]
-    swap_limited = sandbox.cgroups.mode == "v2" or any((p / "memory.memsw.limit_in_bytes").exists() for p in mem_files)
+    memory = sandbox.cgroups.parents.get("memory")  # v1 only; v2 has memory.swap.max
+    swap_limited = sandbox.cgroups.mode == "v2" or bool(memory and (memory / "memory.memsw.limit_in_bytes").exists())
     facts["swap_active"] = _swap_active()
     if facts["swap_active"] and not swap_limited:
         report.problems.append("swap is on and this cgroup setup cannot limit it (enable swapaccount)")

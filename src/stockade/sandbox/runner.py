@@ -195,6 +195,7 @@ class Sandbox:
         self._slots = _Slots(self.config.slots)
         self._active: set[str] = set()
         self._running: dict[str, BoxCgroup] = {}
+        self.quarantined: set[int] = set()  # slots whose teardown failed; never handed out again
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -281,7 +282,11 @@ class Sandbox:
             return result
         finally:
             self._active.discard(box_id)
-            self._slots.give(slot)
+            if slot in self.quarantined:
+                # Its uid may still own a process that survived SIGKILL: no other box may ever get it.
+                log.error("slot %d (uid %d) quarantined after box %s", slot, self.config.uid_base + slot, box_id)
+            else:
+                self._slots.give(slot)
 
     async def _run_in_slot(self, spec: BoxSpec, slot: int, box_id: str) -> BoxResult:
         assert self.cgroups is not None and self.layout is not None
@@ -332,6 +337,7 @@ class Sandbox:
                     cg.kill_and_remove()
                 except (OSError, CgroupError):
                     log.exception("box %s: cgroup teardown failed", box_id)
+                    self.quarantined.add(slot)
             self._remove_box_dir(box_dir)
 
     def kill_all(self) -> int:

@@ -480,7 +480,8 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     @app.get("/readyz", summary="Ready to execute: sandbox, storage, not draining")
     async def readyz() -> JSONResponse:
         checks = {
-            "sandbox": service.sandbox.cgroups is not None,
+            "sandbox": service.sandbox.cgroups is not None
+            and len(service.sandbox.quarantined) < service.sandbox.slots_total,
             "storage": bool(service.store and await asyncio.to_thread(service.store.ping)),
             "accepting": not service.draining,
         }
@@ -499,7 +500,12 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
                 "seccomp": True,
                 "bubblewrap": service.config.sandbox.bwrap,
             },
-            "slots": {"total": sb.slots_total, "in_use": sb.slots_in_use, "waiting": sb.slots_waiting},
+            "slots": {
+                "total": sb.slots_total,
+                "in_use": sb.slots_in_use,
+                "waiting": sb.slots_waiting,
+                "quarantined": sorted(sb.quarantined),
+            },
             "admission": {"in_flight": service.in_flight, "queue_size": service.config.queue_size},
             "open_mode": service.open_mode,
             "draining": service.draining,
