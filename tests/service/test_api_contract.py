@@ -608,7 +608,7 @@ def test_diagnostics_admin_only(kclient: httpx.Client, keyed_server: LiveServer)
     r = kclient.get("/v1/diagnostics", headers=bearer(admin))
     assert r.status_code == 200, r.text
     d = r.json()
-    assert d["slots"] == {"total": 2, "in_use": 0, "waiting": 0}
+    assert d["slots"] == {"total": 2, "in_use": 0, "waiting": 0, "quarantined": []}
     assert d["admission"]["queue_size"] == 8
     assert isinstance(d["recent_failures"], dict)
     assert d["open_mode"] is False and d["draining"] is False
