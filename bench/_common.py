@@ -28,6 +28,14 @@ from stockade.sandbox import Sandbox, SandboxConfig
 # The benchmarks' own sandbox: its own run dir, slot uids and cgroup, so they never collide with a
 # service or test suite running on the same host.
 BENCH_CONFIG = SandboxConfig(run_dir=Path("/run/stockade-bench"), slots=2, uid_base=65000, cgroup_name="stockade-bench")
+# The same sandbox with no box built ahead: every run builds its box on demand.
+COLD_CONFIG = SandboxConfig(
+    run_dir=Path("/run/stockade-bench-cold"),
+    slots=2,
+    uid_base=65200,  # 65100+ is bench/api_load.py's service
+    cgroup_name="stockade-bench-cold",
+    build_ahead=False,
+)
 
 
 def now_ns() -> int:
@@ -134,10 +142,10 @@ def bare_env(home: str | Path, tmpdir: str | Path, extra: dict[str, str] | None 
     }
 
 
-def start_sandbox() -> Sandbox:
+def start_sandbox(config: SandboxConfig = BENCH_CONFIG) -> Sandbox:
     if os.geteuid() != 0:
         sys.exit("benchmarks need root (the sandbox creates cgroups, tmpfs mounts and per-box uids)")
-    sandbox = Sandbox(BENCH_CONFIG)
+    sandbox = Sandbox(config)
     sandbox.start()
     return sandbox
 

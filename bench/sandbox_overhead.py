@@ -1,12 +1,16 @@
 """Sandbox overhead: a trivial command bare vs in a Stockade box, and where the box time goes.
 
-A box is spawned as: asyncio subprocess (CPython's vfork path: no preexec_fn) of stockade-launch
-(static C: joins the box cgroups, sets rlimits, drops to the slot uid, execs bubblewrap) ->
-bubblewrap -> stockade-init as the box's pid 1 (reports the real wait status) -> the command.
+A box is built as: subprocess (CPython's vfork path: no preexec_fn) of stockade-launch (static C:
+joins the box cgroups, sets the shared rlimits, drops to the slot uid, execs bubblewrap) ->
+bubblewrap -> stockade-init as the box's pid 1, which waits on a socket for the run (command, env,
+rlimits, stdin), runs it and reports its real wait status. By default each slot's next box is built
+as soon as the slot is free ("warm": the run finds its box ready); with build_ahead off every run
+builds its box on demand ("cold").
 
-Every round runs, in this order and in this one process: bare /bin/true, boxed /bin/true, bare
-`python3 -c pass`, boxed `python3 -c pass`, then one sample of each breakdown part, each building
-on the previous one, so differences of medians isolate one step:
+Every round runs, in this order and in this one process: bare /bin/true, boxed /bin/true (warm,
+then cold), bare `python3 -c pass`, boxed `python3 -c pass` (warm, then cold), then one sample of
+each breakdown part, each building on the previous one, so differences of medians isolate one step
+of building a box (what "cold" pays on the request path and "warm" pays ahead of it):
 
   (L)  launcher -> /bin/true               stockade-launch with the box's rlimits and slot uid,
                                            no cgroup: the cost of the extra (static) exec
@@ -15,7 +19,8 @@ on the previous one, so differences of medians isolate one step:
   (N)  launcher -> bwrap, namespaces only  the box's six --unshare-* with one --ro-bind / /
   (B)  launcher -> bwrap, box argv         stockade.sandbox.bwrap.build_argv exactly as the runner
                                            calls it (mounts, /proc, /dev, seccomp, init as pid 1,
-                                           status pipe), no cgroup; init must report "W 0"
+                                           status pipe, control socket with the run already
+                                           queued), no cgroup; init must report "W 0"
   (F)  launcher + cgroup -> box argv       create + limits, (B) joining it, kill + remove, all
                                            timed: the box's process and kernel path without the
                                            supervisor and the tmpfs
@@ -39,6 +44,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import socket
 import struct
 import sys
 import uuid
@@ -46,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    COLD_CONFIG,
     LoadMeter,
     fmt_ms,
     machine_info,
@@ -63,7 +70,7 @@ from stockade.sandbox import BoxSpec, Limits, Sandbox, Status, hostfs, seccomp
 from stockade.sandbox.bwrap import box_env, build_argv
 from stockade.sandbox.cgroups import BoxCgroup, CgroupManager
 from stockade.sandbox.helpers import decode_status
-from stockade.sandbox.runner import _launch_argv
+from stockade.sandbox.runner import _launch_argv, run_message, run_rlimits
 
 TRUE = ["/bin/true"]
 PYTHON = ["/usr/bin/python3", "-c", "pass"]
@@ -73,10 +80,11 @@ NS_ONLY = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", 
 
 
 class Bench:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, cold: Sandbox) -> None:
         assert sandbox.cgroups is not None and sandbox.layout is not None
         assert sandbox.launch is not None and sandbox.init is not None
         self.sandbox = sandbox
+        self.cold = cold
         self.cgroups: CgroupManager = sandbox.cgroups
         self.launch: Path = sandbox.launch
         self.init: Path = sandbox.init
@@ -117,9 +125,9 @@ class Bench:
             raise RuntimeError(f"bare {argv}: exit {r.returncode}: {r.stderr[:300]!r}")
         return r.ms
 
-    async def box(self, argv: list[str]) -> float:
+    async def box(self, argv: list[str], sandbox: Sandbox) -> float:
         t0 = now_ns()
-        res = await self.sandbox.run(BoxSpec(argv=list(argv)))
+        res = await sandbox.run(BoxSpec(argv=list(argv)))
         ms = ms_since(t0)
         if res.status is not Status.OK:
             raise RuntimeError(f"box {argv}: {res.status} {res.error or ''} {res.stderr[:300]!r}")
@@ -135,6 +143,7 @@ class Bench:
         sfd = seccomp.bpf_fd()
         stdin_fd = Sandbox._stdin_fd(b"")
         status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        control, control_box = socket.socketpair()
         parts: dict[str, float] = {}
         cg: BoxCgroup | None = None
         t0 = now_ns()
@@ -148,14 +157,20 @@ class Bench:
             elif inner == "ns":
                 command = [self.sandbox.config.bwrap, *NS_ONLY, "--ro-bind", "/", "/", "--", *TRUE]
             else:
-                command = self.box_argv(TRUE, sfd, status_w)
-                pass_fds = (sfd, status_w)
-            argv = [*_launch_argv(self.launch, cg.procs_files if cg else [], self.limits, self.uid, self.gid), *command]
+                command = self.box_argv(sfd, status_w, control_box.fileno())
+                pass_fds = (sfd, status_w, control_box.fileno())
+                # The run is queued before the spawn, as the runner's cold path does in effect.
+                socket.send_fds(control, [b"G"], [stdin_fd])
+                control.sendall(run_message(TRUE, self.box_env, run_rlimits(self.limits)))
+                control.shutdown(socket.SHUT_WR)
+            argv = [*_launch_argv(self.launch, cg.procs_files if cg else [], self.uid, self.gid), *command]
             r = await spawn_timed(argv, env=self.box_env, cwd="/", stdin=stdin_fd, pass_fds=pass_fds)
             parts["spawn"] = r.ms
         finally:
             for fd in (sfd, stdin_fd, status_w):
                 os.close(fd)
+            control.close()
+            control_box.close()
             if cg is not None:
                 t1 = now_ns()
                 cg.kill_and_remove()
@@ -171,17 +186,17 @@ class Bench:
             raise RuntimeError(f"launch {inner}: exit {r.returncode}, init report {report}: {r.stderr[:300]!r}")
         return parts
 
-    def box_argv(self, command: list[str], seccomp_fd: int, status_fd: int) -> list[str]:
-        """The bubblewrap argv Sandbox.run builds for `command` (its ro_paths are empty here)."""
+    def box_argv(self, seccomp_fd: int, status_fd: int, control_fd: int) -> list[str]:
+        """The bubblewrap argv Sandbox builds for a box (its ro_paths are empty here)."""
         assert self.sandbox.layout is not None
         return build_argv(
-            list(command),
             layout=self.sandbox.layout,
             fs_root=self.fs_root,
             etc_dir=self.sandbox.config.run_dir / "etc",
             seccomp_fd=seccomp_fd,
             init=self.init,
             status_fd=status_fd,
+            control_fd=control_fd,
             bwrap=self.sandbox.config.bwrap,
         )
 
@@ -252,9 +267,11 @@ class Bench:
     async def round(self, record: bool, breakdown: bool) -> None:
         row: dict[str, float] = {
             "bare_true": await self.bare(TRUE),
-            "box_true": await self.box(TRUE),
+            "box_true": await self.box(TRUE, self.sandbox),
+            "cold_true": await self.box(TRUE, self.cold),
             "bare_python": await self.bare(PYTHON),
-            "box_python": await self.box(PYTHON),
+            "box_python": await self.box(PYTHON, self.sandbox),
+            "cold_python": await self.box(PYTHON, self.cold),
         }
         if breakdown:
             row["L_launch_true"] = (await self.launched("true", cgroup=False))["spawn"]
@@ -312,14 +329,15 @@ LABELS = {
     "b_cgroup_attach": "(b) attach: write 0 to each cgroup.procs",
     "b_cgroup_kill_remove_used": "(b+) kill-check + remove the joined cgroup",
     "c_tmpfs_mount_umount": "(c) tmpfs mount + umount",
-    "box_true": "box /bin/true (sandbox.run)",
+    "box_true": "box /bin/true, warm (sandbox.run, box built ahead)",
+    "cold_true": "box /bin/true, cold (sandbox.run, box built on demand)",
     "R_bare_true_preexec": "(R) reference: /bin/true with preexec_fn (fork)",
 }
 
 
 def accounting(med: dict[str, float]) -> list[tuple[str, float]]:
-    """Split the boxed /bin/true median into additive-looking parts. Medians of different series do
-    not strictly add up; the residual absorbs that along with the supervisor's own work."""
+    """Split the cold boxed /bin/true median into additive-looking parts. Medians of different series
+    do not strictly add up; the residual absorbs that along with the supervisor's own work."""
     parts = [
         ("bare spawn + exec of /bin/true", med["bare_true"]),
         ("stockade-launch: one more (static) exec, rlimits, setuid", med["L_launch_true"] - med["bare_true"]),
@@ -331,15 +349,18 @@ def accounting(med: dict[str, float]) -> list[tuple[str, float]]:
         ("tmpfs mount + umount", med["c_tmpfs_mount_umount"]),
     ]
     explained = sum(v for _, v in parts)
-    parts.append(("residual: supervisor work (dirs, memfds, polling, stats, teardown)", med["box_true"] - explained))
+    parts.append(("residual: supervisor work (dirs, memfds, polling, stats, teardown)", med["cold_true"] - explained))
     return parts
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     sandbox = start_sandbox()
+    cold = start_sandbox(COLD_CONFIG)
     info = machine_info(sandbox)
     print_machine(info)
-    bench = Bench(sandbox)
+    assert sandbox.cgroups is not None
+    cgroups = sandbox.cgroups.describe()
+    bench = Bench(sandbox, cold)
     breakdown = not args.no_breakdown
     try:
         for _ in range(args.warmup):
@@ -352,6 +373,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         load_result = load.result()
     finally:
         bench.close()
+        sandbox.close()
+        cold.close()
     info["cgroup_favordynmods_end"] = machine_info()["cgroup_favordynmods"]
 
     stats = {k: summarize(v) for k, v in bench.samples.items()}
@@ -361,14 +384,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     comparison: dict[str, dict[str, float]] = {}
     for name, key in (("/bin/true", "true"), ("python3 -c pass", "python")):
-        b, x = stats[f"bare_{key}"], stats[f"box_{key}"]
-        over = x["median"] - b["median"]
-        ratio = x["median"] / b["median"]
-        comparison[name] = {"overhead_ms": over, "overhead_p95_ms": x["p95"] - b["p95"], "ratio": ratio}
-        cells = [fmt_ms(b["median"], 2), fmt_ms(b["p95"], 2), fmt_ms(x["median"]), fmt_ms(x["p95"])]
-        rows.append([name, *cells, f"{over:+.1f}", f"{ratio:.1f}x"])
-    print_table(["command", "bare med", "bare p95", "box med", "box p95", "overhead", "ratio"], rows)
-    over = comparison["/bin/true"]["overhead_ms"]
+        for box, prefix in (("warm", "box"), ("cold", "cold")):
+            b, x = stats[f"bare_{key}"], stats[f"{prefix}_{key}"]
+            over = x["median"] - b["median"]
+            ratio = x["median"] / b["median"]
+            comparison[f"{name} {box}"] = {"overhead_ms": over, "overhead_p95_ms": x["p95"] - b["p95"], "ratio": ratio}
+            cells = [fmt_ms(b["median"], 2), fmt_ms(b["p95"], 2), fmt_ms(x["median"]), fmt_ms(x["p95"])]
+            rows.append([name, box, *cells, f"{over:+.1f}", f"{ratio:.1f}x"])
+    print_table(["command", "box", "bare med", "bare p95", "box med", "box p95", "overhead", "ratio"], rows)
+    over = comparison["/bin/true warm"]["overhead_ms"]
     verdict = "met" if over <= TARGET_MS else "MISSED"
     stretch = "met" if over <= STRETCH_MS else "missed"
     print(
@@ -376,13 +400,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         f"stretch <= {STRETCH_MS:g} ms: {stretch}"
     )
 
-    assert sandbox.cgroups is not None
     out: dict[str, Any] = {
         "benchmark": "sandbox_overhead",
         "params": {
             "n": args.n,
             "warmup": args.warmup,
-            "cgroups": sandbox.cgroups.describe(),
+            "cgroups": cgroups,
             "launch": str(sandbox.launch),
             "init": str(sandbox.init),
         },
@@ -417,9 +440,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print("Accounting of the boxed /bin/true median (differences of medians; approximate)")
         acc = accounting(med)
         rows = [[name, f"{v:.2f}"] for name, v in acc]
-        print_table(["part", "ms"], [*rows, ["= box /bin/true median", f"{med['box_true']:.2f}"]])
+        print_table(["part", "ms"], [*rows, ["= cold box /bin/true median", f"{med['cold_true']:.2f}"]])
         kernel_path = med["F_launch_cgroup_bwrap_box_total"] + med["c_tmpfs_mount_umount"]
-        supervisor = med["box_true"] - kernel_path
+        supervisor = med["cold_true"] - kernel_path
         print(
             f"cross-check: (F) + (c) = {kernel_path:.2f} ms is the box's process and kernel path without "
             f"Stockade's supervisor; box - (F) - (c) = {supervisor:.2f} ms is the supervisor's own work"

@@ -67,7 +67,9 @@ def processes_of(uids: range) -> list[str]:
 
 
 def assert_nothing_left(sb: Sandbox) -> None:
-    """Invariant 2: no process of a slot uid and no box cgroup survives a finished execution."""
+    """Invariant 2: no process of a slot uid and no box cgroup survives a finished execution (once the
+    boxes built ahead are discarded too)."""
+    sb.settle()
     assert processes_of(slot_uids(sb)) == []
     assert sb.cgroups is not None
     for parent in sb.cgroups.parents.values():

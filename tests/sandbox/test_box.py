@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ def sandbox() -> Sandbox:
 
 
 def assert_clean(sb: Sandbox) -> None:
+    sb.settle()  # boxes built ahead must leave nothing behind either
     assert sb.cgroups is not None
     for parent in sb.cgroups.parents.values():
         assert not [p for p in parent.iterdir() if p.name.startswith("box-")]
@@ -178,6 +180,74 @@ async def test_same_limits_same_verdict(sandbox: Sandbox) -> None:
     assert {(r.status, r.stdout) for r in results} == {(Status.OK, b"stockade\n")}  # type: ignore[attr-defined]
 
 
+async def warm(sb: Sandbox) -> None:
+    """One run per slot (after settle() these build their boxes on demand); the loop then tears each
+    down and builds its slot's next box."""
+    for _ in range(sb.slots_total):
+        await sb.run(BoxSpec(argv=["/bin/true"]))
+    await asyncio.sleep(0)
+    assert len(sb.ready_box_ids) == sb.slots_total
+
+
+async def test_each_run_takes_a_box_built_ahead_and_no_box_is_reused(sandbox: Sandbox) -> None:
+    await warm(sandbox)
+    seen: set[str] = set()
+    for _ in range(4):
+        ready = sandbox.ready_box_ids
+        assert len(ready) == CONFIG.slots
+        r = await py(
+            sandbox,
+            "import os; print(sorted(os.listdir('/box')), sorted(os.listdir('/tmp')));"
+            "open('/box/mark', 'w').write('x'); open('/tmp/mark', 'w').write('x')",
+        )
+        assert r.status is Status.OK and r.stdout == b"[] []\n", r  # nothing of the previous run
+        assert r.box_id in ready and r.box_id not in seen
+        seen.add(r.box_id)
+        await asyncio.sleep(0)
+        assert r.box_id not in sandbox.ready_box_ids
+    assert_clean(sandbox)
+
+
+async def test_a_box_built_ahead_takes_the_runs_own_limits(sandbox: Sandbox) -> None:
+    await warm(sandbox)
+    ready = sandbox.ready_box_ids
+    tight = Limits(cpu_ms=1000, wall_ms=3000, memory_mb=32, processes=8, tmpfs_mb=2, tmpfs_inodes=64, open_files=20)
+    code = """
+        import resource
+        print(resource.getrlimit(resource.RLIMIT_NOFILE), resource.getrlimit(resource.RLIMIT_NPROC))
+        try:
+            open('/box/big', 'wb').write(b'x' * 3 * 1024 * 1024)
+        except OSError as e:
+            print('tmpfs', e.errno, flush=True)
+        b = bytearray(64 * 1024 * 1024)
+        """
+    r = await py(sandbox, code, limits=tight)
+    assert r.box_id in ready
+    assert r.status is Status.MEMORY_LIMIT, r
+    assert r.stdout == b"(20, 20) (16, 16)\ntmpfs 28\n", r  # 28: ENOSPC
+    assert_clean(sandbox)
+
+
+async def test_a_run_needing_other_paths_gets_a_box_built_for_it(sandbox: Sandbox) -> None:
+    await warm(sandbox)
+    ready = sandbox.ready_box_ids
+    r = await sandbox.run(BoxSpec(argv=["/bin/ls", "/etc/ssh"], ro_paths=["/usr/share/doc/bash"]))
+    assert r.box_id not in ready
+    r = await sandbox.run(BoxSpec(argv=["/bin/ls", "/usr/share/doc/bash"], ro_paths=["/usr/share/doc/bash"]))
+    assert r.status is Status.OK and r.stdout, r
+    assert_clean(sandbox)
+
+
+async def test_a_box_that_died_while_waiting_is_replaced(sandbox: Sandbox) -> None:
+    await warm(sandbox)
+    for box in sandbox._ready.values():
+        box.proc.kill()
+        box.proc.wait()
+    r = await sandbox.run(BoxSpec(argv=["/bin/echo", "fine"]))
+    assert (r.status, r.stdout) == (Status.OK, b"fine\n"), r
+    assert_clean(sandbox)
+
+
 def test_killed_service_leaves_boxes_that_the_next_start_reaps(tmp_path: Path) -> None:
     cfg = "SandboxConfig(run_dir=Path('/run/stockade-t-reap'), slots=1, uid_base=62100, cgroup_name='stockade-t-reap')"
     script = f"""
@@ -202,6 +272,7 @@ asyncio.run(sb.run(BoxSpec(argv=["/bin/sh", "-c", "setsid sleep 60 & sleep 60"],
         SandboxConfig(run_dir=Path("/run/stockade-t-reap"), slots=1, uid_base=62100, cgroup_name="stockade-t-reap")
     )
     sb.start()  # reaps before accepting work
+    sb.settle()  # and its own boxes built ahead go too: what is left is the killed service's
     assert list(boxes.iterdir()) == []
     assert sb.cgroups is not None
     for parent in sb.cgroups.parents.values():
@@ -240,11 +311,13 @@ async def test_a_slot_whose_teardown_failed_is_never_handed_out_again(monkeypatc
 
     monkeypatch.setattr(BoxCgroup, "kill_and_remove", broken)
     r = await sb.run(BoxSpec(argv=["/bin/true"]))
+    await asyncio.sleep(0)  # the box is torn down right after its result is handed back
     monkeypatch.setattr(BoxCgroup, "kill_and_remove", real)
     assert r.status is Status.OK
     assert sb.quarantined == {0} and sb.slots_in_use == 1  # slot 0 is gone for good
     for _ in range(3):  # work goes on, on the remaining slot only
         assert (await sb.run(BoxSpec(argv=["/bin/true"]))).status is Status.OK
+    await asyncio.sleep(0)
     assert sb.slots_in_use == 1 and sb.quarantined == {0}
     sb.reap()  # the leftover cgroup of the failed teardown
     sb.close()

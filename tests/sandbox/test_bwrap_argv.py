@@ -15,15 +15,15 @@ LAYOUT = HostLayout(
 )
 
 
-def argv(cmd: list[str] | None = None, ro: list[str] | None = None) -> list[str]:
+def argv(ro: list[str] | None = None) -> list[str]:
     return build_argv(
-        cmd or ["./main", "--flag"],
         layout=LAYOUT,
         fs_root=Path("/run/stockade/boxes/abc/fs"),
         etc_dir=Path("/run/stockade/etc"),
         seccomp_fd=7,
         init=Path("/run/stockade/stockade-init-x"),
         status_fd=9,
+        control_fd=11,
         ro_paths=ro or [],
     )
 
@@ -44,9 +44,9 @@ def test_every_namespace_is_new_and_userns_is_disabled_inside() -> None:
     assert a[a.index("--seccomp") + 1] == "7"
 
 
-def test_command_runs_under_our_init_as_pid_1() -> None:
-    a = argv(["--not-an-option", "x y"])
-    assert a[a.index("--") + 1 :] == ["/.stockade-init", "9", "--not-an-option", "x y"]
+def test_box_ends_in_our_init_as_pid_1_waiting_for_its_command() -> None:
+    a = argv()
+    assert a[a.index("--") + 1 :] == ["/.stockade-init", "9", "11"]
     assert "--as-pid-1" in a
     assert ("/run/stockade/stockade-init-x", "/.stockade-init") in pairs(a, "--ro-bind")
 

@@ -92,7 +92,7 @@ def test_v1_fake_tree_limits(tmp_path: Path) -> None:
     for i, c in enumerate(("memory", "pids", "cpu,cpuacct")):
         (root / f"sys/fs/cgroup/{c}/svc").mkdir(parents=True)
         lines.append(f"{40 + i} 24 0:{40 + i} / /sys/fs/cgroup/{c} rw - cgroup cgroup rw,{c}")
-    write(root / "sys/fs/cgroup/memory/svc/memory.memsw.limit_in_bytes", "")
+    write(root / "sys/fs/cgroup/memory/svc/memory.memsw.limit_in_bytes", "9223372036854771712")
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text("\n".join(lines) + "\n")
     self_cg = tmp_path / "self_cgroup"
@@ -106,6 +106,23 @@ def test_v1_fake_tree_limits(tmp_path: Path) -> None:
     assert (box.dirs["pids"] / "pids.max").read_text() == "10"
     assert (box.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "50000"
     assert len(box.procs_files) == 3  # cpu and cpuacct share one directory
+
+
+def test_real_host_box_limits_can_be_raised_and_lowered_after_creation() -> None:
+    """A box built ahead gets its run's limits late: above or below the ones it was created with."""
+    m = cgroups.detect("stockade-unit")
+    box = m.create("unit-limits", Limits(memory_mb=256, processes=64))
+    try:
+        for mb, pids in ((1024, 128), (32, 8), (256, 64)):
+            m.apply_limits(box, Limits(memory_mb=mb, processes=pids))
+            mem_files = ["memory.max"] if m.mode == "v2" else ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+            for name in mem_files:
+                path = box.dirs["unified" if m.mode == "v2" else "memory"] / name
+                if path.exists():
+                    assert int(path.read_text()) == mb * 1024 * 1024, name
+            assert int((box.dirs["unified" if m.mode == "v2" else "pids"] / "pids.max").read_text()) == pids
+    finally:
+        box.kill_and_remove()
 
 
 def test_real_host_box_cgroup_accounts_and_kills_a_tree() -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from stockade.sandbox.helpers import build_helper, decode_status
-from stockade.sandbox.runner import _exit_facts
+from stockade.sandbox.runner import _exit_facts, run_message
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +48,86 @@ def test_launch_fails_closed_with_its_own_status(helpers: dict[str, Path], args:
     assert p.returncode == 125 and p.stderr.startswith("stockade-launch:")
 
 
-def test_init_reports_the_real_wait_status(helpers: dict[str, Path]) -> None:
+def run_init(
+    init: Path, message: bytes | None, stdin: bytes = b"", send_fd: bool = True
+) -> tuple[subprocess.CompletedProcess[bytes], tuple[str, int] | None]:
+    """stockade-init with its status pipe and control socket, the run queued before it starts."""
     r, w = os.pipe()
-    p = subprocess.run([str(helpers["init"]), str(w), "/bin/sh", "-c", "kill -TERM $$"], pass_fds=(w,))
-    os.close(w)
-    kind, status = decode_status(os.read(r, 64)) or ("?", 0)
+    host, box = socket.socketpair()
+    stdin_r, stdin_w = os.pipe()
+    os.write(stdin_w, stdin)
+    os.close(stdin_w)
+    if message is not None:
+        if send_fd:
+            socket.send_fds(host, [b"G"], [stdin_r])
+        else:
+            host.sendall(b"G")
+        host.sendall(message)
+    host.shutdown(socket.SHUT_WR)
+    os.close(stdin_r)
+    p = subprocess.run([str(init), str(w), str(box.fileno())], pass_fds=(w, box.fileno()), capture_output=True)
+    for fd in (w, box.fileno()):
+        os.close(fd)
+    host.close()
+    report = decode_status(os.read(r, 64))
+    os.close(r)
+    return p, report
+
+
+def test_init_reports_the_real_wait_status(helpers: dict[str, Path]) -> None:
+    p, report = run_init(helpers["init"], run_message(["/bin/sh", "-c", "kill -TERM $$"], {"PATH": "/bin"}, []))
+    kind, status = report or ("?", 0)
     assert kind == "W" and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
     assert p.returncode == 128 + signal.SIGTERM
+
+
+def test_init_runs_the_command_with_its_stdin_environment_and_rlimits(helpers: dict[str, Path]) -> None:
+    script = "cat; env; ulimit -n; ulimit -Hn; ulimit -f"
+    limits = [(resource.RLIMIT_NOFILE, 33), (resource.RLIMIT_FSIZE, 4096)]
+    p, report = run_init(
+        helpers["init"], run_message(["sh", "-c", script], {"PATH": "/bin", "X": "a b"}, limits), b"in\n"
+    )
+    assert report == ("W", 0)
+    lines = p.stdout.decode().split("\n")
+    assert lines[0] == "in" and sorted(lines[1:4]) == ["PATH=/bin", "PWD=" + os.getcwd(), "X=a b"]
+    assert lines[4:7] == ["33", "33", "8"]  # ulimit -f counts 512-byte blocks
+
+
+def test_init_reports_a_command_it_cannot_execute(helpers: dict[str, Path]) -> None:
+    p, report = run_init(helpers["init"], run_message(["/nonexistent"], {}, []))
+    assert report == ("E", errno.ENOENT) and p.returncode == 127
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"",
+        b"0\0",
+        b"0\x000\x000\0",
+        b"1\0x\x001\0/bin/true\x000\0",
+        b"0\x001\0/bin/true\x000\0extra",
+        b"0\x009\0/bin/true\x000\0",
+    ],
+)
+def test_init_refuses_a_malformed_run(helpers: dict[str, Path], message: bytes) -> None:
+    p, report = run_init(helpers["init"], message)
+    assert report is not None and report[0] == "X" and p.returncode == 126
+
+
+def test_init_refuses_a_run_without_its_stdin(helpers: dict[str, Path]) -> None:
+    p, report = run_init(helpers["init"], run_message(["/bin/true"], {}, []), send_fd=False)
+    assert report == ("X", errno.EPROTO) and p.returncode == 126
+
+
+def test_init_of_a_discarded_box_exits_quietly(helpers: dict[str, Path]) -> None:
+    p, report = run_init(helpers["init"], None)
+    assert report is None and p.returncode == 0 and p.stderr == b""
+
+
+def test_run_message_refuses_what_init_could_not_read() -> None:
+    for argv, env in ((["a\0b"], {}), (["a"], {"A=B": "c"}), (["a"], {"": "c"})):
+        with pytest.raises(ValueError):
+            run_message(argv, env, [])
 
 
 def test_exit_facts() -> None:

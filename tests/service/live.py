@@ -164,12 +164,34 @@ class LiveServer:
         boxes = self.run_dir / "boxes"
         return sorted(boxes.iterdir()) if boxes.is_dir() else []
 
+    def ready_boxes(self) -> set[str]:
+        """Ids of the boxes a running open-mode server has built ahead (they are meant to exist)."""
+        if self.stopped or self.proc.poll() is not None:
+            return set()
+        r = httpx.get(f"{self.url}/v1/diagnostics", timeout=10)
+        assert r.status_code == 200, r.text
+        return set(r.json()["slots"]["ready"])
+
     def leftovers(self) -> dict[str, list[str]]:
-        """Whatever of a box survives: processes of the slot uids, box cgroups, box dirs (all empty when clean)."""
+        """Whatever of a box survives: processes of the slot uids, box cgroups, box dirs (all empty when
+        clean), beside the boxes the server has built ahead for its next runs."""
+        ready = self.ready_boxes()
+
+        def ours(text: str) -> bool:
+            return any(f"box-{b}" in text or text.endswith(f"/{b}") for b in ready)
+
+        processes = []
+        for p in processes_of(self.uids):
+            try:
+                cgroup = Path(f"/proc/{p.split()[0]}/cgroup").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            if not ours(cgroup):
+                processes.append(p)
         return {
-            "processes": processes_of(self.uids),
-            "cgroups": [str(p) for p in self.box_cgroups()],
-            "box_dirs": [str(p) for p in self.box_dirs()],
+            "processes": processes,
+            "cgroups": [str(p) for p in self.box_cgroups() if not ours(str(p))],
+            "box_dirs": [str(p) for p in self.box_dirs() if not ours(str(p))],
         }
 
 

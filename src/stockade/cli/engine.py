@@ -66,7 +66,7 @@ class LocalRunner:
 
     async def __call__(self, request: ExecutionRequest) -> Result:
         if self.engine is None:
-            self.engine = Engine(local_sandbox(), self.registry)
+            self.engine = Engine(local_sandbox(shared_ro_paths=self.registry.ro_paths), self.registry)
         try:
             result = await self.engine.execute(request)
         except EngineError as e:
@@ -74,7 +74,8 @@ class LocalRunner:
         return response_body(uuid.uuid4().hex, result, "utf8")
 
     async def close(self) -> None:
-        return None
+        if self.engine is not None:
+            self.engine.sandbox.close()
 
 
 class RemoteRunner:

@@ -55,7 +55,11 @@ def run(
     )
 
     async def go() -> dict[str, object]:
-        return (await local_sandbox(slots=1).run(spec)).to_json()
+        sandbox = local_sandbox(slots=1)
+        try:
+            return (await sandbox.run(spec)).to_json()
+        finally:
+            sandbox.close()
 
     result = asyncio.run(go())
     json.dump(result, sys.stdout, indent=2)

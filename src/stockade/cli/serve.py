@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -43,6 +45,13 @@ def serve(
             super().handle_exit(sig, frame)
             # A completed drain is a clean exit (status 0); uvicorn would re-raise the signal afterwards.
             self._captured_signals.clear()
+
+        def capture_signals(self) -> contextlib._GeneratorContextManager[None]:
+            # uvicorn restores the handlers it found once serving ends. Make those "ignore": past that
+            # point the process is only exiting, and a late signal must not turn a clean exit into -15.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
+            return super().capture_signals()
 
     setup_logging()
     config = ServiceConfig(

@@ -161,6 +161,11 @@ class Registry:
     def __len__(self) -> int:
         return len(self.languages)
 
+    @property
+    def ro_paths(self) -> tuple[str, ...]:
+        """Every host path some language binds read-only into its boxes."""
+        return tuple(sorted({p for lang in self.languages for p in lang.sandbox.ro_paths}))
+
     def get(self, name: str) -> Language:
         try:
             return self._by_name[name.strip().lower()]

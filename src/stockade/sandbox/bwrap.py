@@ -14,6 +14,7 @@ HOSTNAME = "stockade"
 BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": "/box",
+    "PWD": "/box",  # the working directory, as bubblewrap's --chdir would have told the command
     "TMPDIR": "/tmp",
     "LANG": "C.UTF-8",
     "LC_ALL": "C.UTF-8",
@@ -91,7 +92,6 @@ def box_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def build_argv(
-    command: list[str],
     *,
     layout: HostLayout,
     fs_root: Path,
@@ -99,6 +99,7 @@ def build_argv(
     seccomp_fd: int,
     init: Path,
     status_fd: int,
+    control_fd: int,
     ro_paths: Sequence[str] = (),
     bwrap: str = "bwrap",
 ) -> list[str]:
@@ -147,9 +148,9 @@ def build_argv(
         "--chdir", "/box",
         "--seccomp", str(seccomp_fd),
         "--",
-        INIT_PATH, str(status_fd),
+        INIT_PATH, str(status_fd), str(control_fd),  # the command comes later, over control_fd
     ]  # fmt: skip
-    return a + list(command)
+    return a
 
 
 def synthetic_etc() -> dict[str, str]:

@@ -223,10 +223,15 @@ class CgroupV1(CgroupManager):
 
     def apply_limits(self, box: BoxCgroup, limits: Limits) -> None:
         mem = box.dirs["memory"]
-        limit = str(limits.memory_mb * 1024 * 1024)
-        _write(mem / "memory.limit_in_bytes", limit)
+        limit = limits.memory_mb * 1024 * 1024
+        files = ["memory.limit_in_bytes"]
         if (mem / "memory.memsw.limit_in_bytes").exists():
-            _write(mem / "memory.memsw.limit_in_bytes", limit)  # RAM + swap = RAM: swap 0
+            files.append("memory.memsw.limit_in_bytes")  # RAM + swap = RAM: swap 0
+            # The kernel keeps RAM <= RAM + swap at every write: raising a box's limit goes swap-first.
+            if limit > int(_read(mem / "memory.memsw.limit_in_bytes")):
+                files.reverse()
+        for name in files:
+            _write(mem / name, str(limit))
         with contextlib.suppress(OSError):
             _write(mem / "memory.swappiness", "0")
         _write(box.dirs["pids"] / "pids.max", str(limits.processes))

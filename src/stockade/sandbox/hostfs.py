@@ -22,6 +22,7 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
+MS_REMOUNT = 0x20
 MNT_DETACH = 0x2
 # Box dirs inside each box tmpfs: all share its size and inode caps.
 BOX_DIRS = ("box", "tmp", "shm")
@@ -37,6 +38,14 @@ def mount_tmpfs(target: Path, *, size_mb: int, inodes: int, uid: int, gid: int) 
     if _libc.mount(b"stockade-box", str(target).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts) != 0:
         e = ctypes.get_errno()
         raise HostFsError(f"mount tmpfs on {target}: {os.strerror(e)}")
+
+
+def resize_tmpfs(target: Path, *, size_mb: int, inodes: int) -> None:
+    """Set a box tmpfs's caps for its run (it was mounted before the run was known)."""
+    opts = f"size={size_mb}m,nr_inodes={inodes}".encode()
+    if _libc.mount(None, str(target).encode(), None, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts) != 0:
+        e = ctypes.get_errno()
+        raise HostFsError(f"resize tmpfs on {target}: {os.strerror(e)}")
 
 
 def umount(target: Path) -> None:

@@ -1,15 +1,21 @@
 /* stockade-init: pid 1 of every box.
  *
- * Usage: init STATUS_FD COMMAND [ARGS...]
+ * Usage: init STATUS_FD CONTROL_FD
  *
- * Runs COMMAND and writes its raw wait status to STATUS_FD ("W <status>\n", or "E <errno>\n" when it
- * cannot be executed), so the host learns the real exit code or signal. bubblewrap alone reports a
- * signal N as exit status 128+N, which a program could forge with exit(128+N).
+ * A box is built before its run is known (ahead of demand), so init first waits on CONTROL_FD, a unix
+ * socket from the supervisor, for the run: a first byte carrying the stdin descriptor (SCM_RIGHTS), then
+ * NUL-terminated fields up to EOF:
+ *     NRLIMITS, "RESOURCE:VALUE" x NRLIMITS, ARGC, ARGV x ARGC, ENVC, "NAME=VALUE" x ENVC
+ * It sets those rlimits (hard = soft, so they cannot be raised back), makes the descriptor its stdin,
+ * runs the command with exactly that environment, and writes the command's raw wait status to STATUS_FD
+ * ("W <status>\n", or "E <errno>\n" when it cannot be executed, "X <errno>\n" when init itself fails),
+ * so the host learns the real exit code or signal. bubblewrap alone reports a signal N as exit status
+ * 128+N, which a program could forge with exit(128+N). EOF before any byte means the box was discarded.
  *
  * As pid 1 of the box's pid namespace it cannot be signalled from inside the box (the kernel drops
  * signals to a namespace init that has no handler), it is not dumpable (its memory cannot be written
- * through /proc), and STATUS_FD is close-on-exec, so the command never holds it. It reaps orphans, and
- * when it exits the kernel kills everything left in the namespace.
+ * through /proc), and both descriptors are close-on-exec, so the command never holds them. It reaps
+ * orphans, and when it exits the kernel kills everything left in the namespace.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,8 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define MAX_MESSAGE (16 << 20)
+
+extern char **environ;
 
 static void report(int fd, char kind, int value) {
     char buf[32];
@@ -31,36 +43,158 @@ static void report(int fd, char kind, int value) {
     }
 }
 
+/* Receive the first byte and the stdin descriptor; returns the descriptor, -2 on EOF, -1 on error. */
+static int receive_stdin(int ctl) {
+    char first;
+    struct iovec io = {&first, 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {0};
+    msg.msg_iov = &io;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t n;
+    do {
+        n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return -2;
+    if (n < 0) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || (msg.msg_flags & MSG_CTRUNC)) {
+        errno = EPROTO;
+        return -1;
+    }
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
+/* Read the rest of the message up to EOF; returns its length, -1 on error. */
+static ssize_t receive_fields(int ctl, char **out) {
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL) return -1;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= MAX_MESSAGE) {
+                errno = E2BIG;
+                return -1;
+            }
+            cap *= 2;
+            char *grown = realloc(buf, cap);
+            if (grown == NULL) return -1;
+            buf = grown;
+        }
+        ssize_t n = read(ctl, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    *out = buf;
+    return (ssize_t)len;
+}
+
+/* Cursor over NUL-terminated fields. */
+struct fields {
+    char *at, *end;
+};
+
+static char *next_field(struct fields *f) {
+    if (f->at >= f->end) return NULL;
+    char *nul = memchr(f->at, '\0', (size_t)(f->end - f->at));
+    if (nul == NULL) return NULL;
+    char *field = f->at;
+    f->at = nul + 1;
+    return field;
+}
+
+/* A count field followed by that many fields, as a NULL-terminated vector; NULL when malformed. */
+static char **next_vector(struct fields *f, long max) {
+    char *count = next_field(f);
+    if (count == NULL) return NULL;
+    char *endp;
+    long n = strtol(count, &endp, 10);
+    if (*endp != '\0' || n < 0 || n > max) return NULL;
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    if (v == NULL) return NULL;
+    for (long i = 0; i < n; i++) {
+        if ((v[i] = next_field(f)) == NULL) return NULL;
+    }
+    return v;
+}
+
+static int set_rlimits(char **limits) {
+    for (; *limits != NULL; limits++) {
+        char *colon = strchr(*limits, ':');
+        if (colon == NULL) {
+            errno = EINVAL;
+            return -1;
+        }
+        rlim_t value = (rlim_t)strtoull(colon + 1, NULL, 10);
+        struct rlimit rl = {value, value};
+        if (setrlimit(atoi(*limits), &rl) != 0) return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fputs("stockade-init: usage: init STATUS_FD COMMAND [ARGS...]\n", stderr);
+    if (argc != 3) {
+        fputs("stockade-init: usage: init STATUS_FD CONTROL_FD\n", stderr);
         return 126;
     }
-    int fd = atoi(argv[1]);
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-        perror("stockade-init: status fd");
+    int status_fd = atoi(argv[1]), ctl = atoi(argv[2]);
+    if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) != 0 || fcntl(ctl, F_SETFD, FD_CLOEXEC) != 0) {
+        perror("stockade-init: descriptors");
         return 126;
     }
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
+    int in = receive_stdin(ctl);
+    if (in == -2) return 0;
+    char *message = NULL;
+    ssize_t len = in < 0 ? -1 : receive_fields(ctl, &message);
+    if (len < 0) {
+        report(status_fd, 'X', errno);
+        return 126;
+    }
+    struct fields f = {message, message + len};
+    char **limits = next_vector(&f, 64);
+    char **command = limits ? next_vector(&f, 1 << 20) : NULL;
+    char **env = command ? next_vector(&f, 1 << 20) : NULL;
+    if (env == NULL || command[0] == NULL || f.at != f.end) {
+        report(status_fd, 'X', EPROTO);
+        return 126;
+    }
+    if (set_rlimits(limits) != 0 || dup2(in, 0) != 0) {
+        report(status_fd, 'X', errno);
+        return 126;
+    }
+    close(in);
+    close(ctl);
+    environ = env; /* execvp searches the box's PATH, not the one bubblewrap started us with */
+
     /* Tell the child when exec succeeded (the pipe closes) or why it failed (an errno). */
     int sync[2];
     if (pipe2(sync, O_CLOEXEC) != 0) {
-        perror("stockade-init: pipe");
+        report(status_fd, 'X', errno);
         return 126;
     }
     pid_t child = fork();
     if (child < 0) {
-        perror("stockade-init: fork");
+        report(status_fd, 'X', errno);
         return 126;
     }
     if (child == 0) {
         close(sync[0]);
-        execvp(argv[2], argv + 2);
+        execvp(command[0], command);
         int err = errno;
         ssize_t ignored = write(sync[1], &err, sizeof err);
         (void)ignored;
-        fprintf(stderr, "stockade-init: cannot execute %s: %s\n", argv[2], strerror(err));
+        fprintf(stderr, "stockade-init: cannot execute %s: %s\n", command[0], strerror(err));
         _exit(127);
     }
     close(sync[1]);
@@ -80,15 +214,15 @@ int main(int argc, char **argv) {
             break;
         }
         if (pid < 0 && errno != EINTR) {
-            report(fd, 'X', errno);
+            report(status_fd, 'X', errno);
             return 126;
         }
     }
     if (got == (ssize_t)sizeof exec_errno) {
-        report(fd, 'E', exec_errno);
+        report(status_fd, 'E', exec_errno);
         return 127;
     }
-    report(fd, 'W', status);
+    report(status_fd, 'W', status);
     if (WIFEXITED(status)) {
         return WEXITSTATUS(status);
     }

@@ -17,16 +17,17 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from stockade.sandbox import hostfs, seccomp
-from stockade.sandbox.bwrap import HostLayout, box_env, build_argv, synthetic_etc
+from stockade.sandbox.bwrap import HostLayout, box_env, build_argv, check_ro_path, synthetic_etc
 from stockade.sandbox.cgroups import BoxCgroup, CgroupError, CgroupManager, detect
 from stockade.sandbox.helpers import HelperBuildError, build_helper, decode_status
 from stockade.sandbox.spec import BoxResult, BoxSpec, Limits, OutputFile, Status
@@ -38,6 +39,7 @@ READ_CHUNK = 65536
 CPU_POLL_S = 0.01
 REAP_TIMEOUT_S = 5.0
 MEMLOCK_BYTES = 64 * 1024
+SHARED_RLIMITS = ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_MEMLOCK, MEMLOCK_BYTES), (resource.RLIMIT_MSGQUEUE, 0))
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class SandboxConfig:
     uid_base: int = 60000  # slot N runs as host uid/gid uid_base + N
     cgroup_name: str = "stockade"
     bwrap: str = "bwrap"
+    # Build each slot's next box as soon as the slot is free, so a run finds its box ready.
+    build_ahead: bool = True
+    # Toolchain configs bound read-only into every box (the engine's languages' ro_paths), so one box
+    # built ahead fits every run; a spec needing a path outside this set gets a box built for it.
+    shared_ro_paths: tuple[str, ...] = ()
 
 
 class SandboxUnavailable(RuntimeError):
@@ -144,45 +151,114 @@ def _exit_facts(
     return None, -returncode if returncode < 0 else signal.SIGKILL, None
 
 
-def _launch_argv(launch: Path, procs_files: list[str], limits: Limits, uid: int, gid: int) -> list[str]:
+def _launch_argv(launch: Path, procs_files: list[str], uid: int, gid: int) -> list[str]:
     """stockade-launch joins the box cgroup first (so bubblewrap and all it starts is accounted and
-    killable), sets rlimits with hard = soft, drops to the slot's uid/gid, then execs bubblewrap."""
-    cpu_s = limits.cpu_ms // 1000 + 2  # per-process backstop; the tree's CPU is watched via the cgroup
-    rlimits = [
-        (resource.RLIMIT_CPU, cpu_s),
-        (resource.RLIMIT_FSIZE, limits.file_size_kb * 1024),
-        (resource.RLIMIT_NOFILE, limits.open_files),
-        (resource.RLIMIT_STACK, limits.stack_mb * 1024 * 1024),
-        (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NPROC, limits.processes + 8),  # per uid: the slot uid is this box's alone
-        (resource.RLIMIT_MEMLOCK, MEMLOCK_BYTES),
-        (resource.RLIMIT_MSGQUEUE, 0),
-    ]
+    killable), sets the rlimits every box shares, drops to the slot's uid/gid, then execs bubblewrap.
+    The run's own rlimits come later, with the command, and our init sets them."""
     argv = [str(launch)]
     for path in procs_files:
         argv += ["-p", path]
-    for res, value in rlimits:
+    for res, value in SHARED_RLIMITS:
         argv += ["-r", f"{res}:{value}"]
     return [*argv, "-u", str(uid), "-g", str(gid), "--"]
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int, on_exceed: Callable[[], None]) -> tuple[bytes, bool]:
+def run_rlimits(limits: Limits) -> list[tuple[int, int]]:
+    """Per-run rlimits, set by init with hard = soft just before it starts the command."""
+    return [
+        (resource.RLIMIT_CPU, limits.cpu_ms // 1000 + 2),  # per-process backstop; the tree's CPU is watched
+        (resource.RLIMIT_FSIZE, limits.file_size_kb * 1024),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_STACK, limits.stack_mb * 1024 * 1024),
+        (resource.RLIMIT_NPROC, limits.processes + 8),  # per uid: the slot uid is this box's alone
+    ]
+
+
+def run_message(argv: list[str], env: dict[str, str], rlimits: list[tuple[int, int]]) -> bytes:
+    """What init reads from its control socket after the stdin descriptor (see init.c)."""
+    fields = [
+        str(len(rlimits)),
+        *(f"{r}:{v}" for r, v in rlimits),
+        str(len(argv)),
+        *argv,
+        str(len(env)),
+        *(f"{k}={v}" for k, v in env.items()),
+    ]
+    if any("\0" in f for f in fields) or any("=" in k or not k for k in env):
+        raise ValueError("argv and environment may not contain NUL bytes; names may not contain '='")
+    return b"".join(f.encode() + b"\0" for f in fields)
+
+
+async def _read_capped(fd: int, cap: int, on_exceed: Callable[[], None]) -> tuple[bytes, bool]:
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
     buf = bytearray()
     truncated = False
-    while True:
-        chunk = await stream.read(READ_CHUNK)
-        if not chunk:
-            break
-        if truncated:
-            continue  # drain so the writer is never stuck on a full pipe before the kill lands
-        room = cap - len(buf)
-        if len(chunk) > room:
-            buf += chunk[:room]
-            truncated = True
-            on_exceed()
-        else:
-            buf += chunk
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                readable.clear()  # level-triggered: set again at once if data is still there
+                await readable.wait()
+                continue
+            if not chunk:
+                break
+            if truncated:
+                continue  # drain so the writer is never stuck on a full pipe before the kill lands
+            room = cap - len(buf)
+            if len(chunk) > room:
+                buf += chunk[:room]
+                truncated = True
+                on_exceed()
+            else:
+                buf += chunk
+    finally:
+        loop.remove_reader(fd)
     return bytes(buf), truncated
+
+
+async def _wait_exit(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for a child without blocking the loop and without a child watcher (any loop may ask)."""
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        exited = asyncio.Event()
+        loop.add_reader(pidfd, exited.set)
+        try:
+            await exited.wait()
+        finally:
+            loop.remove_reader(pidfd)
+    finally:
+        os.close(pidfd)
+    return proc.wait()
+
+
+@dataclass
+class _Box:
+    """A built box: tmpfs, cgroup and bubblewrap up to our init, which waits on `control` for its run.
+    Every descriptor here is the host's end and is closed when the box is discarded."""
+
+    box_id: str
+    slot: int
+    box_dir: Path
+    cg: BoxCgroup
+    proc: subprocess.Popen[bytes]
+    control: socket.socket
+    status_r: int
+    stdout_r: int
+    stderr_r: int
+    ro_paths: frozenset[str]
+    tmpfs: tuple[int, int]  # size MiB, inodes
+    limits: Limits  # what the cgroup enforces now
+
+    @property
+    def fs_root(self) -> Path:
+        return self.box_dir / "fs"
+
+    def fits(self, spec: BoxSpec) -> bool:
+        return set(spec.ro_paths) <= self.ro_paths
 
 
 class Sandbox:
@@ -193,13 +269,17 @@ class Sandbox:
         self.init: Path | None = None
         self.launch: Path | None = None
         self._slots = _Slots(self.config.slots)
-        self._active: set[str] = set()
+        self._active: set[str] = set()  # ids of every box built and not yet torn down
         self._running: dict[str, BoxCgroup] = {}
+        self._ready: dict[int, _Box] = {}  # slot -> box built ahead of demand, never used yet
+        self._retiring: dict[int, _Box | None] = {}  # slot -> its finished box, until torn down
+        self._shared_ro_paths: frozenset[str] = frozenset(check_ro_path(p) for p in self.config.shared_ro_paths)
         self.quarantined: set[int] = set()  # slots whose teardown failed; never handed out again
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Check the host, prepare shared read-only files and reap boxes of a previous process."""
+        """Check the host, prepare shared read-only files, reap boxes of a previous process and build
+        the first boxes ahead of demand."""
         if os.geteuid() != 0:
             raise SandboxUnavailable("the sandbox supervisor must run as root to create per-box uids and tmpfs")
         if shutil.which(self.config.bwrap) is None:
@@ -231,9 +311,12 @@ class Sandbox:
             tmp.chmod(0o644)
             tmp.replace(etc / name)
         self.reap()
+        for slot in range(self.config.slots):
+            self._build_ahead(slot)
 
     def close(self) -> None:
-        """Give up the instance (its run dir) once no box of this object runs any more."""
+        """Settle, then give up the instance (its run dir) once no box of this object runs any more."""
+        self.settle()
         if self.cgroups is not None:
             _unlock_instance(self.config.run_dir)
             self.cgroups = None
@@ -267,6 +350,11 @@ class Sandbox:
     def slots_waiting(self) -> int:
         return self._slots.waiting
 
+    @property
+    def ready_box_ids(self) -> frozenset[str]:
+        """Boxes built ahead of demand, waiting for their run."""
+        return frozenset(b.box_id for b in self._ready.values())
+
     # -- one run -------------------------------------------------------------------------------
     async def run(self, spec: BoxSpec) -> BoxResult:
         if self.cgroups is None or self.layout is None:
@@ -274,71 +362,154 @@ class Sandbox:
         asked = time.monotonic()
         slot = await self._slots.take()
         queue_ms = int((time.monotonic() - asked) * 1000)
-        box_id = uuid.uuid4().hex[:16]
-        self._active.add(box_id)
+        box = self._ready.pop(slot, None)
+        if box is not None and (not box.fits(spec) or box.proc.poll() is not None):
+            self._discard(box)  # needs other paths bound, or died idle (killed by the host's root)
+            box = None
         try:
-            result = await self._run_in_slot(spec, slot, box_id)
-            result.queue_ms = queue_ms
-            return result
+            if box is None:
+                box = self._build(slot, spec.ro_paths)
+            result = await self._run_box(box, spec)
+        except (OSError, hostfs.HostFsError, CgroupError, ValueError) as e:
+            box_id = box.box_id if box is not None else ""
+            log.exception("box %s could not be built or started", box_id or "?")
+            result = BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}", box_id=box_id)
         finally:
-            self._active.discard(box_id)
-            if slot in self.quarantined:
-                # Its uid may still own a process that survived SIGKILL: no other box may ever get it.
-                log.error("slot %d (uid %d) quarantined after box %s", slot, self.config.uid_base + slot, box_id)
-            else:
-                self._slots.give(slot)
+            # Every process of the box is dead by now; removing what is left of it and building the
+            # slot's next box happen right after the result is handed back (or at settle()).
+            self._retiring[slot] = box
+            asyncio.get_running_loop().call_soon(self._recycle, slot, True)
+        result.queue_ms = queue_ms
+        return result
 
-    async def _run_in_slot(self, spec: BoxSpec, slot: int, box_id: str) -> BoxResult:
-        assert self.cgroups is not None and self.layout is not None
+    def _recycle(self, slot: int, build_next: bool) -> None:
+        if slot not in self._retiring:
+            return  # settled already
+        box = self._retiring.pop(slot)
+        if box is not None:
+            self._discard(box)
+        if slot in self.quarantined:
+            # Its uid may still own a process that survived SIGKILL: no other box may ever get it.
+            log.error("slot %d (uid %d) quarantined", slot, self.config.uid_base + slot)
+            return
+        if build_next:
+            self._build_ahead(slot)
+        self._slots.give(slot)
+
+    def settle(self) -> None:
+        """Finish every pending teardown now and discard the boxes built ahead: afterwards no box of
+        this sandbox exists on the host (no process, cgroup, mount or box dir) until the next run."""
+        for slot in list(self._retiring):
+            self._recycle(slot, False)
+        for box in list(self._ready.values()):
+            self._discard(box)
+        self._ready.clear()
+
+    def _build_ahead(self, slot: int) -> None:
+        if not self.config.build_ahead or self.cgroups is None or slot in self._ready:
+            return
+        try:
+            self._ready[slot] = self._build(slot, ())
+        except (OSError, hostfs.HostFsError, CgroupError, ValueError):
+            log.exception("slot %d: building a box ahead of demand failed; the next run builds its own", slot)
+
+    def _build(self, slot: int, ro_paths: Sequence[str]) -> _Box:
+        """Everything of a box that does not depend on the run: tmpfs, cgroup, bubblewrap and our init,
+        which then waits for the command. Nothing untrusted has run in it yet."""
+        assert self.cgroups is not None and self.layout is not None and self.init is not None
+        assert self.launch is not None
         uid = gid = self.config.uid_base + slot
-        limits = spec.limits
+        limits = Limits()
+        box_id = uuid.uuid4().hex[:16]
         box_dir = self.config.run_dir / "boxes" / box_id
         fs_root = box_dir / "fs"
+        binds = self._shared_ro_paths | {check_ro_path(p) for p in ro_paths}
+        made: list[int] = []
         cg: BoxCgroup | None = None
-        fds: list[int] = []
-        t0 = time.monotonic()
+        self._active.add(box_id)
         try:
             box_dir.mkdir(mode=0o711)
             fs_root.mkdir(mode=0o700)
             hostfs.mount_tmpfs(fs_root, size_mb=limits.tmpfs_mb, inodes=limits.tmpfs_inodes, uid=uid, gid=gid)
             hostfs.prepare_dirs(fs_root, uid, gid)
-            hostfs.write_inputs(fs_root / "box", spec.files, uid, gid)
             cg = self.cgroups.create(box_id, limits)
-            self._running[box_id] = cg
+            host_end, box_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            made += [host_end.detach(), box_end.detach()]
+            made += os.pipe2(os.O_CLOEXEC)  # status
+            made += os.pipe2(os.O_CLOEXEC)  # stdout
+            made += os.pipe2(os.O_CLOEXEC)  # stderr
+            control, control_box, status_r, status_w, out_r, out_w, err_r, err_w = made
             seccomp_fd = seccomp.bpf_fd()
-            fds.append(seccomp_fd)
-            stdin_fd = self._stdin_fd(spec.stdin)
-            fds.append(stdin_fd)
-            status_r, status_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-            fds += [status_r, status_w]
-            assert self.init is not None
+            made.append(seccomp_fd)
             argv = build_argv(
-                spec.argv,
                 layout=self.layout,
                 fs_root=fs_root,
                 etc_dir=self.config.run_dir / "etc",
                 seccomp_fd=seccomp_fd,
                 init=self.init,
                 status_fd=status_w,
-                ro_paths=spec.ro_paths,
+                control_fd=control_box,
+                ro_paths=sorted(binds),
                 bwrap=self.config.bwrap,
             )
-            return await self._supervise(spec, argv, cg, fds, uid, gid, box_dir, t0, box_id)
-        except (OSError, hostfs.HostFsError, CgroupError, ValueError) as e:
-            log.exception("box %s could not be built", box_id)
-            return BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}", box_id=box_id)
-        finally:
-            self._running.pop(box_id, None)
-            for fd in fds:
+            proc = subprocess.Popen(
+                [*_launch_argv(self.launch, cg.procs_files, uid, gid), *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                env=box_env({}),  # never the service's environment, even for bubblewrap
+                pass_fds=(seccomp_fd, status_w, control_box),
+                cwd="/",
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in made:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             if cg is not None:
-                try:
+                with contextlib.suppress(OSError, CgroupError):
                     cg.kill_and_remove()
-                except (OSError, CgroupError):
-                    log.exception("box %s: cgroup teardown failed", box_id)
-                    self.quarantined.add(slot)
             self._remove_box_dir(box_dir)
+            self._active.discard(box_id)
+            raise
+        for fd in (control_box, status_w, out_w, err_w, seccomp_fd):
+            os.close(fd)
+        for fd in (status_r, out_r, err_r):
+            os.set_blocking(fd, False)
+        sock = socket.socket(fileno=control)
+        sock.setblocking(False)
+        return _Box(
+            box_id=box_id,
+            slot=slot,
+            box_dir=box_dir,
+            cg=cg,
+            proc=proc,
+            control=sock,
+            status_r=status_r,
+            stdout_r=out_r,
+            stderr_r=err_r,
+            ro_paths=frozenset(binds),
+            tmpfs=(limits.tmpfs_mb, limits.tmpfs_inodes),
+            limits=limits,
+        )
+
+    def _discard(self, box: _Box) -> None:
+        """Kill the box's cgroup, close the host's descriptors, unmount and remove everything of it."""
+        self._running.pop(box.box_id, None)
+        try:
+            # bubblewrap first: it is our child, and until we reap it its zombie keeps the cgroup busy.
+            box.proc.kill()
+            box.proc.wait(REAP_TIMEOUT_S)
+            box.cg.kill_and_remove()
+        except (OSError, CgroupError, subprocess.TimeoutExpired):
+            log.exception("box %s: cgroup teardown failed", box.box_id)
+            self.quarantined.add(box.slot)
+        box.control.close()
+        for fd in (box.status_r, box.stdout_r, box.stderr_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._remove_box_dir(box.box_dir)
+        self._active.discard(box.box_id)
 
     def kill_all(self) -> int:
         """Kill every running box (shutdown deadline passed); their runs then end and tear down."""
@@ -360,23 +531,38 @@ class Sandbox:
         finally:
             os.close(mfd)
 
-    async def _supervise(
-        self,
-        spec: BoxSpec,
-        argv: list[str],
-        cg: BoxCgroup,
-        fds: list[int],
-        uid: int,
-        gid: int,
-        box_dir: Path,
-        t0: float,
-        box_id: str,
-    ) -> BoxResult:
+    async def _run_box(self, box: _Box, spec: BoxSpec) -> BoxResult:
+        """Fit the built box to this run (tmpfs size, inputs, cgroup limits), hand init the command,
+        then supervise it."""
         limits = spec.limits
-        seccomp_fd, stdin_fd, status_r, status_w = fds
-        kill_reason: dict[str, bool] = {"output": False, "cpu": False, "wall": False}
+        message = run_message(spec.argv, box_env(spec.env), run_rlimits(limits))
+        uid = gid = self.config.uid_base + box.slot
+        if box.tmpfs != (limits.tmpfs_mb, limits.tmpfs_inodes):
+            hostfs.resize_tmpfs(box.fs_root, size_mb=limits.tmpfs_mb, inodes=limits.tmpfs_inodes)
+        hostfs.write_inputs(box.fs_root / "box", spec.files, uid, gid)
+        if box.limits != limits:
+            box.cg.manager.apply_limits(box.cg, limits)
+        self._running[box.box_id] = box.cg
+        cpu_base_us = box.cg.cpu_time_us()  # bubblewrap's own set-up is not the run's
+        t0 = time.monotonic()
+        stdin_fd = self._stdin_fd(spec.stdin)
+        try:
+            socket.send_fds(box.control, [b"G"], [stdin_fd])
+            await asyncio.get_running_loop().sock_sendall(box.control, message)
+            box.control.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            # The box died before it took the run (bubblewrap failed): its stderr says why.
+            log.warning("box %s did not take its run: %s", box.box_id, e)
+        finally:
+            os.close(stdin_fd)
+        return await self._supervise(box, spec, t0, cpu_base_us)
 
-        spare: frozenset[int] = frozenset()
+    async def _supervise(self, box: _Box, spec: BoxSpec, t0: float, cpu_base_us: int) -> BoxResult:
+        limits = spec.limits
+        cg = box.cg
+        kill_reason: dict[str, bool] = {"output": False, "cpu": False, "wall": False}
+        # bubblewrap itself (our child) is spared until the command is gone, so it reaps the box's init.
+        spare = frozenset({box.proc.pid})
 
         def kill_box() -> None:
             with contextlib.suppress(OSError, CgroupError):
@@ -385,32 +571,15 @@ class Sandbox:
                 else:
                     cg.manager.kill(cg)
 
-        assert self.launch is not None
-        proc = await asyncio.create_subprocess_exec(
-            *_launch_argv(self.launch, cg.procs_files, limits, uid, gid),
-            *argv,
-            stdin=stdin_fd,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=box_env(spec.env),
-            pass_fds=(seccomp_fd, status_w),
-            cwd="/",
-            start_new_session=True,
-        )
-        for fd in (seccomp_fd, stdin_fd, status_w):
-            os.close(fd)
-        fds[:] = [status_r]
-        spare = frozenset({proc.pid})
-        assert proc.stdout is not None and proc.stderr is not None
         cap = limits.output_kb * 1024
 
         def output_exceeded() -> None:
             kill_reason["output"] = True
             kill_box()
 
-        out_task = asyncio.create_task(_read_capped(proc.stdout, cap, output_exceeded))
-        err_task = asyncio.create_task(_read_capped(proc.stderr, cap, output_exceeded))
-        wait_task = asyncio.create_task(proc.wait())
+        out_task = asyncio.create_task(_read_capped(box.stdout_r, cap, output_exceeded))
+        err_task = asyncio.create_task(_read_capped(box.stderr_r, cap, output_exceeded))
+        wait_task = asyncio.create_task(_wait_exit(box.proc))
 
         cpu_limit_us = limits.cpu_ms * 1000
         wall_deadline = t0 + limits.wall_ms / 1000
@@ -422,13 +591,12 @@ class Sandbox:
                     kill_box()
                     break
                 with contextlib.suppress(OSError):
-                    if cg.cpu_time_us() >= cpu_limit_us:
+                    if cg.cpu_time_us() - cpu_base_us >= cpu_limit_us:
                         kill_reason["cpu"] = True
                         kill_box()
                         break
                 await asyncio.wait({wait_task}, timeout=min(CPU_POLL_S, wall_deadline - now))
             try:
-                # bubblewrap exits once its child, our init, is gone; it was spared by any kill so far.
                 returncode = await asyncio.wait_for(asyncio.shield(wait_task), REAP_TIMEOUT_S)
             except TimeoutError:
                 spare = frozenset()
@@ -450,15 +618,16 @@ class Sandbox:
                 task.cancel()
             raise
         stats = cg.stats()
+        cpu_us = max(0, stats.cpu_time_us - cpu_base_us)
 
         # Every holder of the status pipe is dead now: this read cannot block.
         try:
-            report = decode_status(os.read(status_r, 64))
+            report = decode_status(os.read(box.status_r, 64))
         except BlockingIOError:
             report = None
         exit_code, sig, setup_error = _exit_facts(report, returncode, stderr)
         failed = sig is not None or exit_code != 0
-        at_fsize = failed and hostfs.any_file_at_least(box_dir / "fs", limits.file_size_kb * 1024)
+        at_fsize = failed and hostfs.any_file_at_least(box.fs_root, limits.file_size_kb * 1024)
         status, timeout_kind = decide(
             Facts(
                 exit_code=exit_code,
@@ -466,25 +635,25 @@ class Sandbox:
                 setup_error=setup_error,
                 oom_killed=stats.oom_kills > 0,
                 output_exceeded=kill_reason["output"],
-                cpu_exceeded=kill_reason["cpu"] or stats.cpu_time_us > cpu_limit_us,
+                cpu_exceeded=kill_reason["cpu"] or cpu_us > cpu_limit_us,
                 wall_exceeded=kill_reason["wall"],
                 file_at_size_limit=at_fsize,
             )
         )
         if setup_error:
-            log.error("box %s: bubblewrap failed: %s", box_id, setup_error)
+            log.error("box %s: bubblewrap failed: %s", box.box_id, setup_error)
         files: list[OutputFile] = []
         skipped: list[str] = []
         if spec.collect_files and status is not Status.INTERNAL_ERROR:
             files, skipped = hostfs.collect_outputs(
-                box_dir / "fs" / "box", max_bytes=spec.collect_max_bytes, max_files=spec.collect_max_files
+                box.fs_root / "box", max_bytes=spec.collect_max_bytes, max_files=spec.collect_max_files
             )
         return BoxResult(
             status=status,
             exit_code=exit_code,
             signal=sig,
             timeout_kind=timeout_kind,
-            cpu_time_ms=stats.cpu_time_us // 1000,
+            cpu_time_ms=cpu_us // 1000,
             wall_time_ms=wall_ms,
             peak_memory_kb=stats.peak_memory_bytes // 1024,
             stdout=stdout,
@@ -496,7 +665,7 @@ class Sandbox:
             files=files,
             files_skipped=skipped,
             error=setup_error,
-            box_id=box_id,
+            box_id=box.box_id,
         )
 
     @staticmethod

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -28,6 +29,7 @@ import stockade
 from stockade.engine import Engine, EngineError, ExecutionRequest, ExecutionResult, Plan, SourceFile, StageLimits
 from stockade.runtimes.registry import Registry
 from stockade.sandbox import Sandbox
+from stockade.service.admission import Place, Places
 from stockade.service.api import ErrorOut, ExecuteIn, ExecuteOut, LimitsIn, RuntimesOut
 from stockade.service.audit import AuditLog, execution_data
 from stockade.service.config import ServiceConfig
@@ -57,12 +59,17 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = ApiError("PAYLOAD_TOO_LARGE", f"request body exceeds {self.max_bytes} bytes").response()
+
+        async def too_large() -> None:  # built only when needed: every request passes here
+            self.on_reject()
+            await ApiError("PAYLOAD_TOO_LARGE", f"request body exceeds {self.max_bytes} bytes").response()(
+                scope, receive, send
+            )
+
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.max_bytes:
-                self.on_reject()
-                await too_large(scope, receive, send)
+                await too_large()
                 return
             await self.app(scope, receive, send)
             return
@@ -75,16 +82,21 @@ class BodyLimit:
                 break
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                self.on_reject()
-                await too_large(scope, receive, send)
+                await too_large()
                 return
             if not message.get("more_body", False):
                 break
 
-        async def replay() -> Message:
-            return buffered.pop(0) if buffered else await receive()
+        await self.app(scope, replaying(buffered, receive), send)
 
-        await self.app(scope, replay, send)
+
+def replaying(buffered: list[Message], receive: Receive) -> Receive:
+    """`receive` for the app after a middleware has read these messages itself."""
+
+    async def replay() -> Message:
+        return buffered.pop(0) if buffered else await receive()
+
+    return replay
 
 
 class StartupRefused(RuntimeError):
@@ -103,18 +115,25 @@ class Service:
     def __init__(self, config: ServiceConfig, registry: Registry | None = None) -> None:
         self.config = config
         self.registry = registry or Registry.default()
-        self.sandbox = Sandbox(config.sandbox)
+        # Every box binds every language's toolchain paths, so the box built ahead fits any run.
+        shared = tuple(sorted({*config.sandbox.shared_ro_paths, *self.registry.ro_paths}))
+        self.sandbox = Sandbox(dataclasses.replace(config.sandbox, shared_ro_paths=shared))
         self.engine = Engine(self.sandbox, self.registry)
         self.metrics = Metrics()
         self.failures = RecentFailures()
         self.limiter = RateLimiter()
         self.store: Store | None = None
         self.audit: AuditLog | None = None
-        self.in_flight = 0
+        self.places = Places(self.sandbox.slots_total + config.queue_size)
         self.draining = False
         self.started_at = time.time()
         self.open_mode = False
         self.started = False
+
+    @property
+    def in_flight(self) -> int:
+        """Admitted executions, running or waiting for a slot."""
+        return self.places.admitted
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -248,25 +267,40 @@ class Service:
         return StageLimits(**out)
 
     def shed(self) -> None:
-        """Refuse at once when no execution place is free or we are draining. Run first, before any
+        """Refuse at once when every execution place is taken or we are draining. Run first, before any
         work (auth, quota, parsing), so an overloaded node spends almost nothing on a refusal."""
-        capacity = self.sandbox.slots_total + self.config.queue_size
         if self.draining:
-            self.reject("draining")
-            raise ApiError("OVERLOADED", "the service is shutting down", retry_after=5)
-        if self.in_flight >= capacity:
-            self.reject("overloaded")
-            raise ApiError("OVERLOADED", f"all {capacity} execution places are taken", retry_after=1)
+            raise self._draining()
+        if self.places.full:
+            raise self._overloaded()
+
+    def _draining(self) -> ApiError:
+        self.reject("draining")
+        return ApiError("OVERLOADED", "the service is shutting down", retry_after=5)
+
+    def _overloaded(self) -> ApiError:
+        self.reject("overloaded")
+        return ApiError("OVERLOADED", f"all {self.places.capacity} execution places are taken", retry_after=1)
+
+    def claim(self) -> Place:
+        """A place for a received request (see admission.py), or ApiError OVERLOADED."""
+        self.shed()
+        place = self.places.claim()
+        if place is None:
+            raise self._overloaded()
+        return place
 
     @contextlib.asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
-        self.shed()  # the authoritative check: places may have filled while this request was validated
-        self.in_flight += 1
+    async def admitted(self, place: Place) -> AsyncIterator[None]:
+        """The request's claimed place turns into an admitted run, held until the run ends."""
+        if self.draining:  # the drain began while this request was validated
+            raise self._draining()
+        place.admit()
         self.metrics.in_flight.set(self.in_flight)
         try:
             yield
         finally:
-            self.in_flight -= 1
+            place.release()
             self.metrics.in_flight.set(self.in_flight)
 
     async def record(
@@ -333,6 +367,47 @@ class Service:
         await asyncio.to_thread(persist)
 
 
+EXECUTE_PATHS = ("/v1/execute", "/execute")
+
+
+class Admission:
+    """Claim an execution place for each received POST /execute before the app sees it (admission.py says
+    why). Refusals are plain ASGI sends, so a full node answers a burst without doing any of the work of
+    the pipeline. The place is given back, if the run has not done so, before the response starts: a
+    client's next request must find it free."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in EXECUTE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            self.service.shed()  # nothing read yet: a full node refuses before the body
+            buffered = [await receive()]  # the whole body first: a slow sender holds no place
+            while buffered[-1]["type"] == "http.request" and buffered[-1].get("more_body", False):
+                buffered.append(await receive())
+            if buffered[-1]["type"] == "http.disconnect":
+                return
+            place = self.service.claim()
+        except ApiError as e:
+            await e.response()(scope, receive, send)
+            return
+
+        async def send_releasing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                place.release()
+            await send(message)
+
+        scope.setdefault("state", {})["place"] = place
+        try:
+            await self.app(scope, replaying(buffered, receive), send_releasing)
+        finally:
+            place.release()
+
+
 def decode(text: str, encoding: str, what: str) -> bytes:
     if encoding == "utf8":
         return text.encode()
@@ -366,7 +441,8 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         lifespan=lifespan,
     )
     app.state.service = service
-    app.add_middleware(
+    app.add_middleware(Admission, service=service)
+    app.add_middleware(  # outermost: an oversized body is refused whatever the load
         BodyLimit, max_bytes=service.config.max_body_bytes, on_reject=lambda: service.reject("payload_too_large")
     )
 
@@ -399,8 +475,8 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         return ApiError("INTERNAL_ERROR", "internal error; quote this id to the operator", error_id=error_id).response()
 
     def caller(request: Request) -> Caller:
-        """authentication -> rate limit -> quota, before the body is even validated."""
-        service.shed()
+        """authentication -> rate limit -> quota, before the body is even validated. (Admission has
+        claimed an execution place already, or refused the request.)"""
         c = service.authenticate(request)
         service.rate_limit(c)
         service.check_quota(c)
@@ -412,7 +488,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
             raise ApiError("FORBIDDEN", "an admin key is required")
         return c
 
-    async def execute(body: ExecuteIn, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:
+    async def execute(request: Request, body: ExecuteIn, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:
         execution_id = uuid.uuid4().hex
         try:
             plan = await service.engine.prepare(service.to_request(body, who.tenant))
@@ -422,7 +498,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         except ApiError as e:
             service.reject(e.code.lower())
             raise
-        async with service.admitted():
+        async with service.admitted(request.state.place):
             result = await service.engine.run(plan)
         waited = sum(b.queue_ms for b in (result.compile, result.run) if b is not None)
         service.metrics.queue_wait.observe(waited / 1000)
@@ -437,7 +513,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
             headers={"Allow": "POST"},
         )
 
-    for path in ("/v1/execute", "/execute"):
+    for path in EXECUTE_PATHS:
         # Explicit, or the playground mounted at / would answer other methods with 404.
         app.api_route(path, methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)(method_not_allowed)
         app.post(
@@ -505,8 +581,13 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
                 "in_use": sb.slots_in_use,
                 "waiting": sb.slots_waiting,
                 "quarantined": sorted(sb.quarantined),
+                "ready": sorted(sb.ready_box_ids),  # boxes built ahead, waiting for a run
             },
-            "admission": {"in_flight": service.in_flight, "queue_size": service.config.queue_size},
+            "admission": {
+                "in_flight": service.in_flight,
+                "claimed": service.places.claimed,
+                "queue_size": service.config.queue_size,
+            },
             "open_mode": service.open_mode,
             "draining": service.draining,
             "recent_failures": service.failures.summary(),

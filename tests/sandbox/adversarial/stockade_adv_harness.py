@@ -429,6 +429,7 @@ class Oracle:
         return [mp for _src, mp in _mounts() if mp.startswith(prefix)]
 
     def precondition_problems(self) -> list[str]:
+        self.sandbox.settle()  # the boxes built ahead at start run as slot uids
         procs = [str(p) for p in processes_in_uid_range(self.uid_lo, self.uid_hi) if p.state != "Z"]
         return [f"uid range {self.uid_lo}-{self.uid_hi - 1} already in use by {procs}"] if procs else []
 
@@ -467,7 +468,9 @@ class Oracle:
         return out
 
     def host_problems(self, before: Snapshot, results: Iterable[BoxResult]) -> list[str]:
-        """Every invariant except the benign follow-up run (callers add that)."""
+        """Every invariant except the benign follow-up run (callers add that). The boxes built ahead
+        are discarded first: they must leave nothing behind either."""
+        self.sandbox.settle()
         problems: list[str] = []
         procs = [
             p

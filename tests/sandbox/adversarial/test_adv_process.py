@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -206,6 +207,7 @@ async def test_killing_the_supervisor_kills_the_box_and_a_restart_reaps_it(adv):
         assert len(os.listdir(boxes)) == 1
         restarted = Sandbox(config)
         restarted.start()
+        restarted.settle()  # its own box built ahead goes too: what is left is the dead supervisor's
         assert restarted.cgroups is not None
         for parent in restarted.cgroups.parents.values():
             assert not [p for p in parent.iterdir() if p.name.startswith("box-")], parent
@@ -219,7 +221,7 @@ async def test_killing_the_supervisor_kills_the_box_and_a_restart_reaps_it(adv):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        leftover = Sandbox(config)
+        leftover = Sandbox(dataclasses.replace(config, build_ahead=False))
         leftover.start()  # reaps whatever is still there, whatever failed above
         shutil.rmtree(config.run_dir, ignore_errors=True)
         assert leftover.cgroups is not None
