@@ -608,7 +608,10 @@ def test_diagnostics_admin_only(kclient: httpx.Client, keyed_server: LiveServer)
     r = kclient.get("/v1/diagnostics", headers=bearer(admin))
     assert r.status_code == 200, r.text
     d = r.json()
+    ready = d["slots"].pop("ready")
     assert d["slots"] == {"total": 2, "in_use": 0, "waiting": 0, "quarantined": []}
+    # An idle node has one box built ahead per slot, and those are all the boxes it has.
+    assert sorted(ready) == sorted(p.name for p in keyed_server.box_dirs()) and len(set(ready)) == 2
     assert d["admission"]["queue_size"] == 8
     assert isinstance(d["recent_failures"], dict)
     assert d["open_mode"] is False and d["draining"] is False

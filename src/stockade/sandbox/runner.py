@@ -1,10 +1,12 @@
 """Run a BoxSpec in a box that exists for that run alone, with a bounded pool of slots.
 
-Life of a box: take a slot (its own host uid/gid) -> mount a fresh capped tmpfs and write the inputs ->
-create the cgroup with its limits -> spawn stockade-launch, which joins the cgroup, sets rlimits, drops
-to the slot uid and execs bubblewrap, whose pid 1 is stockade-init -> stream stdout/stderr under caps
-while watching CPU and wall time -> kill the whole cgroup -> read the real wait status, accounting and
-output files -> unmount, remove the cgroup. Nothing is reused.
+Life of a box (docs/sandbox.md): built ahead of demand as soon as its slot is free — a fresh capped
+tmpfs, a cgroup, stockade-launch (joins the cgroup, drops to the slot uid, execs bubblewrap) and
+stockade-init as pid 1, which waits on a socket -> a run arrives: tmpfs caps, inputs and cgroup limits
+are set, init gets stdin, command, environment and rlimits -> stream stdout/stderr under caps while
+watching CPU and wall time -> kill the whole cgroup -> read the real wait status, accounting and output
+files -> hand the result back, then unmount, remove the cgroup and build the slot's next box. A box runs
+one command and is never reused.
 """
 
 from __future__ import annotations
