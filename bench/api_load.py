@@ -1,8 +1,9 @@
 """End-to-end latency and throughput of the HTTP service, against bare `python3 -c` in the same process.
 
 A real `stockade serve` is started on loopback (its own data dir, run dir, uids and cgroup). For each
-concurrency level the same number of Python hello-world executions go through POST /v1/execute and,
-interleaved block by block, through a bare asyncio subprocess spawn. Then an overload curve: bursts of
+concurrency level the same number of Python hello-world executions go through a bare asyncio
+subprocess spawn, through POST /v1/execute on lean keep-alive connections (LeanClient), and through
+POST /v1/execute with httpx, block after block; the ratios use the lean client. Then an overload curve: bursts of
 sleeping programs at multiples of capacity, written at once on connections opened beforehand, counting
 served and rejected requests and how fast a rejection comes back after the burst; and rejections at
 steady saturation: every place held by a long program, then single requests one after another, each of
@@ -108,6 +109,41 @@ async def api_call(client: httpx.AsyncClient, code: str) -> tuple[float, int]:
     return ms_since(t0), r.status_code
 
 
+def execute_request(url: str, code: str) -> bytes:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    body = json.dumps({"language": "python", "code": code}).encode()
+    head = (
+        f"POST /v1/execute HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class LeanClient:
+    """Keep-alive HTTP/1.1 over raw asyncio streams, one connection per request in flight. The
+    latency levels use it so that they measure the service, not the client: httpx spends ~5 ms of CPU
+    per request on the same two cores (printed alongside for comparison)."""
+
+    def __init__(self, url: str, code: str) -> None:
+        self.host, port = url.removeprefix("http://").rsplit(":", 1)
+        self.port = int(port)
+        self.request = execute_request(url, code)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def call(self) -> tuple[float, int]:
+        conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        t0 = now_ns()
+        conn[1].write(self.request)
+        _, status = await read_status(conn[0])
+        ms = ms_since(t0)
+        self.idle.append(conn)
+        return ms, status
+
+    async def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
 async def bare_call(home: str) -> tuple[float, int]:
     s = await spawn_timed([PY, "-c", HELLO], env=bare_env(home, home), cwd=home)
     return s.ms, 200 if s.returncode == 0 else 500
@@ -157,11 +193,7 @@ async def burst(url: str, n: int, code: str) -> tuple[list[tuple[float, int]], f
     request's latency "from the burst" was mostly its wait inside the client. Returns each response's
     (ms from the burst, status) and how long writing the burst took."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    body = json.dumps({"language": "python", "code": code}).encode()
-    request = (
-        f"POST /v1/execute HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    request = execute_request(url, code)
     conns = await asyncio.gather(*(asyncio.open_connection(host, int(port)) for _ in range(n)))
     await asyncio.sleep(0.5)  # the service accepts them before the burst, as a keep-alive client's
     t0 = now_ns()
@@ -248,21 +280,25 @@ async def main() -> None:
                     await api_call(client, HELLO)
                     await bare_call(tmp)
                 rows, levels = [], {}
+                lean = LeanClient(url, HELLO)
                 for c in args.levels:
                     bare = await level(args.n, c, lambda: bare_call(tmp))
-                    api = await level(args.n, c, lambda: api_call(client, HELLO))
-                    levels[c] = {"bare": bare, "api": api}
+                    api = await level(args.n, c, lean.call)
+                    via_httpx = await level(args.n, c, lambda: api_call(client, HELLO))
+                    levels[c] = {"bare": bare, "api": api, "api_httpx": via_httpx}
                     rows.append([
                         str(c), fmt_ms(bare["latency"]["median"]), fmt_ms(api["latency"]["median"]),
                         f"{api['latency']['median'] / bare['latency']['median']:.2f}",
                         fmt_ms(api["latency"]["p95"]), fmt_ms(api["latency"]["p99"]),
                         f"{bare['throughput_per_s']:.1f}", f"{api['throughput_per_s']:.1f}",
                         f"{100 * api['throughput_per_s'] / bare['throughput_per_s']:.0f}%", str(api["errors"]),
+                        fmt_ms(via_httpx["latency"]["median"]), f"{via_httpx['throughput_per_s']:.1f}",
                     ])  # fmt: skip
+                await lean.close()
                 print(f"\nPython hello world, {args.n} executions per level (ms; throughput per second)")
                 print_table(
                     ["conc", "bare p50", "api p50", "ratio", "api p95", "api p99", "bare tput", "api tput",
-                     "api/bare", "errors"],
+                     "api/bare", "errors", "httpx p50", "httpx tput"],
                     rows,
                 )  # fmt: skip
                 sat = await saturated(client, slots + queue, args.probes)
