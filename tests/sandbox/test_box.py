@@ -321,3 +321,27 @@ async def test_a_slot_whose_teardown_failed_is_never_handed_out_again(monkeypatc
     assert sb.slots_in_use == 1 and sb.quarantined == {0}
     sb.reap()  # the leftover cgroup of the failed teardown
     sb.close()
+
+
+async def test_a_ready_box_whose_discard_fails_takes_its_slot_out_before_any_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ready box does not fit the run and its teardown fails: the run must not get that uid."""
+    from stockade.sandbox.cgroups import BoxCgroup, CgroupError
+
+    cfg = SandboxConfig(run_dir=Path("/run/stockade-t-quar2"), slots=1, uid_base=62350, cgroup_name="stockade-t-quar2")
+    sb = Sandbox(cfg)
+    sb.start()
+    real = BoxCgroup.kill_and_remove
+
+    def broken(self: BoxCgroup) -> None:
+        raise CgroupError("processes survive SIGKILL (simulated)")
+
+    monkeypatch.setattr(BoxCgroup, "kill_and_remove", broken)
+    r = await sb.run(BoxSpec(argv=["/bin/true"], ro_paths=["/usr/share/doc/bash"]))
+    monkeypatch.setattr(BoxCgroup, "kill_and_remove", real)
+    assert r.status is Status.INTERNAL_ERROR and "quarantined" in (r.error or ""), r
+    await asyncio.sleep(0)
+    assert sb.quarantined == {0} and sb.slots_in_use == 1 and not sb.ready_box_ids
+    sb.reap()  # the leftover cgroup of the failed teardown
+    sb.close()

@@ -369,6 +369,8 @@ class Sandbox:
             self._discard(box)  # needs other paths bound, or died idle (killed by the host's root)
             box = None
         try:
+            if slot in self.quarantined:  # that discard failed: this uid may not get another box
+                raise CgroupError(f"slot {slot} is quarantined: a box's teardown failed")
             if box is None:
                 box = self._build(slot, spec.ro_paths)
             result = await self._run_box(box, spec)
