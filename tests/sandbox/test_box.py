@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from stockade.sandbox import BoxSpec, InputFile, Limits, Sandbox, SandboxConfig, Status, TimeoutKind
+from stockade.sandbox.cgroups import BoxCgroup, CgroupError
 
 PY = "/usr/bin/python3"
 CONFIG = SandboxConfig(run_dir=Path("/run/stockade-t-box"), slots=2, uid_base=62000, cgroup_name="stockade-t-box")
@@ -297,22 +298,34 @@ def live_processes_of(uid: int) -> list[int]:
     return out
 
 
+class FailingTeardown:
+    """While on, every box cgroup's teardown fails as if a process had survived SIGKILL."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    def __enter__(self) -> None:
+        def broken(_: BoxCgroup) -> None:
+            raise CgroupError("processes survive SIGKILL (simulated)")
+
+        self.monkeypatch.setattr(BoxCgroup, "kill_and_remove", broken)
+
+    def __exit__(self, *_: object) -> None:
+        self.monkeypatch.undo()
+
+
+def started(name: str, slots: int, uid_base: int) -> Sandbox:
+    sb = Sandbox(SandboxConfig(run_dir=Path(f"/run/{name}"), slots=slots, uid_base=uid_base, cgroup_name=name))
+    sb.start()
+    return sb
+
+
 async def test_a_slot_whose_teardown_failed_is_never_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail closed: if a box's processes could survive teardown, its uid must not go to another box."""
-    from stockade.sandbox.cgroups import BoxCgroup, CgroupError
-
-    cfg = SandboxConfig(run_dir=Path("/run/stockade-t-quar"), slots=2, uid_base=62300, cgroup_name="stockade-t-quar")
-    sb = Sandbox(cfg)
-    sb.start()
-    real = BoxCgroup.kill_and_remove
-
-    def broken(self: BoxCgroup) -> None:
-        raise CgroupError("processes survive SIGKILL (simulated)")
-
-    monkeypatch.setattr(BoxCgroup, "kill_and_remove", broken)
-    r = await sb.run(BoxSpec(argv=["/bin/true"]))
-    await asyncio.sleep(0)  # the box is torn down right after its result is handed back
-    monkeypatch.setattr(BoxCgroup, "kill_and_remove", real)
+    sb = started("stockade-t-quar", 2, 62300)
+    with FailingTeardown(monkeypatch):
+        r = await sb.run(BoxSpec(argv=["/bin/true"]))
+        await asyncio.sleep(0)  # the box is torn down right after its result is handed back
     assert r.status is Status.OK
     assert sb.quarantined == {0} and sb.slots_in_use == 1  # slot 0 is gone for good
     for _ in range(3):  # work goes on, on the remaining slot only
@@ -327,19 +340,9 @@ async def test_a_ready_box_whose_discard_fails_takes_its_slot_out_before_any_run
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The ready box does not fit the run and its teardown fails: the run must not get that uid."""
-    from stockade.sandbox.cgroups import BoxCgroup, CgroupError
-
-    cfg = SandboxConfig(run_dir=Path("/run/stockade-t-quar2"), slots=1, uid_base=62350, cgroup_name="stockade-t-quar2")
-    sb = Sandbox(cfg)
-    sb.start()
-    real = BoxCgroup.kill_and_remove
-
-    def broken(self: BoxCgroup) -> None:
-        raise CgroupError("processes survive SIGKILL (simulated)")
-
-    monkeypatch.setattr(BoxCgroup, "kill_and_remove", broken)
-    r = await sb.run(BoxSpec(argv=["/bin/true"], ro_paths=["/usr/share/doc/bash"]))
-    monkeypatch.setattr(BoxCgroup, "kill_and_remove", real)
+    sb = started("stockade-t-quar2", 1, 62350)
+    with FailingTeardown(monkeypatch):
+        r = await sb.run(BoxSpec(argv=["/bin/true"], ro_paths=["/usr/share/doc/bash"]))
     assert r.status is Status.INTERNAL_ERROR and "quarantined" in (r.error or ""), r
     await asyncio.sleep(0)
     assert sb.quarantined == {0} and sb.slots_in_use == 1 and not sb.ready_box_ids
