@@ -42,6 +42,8 @@ CPU_POLL_S = 0.01
 REAP_TIMEOUT_S = 5.0
 MEMLOCK_BYTES = 64 * 1024
 SHARED_RLIMITS = ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_MEMLOCK, MEMLOCK_BYTES), (resource.RLIMIT_MSGQUEUE, 0))
+# A box is built with the default limits; a run with other ones gets its cgroup and tmpfs caps set late.
+BUILD_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class SandboxUnavailable(RuntimeError):
 class SandboxBusy(SandboxUnavailable):
     """Another process owns this run dir: its boxes are not ours to reap."""
 
+
+# What building or starting a box can raise; any of them fails that one run with internal_error.
+BUILD_ERRORS = (OSError, hostfs.HostFsError, CgroupError, ValueError)
 
 # run dir -> [lock fd, users]: several Sandbox objects of one process may share an instance.
 _INSTANCE_LOCKS: dict[Path, list[int]] = {}
@@ -252,8 +257,6 @@ class _Box:
     stdout_r: int
     stderr_r: int
     ro_paths: frozenset[str]
-    tmpfs: tuple[int, int]  # size MiB, inodes
-    limits: Limits  # what the cgroup enforces now
 
     @property
     def fs_root(self) -> Path:
@@ -352,6 +355,9 @@ class Sandbox:
     def slots_waiting(self) -> int:
         return self._slots.waiting
 
+    def _uid(self, slot: int) -> int:
+        return self.config.uid_base + slot
+
     @property
     def ready_box_ids(self) -> frozenset[str]:
         """Boxes built ahead of demand, waiting for their run."""
@@ -374,7 +380,7 @@ class Sandbox:
             if box is None:
                 box = self._build(slot, spec.ro_paths)
             result = await self._run_box(box, spec)
-        except (OSError, hostfs.HostFsError, CgroupError, ValueError) as e:
+        except BUILD_ERRORS as e:
             box_id = box.box_id if box is not None else ""
             log.exception("box %s could not be built or started", box_id or "?")
             result = BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}", box_id=box_id)
@@ -394,7 +400,7 @@ class Sandbox:
             self._discard(box)
         if slot in self.quarantined:
             # Its uid may still own a process that survived SIGKILL: no other box may ever get it.
-            log.error("slot %d (uid %d) quarantined", slot, self.config.uid_base + slot)
+            log.error("slot %d (uid %d) quarantined", slot, self._uid(slot))
             return
         if build_next:
             self._build_ahead(slot)
@@ -414,7 +420,7 @@ class Sandbox:
             return
         try:
             self._ready[slot] = self._build(slot, ())
-        except (OSError, hostfs.HostFsError, CgroupError, ValueError):
+        except BUILD_ERRORS:
             log.exception("slot %d: building a box ahead of demand failed; the next run builds its own", slot)
 
     def _build(self, slot: int, ro_paths: Sequence[str]) -> _Box:
@@ -422,8 +428,8 @@ class Sandbox:
         which then waits for the command. Nothing untrusted has run in it yet."""
         assert self.cgroups is not None and self.layout is not None and self.init is not None
         assert self.launch is not None
-        uid = gid = self.config.uid_base + slot
-        limits = Limits()
+        uid = gid = self._uid(slot)
+        limits = BUILD_LIMITS
         box_id = uuid.uuid4().hex[:16]
         box_dir = self.config.run_dir / "boxes" / box_id
         fs_root = box_dir / "fs"
@@ -493,8 +499,6 @@ class Sandbox:
             stdout_r=out_r,
             stderr_r=err_r,
             ro_paths=frozenset(binds),
-            tmpfs=(limits.tmpfs_mb, limits.tmpfs_inodes),
-            limits=limits,
         )
 
     def _discard(self, box: _Box) -> None:
@@ -540,11 +544,11 @@ class Sandbox:
         then supervise it."""
         limits = spec.limits
         message = run_message(spec.argv, box_env(spec.env), run_rlimits(limits))
-        uid = gid = self.config.uid_base + box.slot
-        if box.tmpfs != (limits.tmpfs_mb, limits.tmpfs_inodes):
+        uid = gid = self._uid(box.slot)
+        if (limits.tmpfs_mb, limits.tmpfs_inodes) != (BUILD_LIMITS.tmpfs_mb, BUILD_LIMITS.tmpfs_inodes):
             hostfs.resize_tmpfs(box.fs_root, size_mb=limits.tmpfs_mb, inodes=limits.tmpfs_inodes)
         hostfs.write_inputs(box.fs_root / "box", spec.files, uid, gid)
-        if box.limits != limits:
+        if limits != BUILD_LIMITS:
             box.cg.manager.apply_limits(box.cg, limits)
         self._running[box.box_id] = box.cg
         cpu_base_us = box.cg.cpu_time_us()  # bubblewrap's own set-up is not the run's
