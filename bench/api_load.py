@@ -276,7 +276,10 @@ async def main() -> None:
         proc, url = start_server(Path(tmp) / "data", slots, queue, args)
         try:
             async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-                for _ in range(5):  # warm-up: toolchain detection, first imports
+                # The service detects every toolchain at start-up, in the background (70 version
+                # commands, some of them JVMs); /v1/runtimes waits for it, so no level shares the cores with it.
+                await client.get("/v1/runtimes")
+                for _ in range(5):  # warm-up: first imports
                     await api_call(client, HELLO)
                     await bare_call(tmp)
                 rows, levels = [], {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -186,7 +185,7 @@ async def warm(sb: Sandbox) -> None:
     down and builds its slot's next box."""
     for _ in range(sb.slots_total):
         await sb.run(BoxSpec(argv=["/bin/true"]))
-    await asyncio.sleep(0)
+    await sb.recycled()
     assert len(sb.ready_box_ids) == sb.slots_total
 
 
@@ -204,7 +203,7 @@ async def test_each_run_takes_a_box_built_ahead_and_no_box_is_reused(sandbox: Sa
         assert r.status is Status.OK and r.stdout == b"[] []\n", r  # nothing of the previous run
         assert r.box_id in ready and r.box_id not in seen
         seen.add(r.box_id)
-        await asyncio.sleep(0)
+        await sandbox.recycled()
         assert r.box_id not in sandbox.ready_box_ids
     assert_clean(sandbox)
 
@@ -325,12 +324,12 @@ async def test_a_slot_whose_teardown_failed_is_never_handed_out_again(monkeypatc
     sb = started("stockade-t-quar", 2, 62300)
     with FailingTeardown(monkeypatch):
         r = await sb.run(BoxSpec(argv=["/bin/true"]))
-        await asyncio.sleep(0)  # the box is torn down right after its result is handed back
+        await sb.recycled()  # the box is torn down right after its result is handed back
     assert r.status is Status.OK
     assert sb.quarantined == {0} and sb.slots_in_use == 1  # slot 0 is gone for good
     for _ in range(3):  # work goes on, on the remaining slot only
         assert (await sb.run(BoxSpec(argv=["/bin/true"]))).status is Status.OK
-    await asyncio.sleep(0)
+    await sb.recycled()
     assert sb.slots_in_use == 1 and sb.quarantined == {0}
     sb.reap()  # the leftover cgroup of the failed teardown
     sb.close()
@@ -344,7 +343,7 @@ async def test_a_ready_box_whose_discard_fails_takes_its_slot_out_before_any_run
     with FailingTeardown(monkeypatch):
         r = await sb.run(BoxSpec(argv=["/bin/true"], ro_paths=["/usr/share/doc/bash"]))
     assert r.status is Status.INTERNAL_ERROR and "quarantined" in (r.error or ""), r
-    await asyncio.sleep(0)
+    await sb.recycled()
     assert sb.quarantined == {0} and sb.slots_in_use == 1 and not sb.ready_box_ids
     sb.reap()  # the leftover cgroup of the failed teardown
     sb.close()

@@ -5,13 +5,14 @@ tmpfs, a cgroup, stockade-launch (joins the cgroup, drops to the slot uid, execs
 stockade-init as pid 1, which waits on a socket -> a run arrives: tmpfs caps, inputs and cgroup limits
 are set, init gets stdin, command, environment and rlimits -> stream stdout/stderr under caps while
 watching CPU and wall time -> kill the whole cgroup -> read the real wait status, accounting and output
-files -> hand the result back, then unmount, remove the cgroup and build the slot's next box. A box runs
-one command and is never reused.
+files -> hand the result back, while a builder thread unmounts, removes the cgroup and builds the slot's
+next box. A box runs one command and is never reused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fcntl
 import logging
@@ -21,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections import deque
@@ -103,11 +105,13 @@ def _unlock_instance(run_dir: Path) -> None:
 
 
 class _Slots:
-    """Free slot numbers plus FIFO waiters; not bound to one event loop, unlike asyncio.Queue."""
+    """Free slot numbers plus FIFO waiters. Not bound to one event loop, unlike asyncio.Queue, and
+    given back from any thread: the builder thread returns a slot once its next box is built."""
 
     def __init__(self, n: int) -> None:
+        self._lock = threading.Lock()
         self._free = list(range(n))
-        self._waiters: deque[asyncio.Future[int]] = deque()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]] = deque()
         self.total = n
 
     @property
@@ -116,13 +120,15 @@ class _Slots:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for w in self._waiters if not w.done())
+        return sum(1 for _, w in self._waiters if not w.done())
 
     async def take(self) -> int:
-        if self._free and not self.waiting:
-            return self._free.pop(0)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._free and not self.waiting:
+                return self._free.pop(0)
+            fut: asyncio.Future[int] = loop.create_future()
+            self._waiters.append((loop, fut))
         try:
             return await fut
         except asyncio.CancelledError:
@@ -131,12 +137,23 @@ class _Slots:
             raise
 
     def give(self, slot: int) -> None:
-        while self._waiters:
-            w = self._waiters.popleft()
-            if not w.done():
-                w.set_result(slot)
-                return
-        self._free.append(slot)
+        with self._lock:
+            while self._waiters:
+                loop, w = self._waiters.popleft()
+                if w.done():
+                    continue
+                try:
+                    loop.call_soon_threadsafe(self._hand, w, slot)  # asyncio futures live on their loop
+                    return
+                except RuntimeError:  # that loop is closed: nobody waits there any more
+                    continue
+            self._free.append(slot)
+
+    def _hand(self, waiter: asyncio.Future[int], slot: int) -> None:
+        if waiter.done():
+            self.give(slot)  # cancelled meanwhile: the next waiter gets it
+        else:
+            waiter.set_result(slot)
 
 
 def _exit_facts(
@@ -277,7 +294,10 @@ class Sandbox:
         self._active: set[str] = set()  # ids of every box built and not yet torn down
         self._running: dict[str, BoxCgroup] = {}
         self._ready: dict[int, _Box] = {}  # slot -> box built ahead of demand, never used yet
-        self._retiring: dict[int, _Box | None] = {}  # slot -> its finished box, until torn down
+        # Teardown of finished boxes and building of the next ones, off the event loop; slot -> its job.
+        self._builder: concurrent.futures.ThreadPoolExecutor | None = None
+        self._recycling: dict[int, concurrent.futures.Future[None]] = {}
+        self._lock = threading.Lock()
         self._shared_ro_paths: frozenset[str] = frozenset(check_ro_path(p) for p in self.config.shared_ro_paths)
         self.quarantined: set[int] = set()  # slots whose teardown failed; never handed out again
 
@@ -316,12 +336,18 @@ class Sandbox:
             tmp.chmod(0o644)
             tmp.replace(etc / name)
         self.reap()
+        # Boxes are built with --die-with-parent: these long-lived threads, never the event loop's
+        # callers, are their parents; they end with close() or the process.
+        self._builder = concurrent.futures.ThreadPoolExecutor(self.config.slots, thread_name_prefix="stockade-builder")
         for slot in range(self.config.slots):
             self._build_ahead(slot)
 
     def close(self) -> None:
         """Settle, then give up the instance (its run dir) once no box of this object runs any more."""
         self.settle()
+        if self._builder is not None:
+            self._builder.shutdown()
+            self._builder = None
         if self.cgroups is not None:
             _unlock_instance(self.config.run_dir)
             self.cgroups = None
@@ -361,7 +387,8 @@ class Sandbox:
     @property
     def ready_box_ids(self) -> frozenset[str]:
         """Boxes built ahead of demand, waiting for their run."""
-        return frozenset(b.box_id for b in self._ready.values())
+        with self._lock:
+            return frozenset(b.box_id for b in self._ready.values())
 
     # -- one run -------------------------------------------------------------------------------
     async def run(self, spec: BoxSpec) -> BoxResult:
@@ -370,7 +397,8 @@ class Sandbox:
         asked = time.monotonic()
         slot = await self._slots.take()
         queue_ms = int((time.monotonic() - asked) * 1000)
-        box = self._ready.pop(slot, None)
+        with self._lock:
+            box = self._ready.pop(slot, None)
         if box is not None and (not box.fits(spec) or box.proc.poll() is not None):
             self._discard(box)  # needs other paths bound, or died idle (killed by the host's root)
             box = None
@@ -386,40 +414,56 @@ class Sandbox:
             result = BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}", box_id=box_id)
         finally:
             # Every process of the box is dead by now; removing what is left of it and building the
-            # slot's next box happen right after the result is handed back (or at settle()).
-            self._retiring[slot] = box
-            asyncio.get_running_loop().call_soon(self._recycle, slot, True)
+            # slot's next box happen in a builder thread while the result is handed back.
+            with self._lock:
+                assert self._builder is not None
+                self._recycling[slot] = self._builder.submit(self._recycle, slot, box)
         result.queue_ms = queue_ms
         return result
 
-    def _recycle(self, slot: int, build_next: bool) -> None:
-        if slot not in self._retiring:
-            return  # settled already
-        box = self._retiring.pop(slot)
-        if box is not None:
-            self._discard(box)
-        if slot in self.quarantined:
-            # Its uid may still own a process that survived SIGKILL: no other box may ever get it.
-            log.error("slot %d (uid %d) quarantined", slot, self._uid(slot))
-            return
-        if build_next:
-            self._build_ahead(slot)
-        self._slots.give(slot)
+    def _recycle(self, slot: int, box: _Box | None) -> None:
+        """Builder thread: tear the finished box down, build the slot's next one, give the slot back."""
+        try:
+            if box is not None:
+                self._discard(box)
+            if slot not in self.quarantined:
+                self._build_ahead(slot)
+        finally:
+            with self._lock:
+                del self._recycling[slot]
+            if slot in self.quarantined:
+                # Its uid may still own a process that survived SIGKILL: no other box may ever get it.
+                log.error("slot %d (uid %d) quarantined", slot, self._uid(slot))
+            else:
+                self._slots.give(slot)
+
+    def _recycling_jobs(self) -> list[concurrent.futures.Future[None]]:
+        with self._lock:
+            return list(self._recycling.values())
+
+    async def recycled(self) -> None:
+        """Wait until every box finished so far is torn down and its slot's next box built."""
+        if jobs := self._recycling_jobs():
+            await asyncio.wait([asyncio.wrap_future(j) for j in jobs])
 
     def settle(self) -> None:
         """Finish every pending teardown now and discard the boxes built ahead: afterwards no box of
         this sandbox exists on the host (no process, cgroup, mount or box dir) until the next run."""
-        for slot in list(self._retiring):
-            self._recycle(slot, False)
-        for box in list(self._ready.values()):
+        while jobs := self._recycling_jobs():
+            concurrent.futures.wait(jobs)
+        with self._lock:
+            boxes = list(self._ready.values())
+            self._ready.clear()
+        for box in boxes:
             self._discard(box)
-        self._ready.clear()
 
     def _build_ahead(self, slot: int) -> None:
         if not self.config.build_ahead or self.cgroups is None or slot in self._ready:
             return
         try:
-            self._ready[slot] = self._build(slot, ())
+            box = self._build(slot, ())
+            with self._lock:
+                self._ready[slot] = box
         except BUILD_ERRORS:
             log.exception("slot %d: building a box ahead of demand failed; the next run builds its own", slot)
 

@@ -40,6 +40,7 @@ from stockade.service.telemetry import Metrics, RecentFailures
 from stockade.service.wire import response_body
 
 log = logging.getLogger("stockade.service")
+RECYCLE_WAIT_S = 5.0  # diagnostics wait at most this for finished boxes to be replaced
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 429, 500, 503)
@@ -569,6 +570,9 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     @app.get("/v1/diagnostics", summary="Operator view (admin key)", responses=ERROR_RESPONSES)
     async def diagnostics(_: Annotated[Caller, Depends(admin)]) -> dict[str, Any]:
         sb = service.sandbox
+        # Boxes that just finished are torn down and replaced within milliseconds: report that state.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sb.recycled(), RECYCLE_WAIT_S)
         return {
             "build": {"version": stockade.__version__, "started_at": service.started_at},
             "host": {

@@ -162,7 +162,7 @@ async def test_teardown_is_bounded_for_many_hostile_trees_in_a_row(adv):
     specs = [adv.c_spec(n) for n in ("pr_daemon", "pr_stopped_children", "pr_forkbomb_orphan", "pr_zombies")]
     results = await adv.gather(*specs)
     assert [r.status for r in results] == [Status.OK] * 4, [describe(r) for r in results]
-    await asyncio.sleep(0)
+    await adv.sandbox.recycled()
 
 
 ORPHAN_NAME, ORPHAN_UID = "stockade-adv-orphan", 62010
