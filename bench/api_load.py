@@ -3,11 +3,12 @@
 A real `stockade serve` is started on loopback (its own data dir, run dir, uids and cgroup). For each
 concurrency level the same number of Python hello-world executions go through a bare asyncio
 subprocess spawn, through POST /v1/execute on lean keep-alive connections (LeanClient), and through
-POST /v1/execute with httpx, block after block; the ratios use the lean client. Then an overload curve: bursts of
-sleeping programs at multiples of capacity, written at once on connections opened beforehand, counting
-served and rejected requests and how fast a rejection comes back after the burst; and rejections at
+POST /v1/execute with httpx, block after block; the ratios use the lean client. Then rejections at
 steady saturation: every place held by a long program, then single requests one after another, each of
-which must be turned away.
+which must be turned away. Then two overload curves, counting served and rejected requests and how
+fast a rejection comes back: hello world arriving open-loop at multiples (--factors) of the throughput
+measured at concurrency = cores, for 3 s each; and bursts of sleeping programs at multiples of
+capacity, written at once on connections opened beforehand.
 
 The service gets as many slots as the host has cores and a queue large enough that the highest
 concurrency level is admitted whole (default max(8, top level - slots)), so every level measures
@@ -224,6 +225,43 @@ async def overload(url: str, capacity: int, factors: list[int]) -> list[dict[str
     return out
 
 
+async def offered_rate(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Open-loop overload: hello-world requests arriving at `rate` per second for `seconds`, whether or
+    not earlier ones were answered (keep-alive connections, a new one whenever none is idle). Counts
+    served and rejected requests and times each from its write to its status line."""
+    client = LeanClient(url, HELLO)
+    results: list[tuple[float, int]] = []
+
+    async def one() -> None:
+        results.append(await client.call())
+
+    n = int(rate * seconds)
+    tasks = []
+    t0 = time.monotonic()
+    for i in range(n):
+        delay = t0 + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    sent_s = time.monotonic() - t0
+    await asyncio.gather(*tasks)
+    elapsed_s = time.monotonic() - t0
+    await client.close()
+    served = [ms for ms, st in results if st == 200]
+    rejected = [ms for ms, st in results if st in (429, 503)]
+    return {
+        "offered_per_s": rate,
+        "offered": n,
+        "achieved_offered_per_s": n / sent_s if sent_s else rate,
+        "served": len(served),
+        "served_per_s": len(served) / elapsed_s,
+        "rejected": len(rejected),
+        "other": len(results) - len(served) - len(rejected),
+        "served_latency": summarize(served) if served else None,
+        "rejection_latency": summarize(rejected) if rejected else None,
+    }
+
+
 async def in_flight(client: httpx.AsyncClient) -> float:
     for line in (await client.get("/metrics")).text.splitlines():
         if line.startswith("stockade_in_flight "):
@@ -255,7 +293,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=40, help="executions per concurrency level and mode")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    ap.add_argument("--factors", type=int, nargs="+", default=[2, 5, 10], help="overload bursts, × capacity")
+    ap.add_argument("--factors", type=int, nargs="+", default=[2, 5, 10], help="overload: × throughput and × capacity")
     ap.add_argument("--probes", type=int, default=20, help="single requests at steady saturation")
     ap.add_argument("--queue", type=int, help="service queue (default max(8, top level - slots))")
     ap.add_argument("--json", help="write results and raw samples here")
@@ -311,6 +349,25 @@ async def main() -> None:
                     f"{sat['rejected']} rejected, rejection p50 {fmt_ms(rl['median']) if rl else '-'} ms, "
                     f"p95 {fmt_ms(rl['p95']) if rl else '-'} ms, max {fmt_ms(rl['max']) if rl else '-'} ms"
                 )
+                # Open-loop overload: arrivals at multiples of the throughput just measured at
+                # concurrency = cores, for 3 s each.
+                capacity_rate = levels[slots]["api"]["throughput_per_s"] if slots in levels else 40.0
+                rates = []
+                for factor in args.factors:
+                    row = await offered_rate(url, factor * capacity_rate, 3.0)
+                    rates.append({"factor": factor, **row})
+                    await asyncio.sleep(1.0)  # let the queue drain
+                print(f"\nOverload at a rate: hello world arriving at multiples of {capacity_rate:.1f}/s for 3 s")
+                print_table(
+                    ["× tput", "offered/s", "served", "served/s", "rejected", "other", "served p50",
+                     "reject p50", "reject p95", "reject p99"],
+                    [[str(r["factor"]), f"{r['achieved_offered_per_s']:.0f}", str(r["served"]),
+                      f"{r['served_per_s']:.1f}", str(r["rejected"]), str(r["other"]),
+                      fmt_ms(r["served_latency"]["median"]) if r["served_latency"] else "-",
+                      fmt_ms(r["rejection_latency"]["median"]) if r["rejection_latency"] else "-",
+                      fmt_ms(r["rejection_latency"]["p95"]) if r["rejection_latency"] else "-",
+                      fmt_ms(r["rejection_latency"]["p99"]) if r["rejection_latency"] else "-"] for r in rates],
+                )  # fmt: skip
                 curve = await overload(url, slots + queue, args.factors)
                 print(f"\nOverload: bursts of a 0.5 s program, capacity {slots} slots + {queue} queue")
                 print_table(
@@ -327,7 +384,7 @@ async def main() -> None:
     print_load(load)
     params = {"n": args.n, "levels": args.levels, "factors": args.factors, "slots": slots, "queue": queue}
     out = {"benchmark": "api_load", "params": params, "machine": info, "load": load}
-    write_json(args.json, {**out, "levels": levels, "saturated": sat, "overload": curve})
+    write_json(args.json, {**out, "levels": levels, "saturated": sat, "overload_rate": rates, "overload": curve})
 
 
 if __name__ == "__main__":

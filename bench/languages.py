@@ -12,6 +12,11 @@ side always runs on a cache the other just warmed), after one discarded warm-up 
   engine  `await engine.execute(ExecutionRequest.from_code(id, hello))`: compile box, then a fresh
           run box fed the compiled files, default limits.
 
+Every sample, either side, starts once the sandbox is idle (`await sandbox.recycled()`): what is
+measured is one execution's latency on an idle engine, as a client sending one program at a time
+sees it. The CPU of tearing down and rebuilding boxes after each result is not in these numbers;
+bench/api_load.py measures executions back to back and under load, where it is.
+
 Both must succeed with the same stdout, else the language is reported as failed, without a ratio.
 Targets from the issue: engine/bare median <= 1.15 for compiled languages, <= 1.3 for interpreted.
 
@@ -140,6 +145,9 @@ async def bench_language(engine: Engine, lang: Language, n: int, warmup: int) ->
         record = i >= warmup
         outs: dict[str, Outcome] = {}
         for side in ("bare", "engine") if i % 2 == 0 else ("engine", "bare"):
+            # Each sample starts on an idle engine: the previous execution's boxes are torn down and
+            # rebuilt after its result, and that work would otherwise share the cores with this sample.
+            await engine.sandbox.recycled()
             if side == "bare":
                 outs[side] = await bare_once(lang, bare if record else None)
             else:

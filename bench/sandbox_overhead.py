@@ -187,14 +187,13 @@ class Bench:
         return parts
 
     def box_argv(self, seccomp_fd: int, status_fd: int, control_fd: int) -> list[str]:
-        """The bubblewrap argv Sandbox builds for a box (its ro_paths are empty here)."""
+        """The bubblewrap argv Sandbox builds for a box (on the sandbox's shared read-only root)."""
         assert self.sandbox.layout is not None
         return build_argv(
             layout=self.sandbox.layout,
+            root=self.sandbox.root,
             fs_root=self.fs_root,
-            etc_dir=self.sandbox.config.run_dir / "etc",
             seccomp_fd=seccomp_fd,
-            init=self.init,
             status_fd=status_fd,
             control_fd=control_fd,
             bwrap=self.sandbox.config.bwrap,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,9 @@ def test_floors_raise_what_was_asked_and_nothing_else() -> None:
     assert (none.cpu_ms, none.memory_mb) == (1000, 16)
     default = policy.run.resolve(StageLimits(), LanguageFloors())
     assert default.memory_mb == policy.run.default.memory_mb and default.cpu_ms == policy.run.default.cpu_ms
+    assert default.cpu_cores == 1.0 and policy.run.resolve(StageLimits(), LanguageFloors(cpu_cores=64)).cpu_cores == (
+        os.cpu_count() or 1
+    )
 
 
 @pytest.mark.parametrize("lang_id", [lang.id for lang in Registry.default()])
@@ -219,12 +223,14 @@ def test_language_floors_apply_to_a_minimal_request(registry: Registry, lang_id:
         assert got.open_files >= (floors.open_files or 0)
         assert got.stack_mb >= (floors.stack_mb or 0)
         assert got.cpu_ms == 1 + (floors.cpu_ms_extra or 0)
+        assert got.cpu_cores == min(os.cpu_count() or 1, max(stage.cpu_cores, floors.cpu_cores or 0))
 
 
 @pytest.mark.parametrize("lang_id", [j for j in JVM_LANGUAGES if j in Registry.default()])
 def test_jvm_memory_floor(registry: Registry, lang_id: str) -> None:
     lang = registry.get(lang_id)
     assert lang.limits.memory_mb is not None and lang.limits.memory_mb > 64, "a JVM needs a memory floor"
+    assert lang.limits.cpu_cores == 2, "a JVM starts up on several threads"
     got = LimitPolicy().run.resolve(StageLimits(memory_mb=16), lang.limits)
     assert got.memory_mb == lang.limits.memory_mb
 

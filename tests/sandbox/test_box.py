@@ -33,7 +33,7 @@ def assert_clean(sb: Sandbox) -> None:
     for parent in sb.cgroups.parents.values():
         assert not [p for p in parent.iterdir() if p.name.startswith("box-")]
     assert list((CONFIG.run_dir / "boxes").iterdir()) == []
-    assert str(CONFIG.run_dir) not in Path("/proc/self/mountinfo").read_text()
+    assert f"{CONFIG.run_dir}/boxes/" not in Path("/proc/self/mountinfo").read_text()
 
 
 async def py(sb: Sandbox, code: str, **kw: object) -> object:
@@ -231,10 +231,16 @@ async def test_a_box_built_ahead_takes_the_runs_own_limits(sandbox: Sandbox) -> 
 async def test_a_run_needing_other_paths_gets_a_box_built_for_it(sandbox: Sandbox) -> None:
     await warm(sandbox)
     ready = sandbox.ready_box_ids
-    r = await sandbox.run(BoxSpec(argv=["/bin/ls", "/etc/ssh"], ro_paths=["/usr/share/doc/bash"]))
+    r = await sandbox.run(BoxSpec(argv=["/bin/cat", "/etc/bash.bashrc"]))
+    assert r.box_id in ready and r.status is Status.RUNTIME_ERROR, r  # not in the shared root
+    r = await sandbox.run(BoxSpec(argv=["/bin/cat", "/etc/bash.bashrc"], ro_paths=["/etc/bash.bashrc"]))
     assert r.box_id not in ready
+    assert r.status is Status.OK and r.stdout == Path("/etc/bash.bashrc").read_bytes(), r
+    # Paths under a system dir are in every root already: no box of its own for them.
+    await warm(sandbox)
+    ready = sandbox.ready_box_ids
     r = await sandbox.run(BoxSpec(argv=["/bin/ls", "/usr/share/doc/bash"], ro_paths=["/usr/share/doc/bash"]))
-    assert r.status is Status.OK and r.stdout, r
+    assert r.box_id in ready and r.status is Status.OK and r.stdout, r
     assert_clean(sandbox)
 
 
@@ -341,7 +347,7 @@ async def test_a_ready_box_whose_discard_fails_takes_its_slot_out_before_any_run
     """The ready box does not fit the run and its teardown fails: the run must not get that uid."""
     sb = started("stockade-t-quar2", 1, 62350)
     with FailingTeardown(monkeypatch):
-        r = await sb.run(BoxSpec(argv=["/bin/true"], ro_paths=["/usr/share/doc/bash"]))
+        r = await sb.run(BoxSpec(argv=["/bin/true"], ro_paths=["/etc/bash.bashrc"]))
     assert r.status is Status.INTERNAL_ERROR and "quarantined" in (r.error or ""), r
     await sb.recycled()
     assert sb.quarantined == {0} and sb.slots_in_use == 1 and not sb.ready_box_ids

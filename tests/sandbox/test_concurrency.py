@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from stockade.sandbox import BoxResult, BoxSpec, Sandbox, SandboxUnavailable, Status
+from stockade.sandbox.bwrap import synthetic_etc
 
 
 def _load_harness() -> Any:
@@ -55,16 +56,18 @@ def conc_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, An
         sandbox.start()
     except SandboxUnavailable as e:
         pytest.fail(f"sandbox unavailable: {e}")
-    planted.watch(sorted((config.run_dir / "etc").iterdir()))
+    planted.watch(sorted(sandbox.root / "etc" / name for name in synthetic_etc()))
     oracle = H.Oracle(sandbox, planted, listeners)
     problems = oracle.precondition_problems()
     if problems:
         pytest.fail("; ".join(problems))
     yield oracle, H.Compiler(tmp_path_factory.mktemp("conc-bin"))
-    sandbox.reap()
-    shutil.rmtree(config.run_dir, ignore_errors=True)
     assert sandbox.cgroups is not None
-    for parent in sandbox.cgroups.parents.values():
+    parents = sandbox.cgroups.parents.values()
+    sandbox.reap()
+    sandbox.close()  # unmounts its read-only root before the run dir is removed
+    shutil.rmtree(config.run_dir, ignore_errors=True)
+    for parent in parents:
         with contextlib.suppress(OSError):
             parent.rmdir()
     listeners.close()
@@ -157,7 +160,7 @@ def _cgroup_of(pid: int) -> str | None:
 
 
 async def test_concurrent_boxes_run_under_distinct_host_uids(conc):
-    script = "head -n1 /proc/self/uid_map; awk '$5 == \"/\"' /proc/self/mountinfo | head -n1; sleep 1.5"
+    script = "head -n1 /proc/self/uid_map; awk '$5 == \"/box\"' /proc/self/mountinfo | head -n1; sleep 1.5"
     seen: dict[str, set[int]] = {}
 
     async def watch() -> None:
@@ -179,7 +182,7 @@ async def test_concurrent_boxes_run_under_distinct_host_uids(conc):
     for r in results:
         _ok(r)
         # Inside, uid_map shows the box's mapping relative to bubblewrap's intermediate user namespace
-        # (--disable-userns nests a second one), so the host uid is read from the root mount's options.
+        # (--disable-userns nests a second one), so the host uid is read from the box tmpfs's options.
         uid_map, mount = r.stdout.decode().splitlines()[:2]
         assert uid_map.split()[0] == "1000" and uid_map.split()[2] == "1", describe(r)
         host_uid_of[r.box_id] = int(re.search(r"\buid=(\d+)", mount).group(1))  # type: ignore[union-attr]

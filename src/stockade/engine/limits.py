@@ -68,7 +68,7 @@ class StagePolicy:
             processes=max(chosen["processes"], floors.processes or 0),
             output_kb=chosen["output_kb"],
             file_size_kb=chosen["file_size_kb"],
-            cpu_cores=self.cpu_cores,
+            cpu_cores=_cores(max(self.cpu_cores, floors.cpu_cores or 0)),
             open_files=max(self.open_files, floors.open_files or 0),
             stack_mb=max(self.stack_mb, floors.stack_mb or 0),
             # tmpfs pages are charged to the box's memory cgroup as well, so this is a cap within it.

@@ -86,6 +86,9 @@ class StageLimits(_Strict):
     open_files: int | None = Field(default=None, gt=0)
     stack_mb: int | None = Field(default=None, gt=0)
     cpu_ms_extra: int | None = Field(default=None, ge=0)
+    # CPU bandwidth in cores, for runtimes whose start-up runs JIT and GC threads side by side; the
+    # stage's CPU time limit still bounds the total. Capped at the host's cores.
+    cpu_cores: float | None = Field(default=None, gt=0, le=64)
 
 
 class SandboxExtras(_Strict):

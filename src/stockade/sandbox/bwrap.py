@@ -1,9 +1,8 @@
-"""Spec -> bubblewrap argv. Pure: everything host-specific comes in through HostLayout."""
+"""Box -> bubblewrap argv, and what a box sees. Pure: everything host-specific comes in through HostLayout."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,15 +93,15 @@ def box_env(extra: dict[str, str]) -> dict[str, str]:
 def build_argv(
     *,
     layout: HostLayout,
+    root: Path,
     fs_root: Path,
-    etc_dir: Path,
     seccomp_fd: int,
-    init: Path,
     status_fd: int,
     control_fd: int,
-    ro_paths: Sequence[str] = (),
     bwrap: str = "bwrap",
 ) -> list[str]:
+    """The box: a prepared read-only root (stockade.sandbox.rootfs), its own procfs with the host's
+    knobs masked, and the box's own tmpfs at /box, /tmp and /dev/shm."""
     a = [
         bwrap,
         "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -114,37 +113,19 @@ def build_argv(
         "--die-with-parent",
         "--as-pid-1",  # our init is pid 1: it reports the real wait status and reaps orphans
         "--cap-drop", "ALL",
-        "--ro-bind", str(init), INIT_PATH,
+        # Read-only, nosuid and nodev on the host already, every mount of it; the box cannot change
+        # that (the flags are locked in its user namespace). Its only device nodes are harmless ones.
+        "--dev-bind", str(root), "/",
+        "--proc", "/proc",
     ]  # fmt: skip
-    for d in layout.dirs:
-        a += ["--ro-bind", d, d]
-    for link, target in layout.symlinks.items():
-        a += ["--symlink", target, link]
-    for name in ("passwd", "group", "hosts", "hostname", "nsswitch.conf"):
-        a += ["--ro-bind", str(etc_dir / name), f"/etc/{name}"]
-    for e in layout.etc:
-        a += ["--ro-bind", f"/etc/{e}", f"/etc/{e}"]
-    a += ["--symlink", "/usr/share/zoneinfo/Etc/UTC", "/etc/localtime"]
-    for p in ro_paths:
-        p = check_ro_path(p)
-        a += ["--ro-bind-try", p, p]
-    a += ["--proc", "/proc"]
     for f in layout.proc_files:
         a += ["--ro-bind", "/dev/null", f"/proc/{f}"]
     for d in layout.proc_dirs:
         a += ["--tmpfs", f"/proc/{d}", "--remount-ro", f"/proc/{d}"]
-    a += ["--tmpfs", "/dev"]
-    for n in DEV_NODES:
-        a += ["--dev-bind", f"/dev/{n}", f"/dev/{n}"]
-    for i, n in enumerate(("stdin", "stdout", "stderr")):
-        a += ["--symlink", f"/proc/self/fd/{i}", f"/dev/{n}"]
-    a += ["--symlink", "/proc/self/fd", "/dev/fd"]
     a += [
         "--bind", str(fs_root / "box"), "/box",
         "--bind", str(fs_root / "tmp"), "/tmp",
         "--bind", str(fs_root / "shm"), "/dev/shm",
-        "--remount-ro", "/dev",
-        "--remount-ro", "/",
         "--chdir", "/box",
         "--seccomp", str(seccomp_fd),
         "--",

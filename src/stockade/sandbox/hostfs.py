@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -20,9 +21,13 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
+MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
 MNT_DETACH = 0x2
 # Box dirs inside each box tmpfs: all share its size and inode caps.
 BOX_DIRS = ("box", "tmp", "shm")
@@ -33,19 +38,58 @@ class HostFsError(RuntimeError):
     pass
 
 
-def mount_tmpfs(target: Path, *, size_mb: int, inodes: int, uid: int, gid: int) -> None:
-    opts = f"size={size_mb}m,nr_inodes={inodes},mode=0700,uid={uid},gid={gid}".encode()
-    if _libc.mount(b"stockade-box", str(target).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts) != 0:
+def _mount(what: str, source: str | None, target: Path, fstype: str | None, flags: int, data: str | None) -> None:
+    src, fs, opts = (x.encode() if x is not None else None for x in (source, fstype, data))
+    if _libc.mount(src, str(target).encode(), fs, flags, opts) != 0:
         e = ctypes.get_errno()
-        raise HostFsError(f"mount tmpfs on {target}: {os.strerror(e)}")
+        raise HostFsError(f"{what} on {target}: {os.strerror(e)}")
+
+
+def mount_tmpfs(
+    target: Path, *, size_mb: int, inodes: int, uid: int, gid: int, mode: int = 0o700, nodev: bool = True
+) -> None:
+    """A box's own tmpfs (source "stockade-box"), or with nodev=False a root's ("stockade-root")."""
+    opts = f"size={size_mb}m,nr_inodes={inodes},mode={mode:04o},uid={uid},gid={gid}"
+    source = "stockade-box" if nodev else "stockade-root"
+    _mount("mount tmpfs", source, target, "tmpfs", MS_NOSUID | (MS_NODEV if nodev else 0), opts)
 
 
 def resize_tmpfs(target: Path, *, size_mb: int, inodes: int) -> None:
     """Set a box tmpfs's caps for its run (it was mounted before the run was known)."""
-    opts = f"size={size_mb}m,nr_inodes={inodes}".encode()
-    if _libc.mount(None, str(target).encode(), None, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts) != 0:
-        e = ctypes.get_errno()
-        raise HostFsError(f"resize tmpfs on {target}: {os.strerror(e)}")
+    opts = f"size={size_mb}m,nr_inodes={inodes}"
+    _mount("resize tmpfs", None, target, None, MS_REMOUNT | MS_NOSUID | MS_NODEV, opts)
+
+
+def make_private(target: Path) -> None:
+    """Mounts under target neither propagate out of it nor into it (the host's /run is shared)."""
+    _mount("make private", None, target, None, MS_PRIVATE, None)
+
+
+def remount_read_only(target: Path) -> None:
+    """A tmpfs read-only for good: its superblock and its mount."""
+    _mount("remount read-only", None, target, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID, None)
+    _mount("remount read-only", None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, None)
+
+
+def bind_read_only(source: Path, target: Path) -> None:
+    """Bind source (and the mounts under it) at target: read-only, nosuid, nodev, each of them."""
+    _mount("bind", str(source), target, None, MS_BIND | MS_REC, None)
+    for mount_point in mounts_under(target):
+        _mount(
+            "remount read-only", None, mount_point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None
+        )
+
+
+def mounts_under(path: Path) -> list[Path]:
+    """Mount points at or under path, outermost first, from this process's mountinfo."""
+    prefix = str(path)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4])  # \040 is a space
+            if mp == prefix or mp.startswith(prefix + "/"):
+                found.append(Path(mp))
+    return sorted(set(found), key=lambda p: len(p.parts))
 
 
 def umount(target: Path) -> None:

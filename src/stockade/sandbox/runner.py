@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockade.sandbox import hostfs, seccomp
-from stockade.sandbox.bwrap import HostLayout, box_env, build_argv, check_ro_path, synthetic_etc
+from stockade.sandbox import hostfs, rootfs, seccomp
+from stockade.sandbox.bwrap import HostLayout, box_env, build_argv, check_ro_path
 from stockade.sandbox.cgroups import BoxCgroup, CgroupError, CgroupManager, detect
 from stockade.sandbox.helpers import HelperBuildError, build_helper, decode_status
 from stockade.sandbox.spec import BoxResult, BoxSpec, Limits, OutputFile, Status
@@ -273,14 +273,11 @@ class _Box:
     status_r: int
     stdout_r: int
     stderr_r: int
-    ro_paths: frozenset[str]
+    ro_paths: frozenset[str]  # what its root adds to the system dirs (rootfs.visible_paths)
 
     @property
     def fs_root(self) -> Path:
         return self.box_dir / "fs"
-
-    def fits(self, spec: BoxSpec) -> bool:
-        return set(spec.ro_paths) <= self.ro_paths
 
 
 class Sandbox:
@@ -299,6 +296,8 @@ class Sandbox:
         self._recycling: dict[int, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
         self._shared_ro_paths: frozenset[str] = frozenset(check_ro_path(p) for p in self.config.shared_ro_paths)
+        self._roots: dict[frozenset[str], Path] = {}  # read-only roots by the ro paths they add
+        self._roots_lock = threading.Lock()
         self.quarantined: set[int] = set()  # slots whose teardown failed; never handed out again
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -328,14 +327,12 @@ class Sandbox:
         except (HelperBuildError, OSError, subprocess.SubprocessError) as e:
             raise SandboxUnavailable(str(e)) from e
         (run / "boxes").mkdir(mode=0o711, exist_ok=True)
-        etc = run / "etc"
-        etc.mkdir(mode=0o755, exist_ok=True)
-        for name, content in synthetic_etc().items():
-            tmp = etc / f".{name}.tmp"
-            tmp.write_text(content)
-            tmp.chmod(0o644)
-            tmp.replace(etc / name)
+        (run / "roots").mkdir(mode=0o711, exist_ok=True)
         self.reap()
+        try:
+            self.root  # noqa: B018 - assembled now, so a host that cannot is refused at start
+        except BUILD_ERRORS as e:
+            raise SandboxUnavailable(f"cannot assemble the boxes' read-only root: {e}") from e
         # Boxes are built with --die-with-parent: these long-lived threads, never the event loop's
         # callers, are their parents; they end with close() or the process.
         self._builder = concurrent.futures.ThreadPoolExecutor(self.config.slots, thread_name_prefix="stockade-builder")
@@ -348,6 +345,10 @@ class Sandbox:
         if self._builder is not None:
             self._builder.shutdown()
             self._builder = None
+        with self._roots_lock:
+            for root in self._roots.values():
+                rootfs.remove(root)
+            self._roots.clear()
         if self.cgroups is not None:
             _unlock_instance(self.config.run_dir)
             self.cgroups = None
@@ -365,6 +366,10 @@ class Sandbox:
             if d.name not in self._active:
                 self._remove_box_dir(d)
                 count += 1
+        ours = set(self._roots.values())
+        for d in (self.config.run_dir / "roots").iterdir():
+            if d not in ours:
+                rootfs.remove(d)
         if count:
             log.warning("reaped %d leftover box resources", count)
         return count
@@ -385,6 +390,12 @@ class Sandbox:
         return self.config.uid_base + slot
 
     @property
+    def root(self) -> Path:
+        """The read-only root of the boxes built ahead (it adds the shared ro paths)."""
+        assert self.layout is not None, "sandbox not started"
+        return self._root(rootfs.visible_paths(self.layout, self._shared_ro_paths))
+
+    @property
     def ready_box_ids(self) -> frozenset[str]:
         """Boxes built ahead of demand, waiting for their run."""
         with self._lock:
@@ -394,12 +405,16 @@ class Sandbox:
     async def run(self, spec: BoxSpec) -> BoxResult:
         if self.cgroups is None or self.layout is None:
             raise SandboxUnavailable("sandbox not started")
+        try:
+            needed = rootfs.visible_paths(self.layout, [check_ro_path(p) for p in spec.ro_paths])
+        except ValueError as e:
+            return BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}")
         asked = time.monotonic()
         slot = await self._slots.take()
         queue_ms = int((time.monotonic() - asked) * 1000)
         with self._lock:
             box = self._ready.pop(slot, None)
-        if box is not None and (not box.fits(spec) or box.proc.poll() is not None):
+        if box is not None and (not needed <= box.ro_paths or box.proc.poll() is not None):
             self._discard(box)  # needs other paths bound, or died idle (killed by the host's root)
             box = None
         try:
@@ -477,7 +492,8 @@ class Sandbox:
         box_id = uuid.uuid4().hex[:16]
         box_dir = self.config.run_dir / "boxes" / box_id
         fs_root = box_dir / "fs"
-        binds = self._shared_ro_paths | {check_ro_path(p) for p in ro_paths}
+        binds = rootfs.visible_paths(self.layout, self._shared_ro_paths | {check_ro_path(p) for p in ro_paths})
+        root = self._root(binds)
         made: list[int] = []
         cg: BoxCgroup | None = None
         self._active.add(box_id)
@@ -497,13 +513,11 @@ class Sandbox:
             made.append(seccomp_fd)
             argv = build_argv(
                 layout=self.layout,
+                root=root,
                 fs_root=fs_root,
-                etc_dir=self.config.run_dir / "etc",
                 seccomp_fd=seccomp_fd,
-                init=self.init,
                 status_fd=status_w,
                 control_fd=control_box,
-                ro_paths=sorted(binds),
                 bwrap=self.config.bwrap,
             )
             proc = subprocess.Popen(
@@ -542,8 +556,24 @@ class Sandbox:
             status_r=status_r,
             stdout_r=out_r,
             stderr_r=err_r,
-            ro_paths=frozenset(binds),
+            ro_paths=binds,
         )
+
+    def _root(self, ro_paths: frozenset[str]) -> Path:
+        """The read-only root adding these paths, assembled on first use (the shared one at start)."""
+        assert self.layout is not None and self.init is not None
+        with self._roots_lock:
+            root = self._roots.get(ro_paths)
+            if root is None:
+                root = self.config.run_dir / "roots" / uuid.uuid4().hex[:12]
+                root.mkdir(mode=0o755)
+                try:
+                    rootfs.build(root, layout=self.layout, init=self.init, ro_paths=ro_paths)
+                except BaseException:
+                    root.rmdir()
+                    raise
+                self._roots[ro_paths] = root
+            return root
 
     def _discard(self, box: _Box) -> None:
         """Kill the box's cgroup, close the host's descriptors, unmount and remove everything of it."""

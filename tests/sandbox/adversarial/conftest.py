@@ -28,6 +28,7 @@ def _load_harness():  # type: ignore[no-untyped-def]
 H = _load_harness()
 
 from stockade.sandbox import Sandbox, SandboxUnavailable  # noqa: E402
+from stockade.sandbox.bwrap import synthetic_etc  # noqa: E402
 
 # Own run dir, cgroup name and uid range: other sessions on this machine use the defaults.
 ADV_NAME = "stockade-adv"
@@ -60,19 +61,21 @@ def adv_sandbox(adv_secrets: H.Secrets) -> Iterator[Sandbox]:
     except SandboxUnavailable as e:  # a host that cannot build a box must fail the suite, not skip it
         pytest.fail(f"sandbox unavailable: {e}")
     yield sandbox
-    sandbox.reap()
-    shutil.rmtree(config.run_dir, ignore_errors=True)
     assert sandbox.cgroups is not None
-    for parent in sandbox.cgroups.parents.values():
+    parents = sandbox.cgroups.parents.values()
+    sandbox.reap()
+    sandbox.close()  # unmounts its read-only root before the run dir is removed
+    shutil.rmtree(config.run_dir, ignore_errors=True)
+    for parent in parents:
         with contextlib.suppress(OSError):
             parent.rmdir()
 
 
 @pytest.fixture(scope="session")
 def adv_oracle(adv_sandbox: Sandbox, adv_secrets: H.Secrets, adv_listeners: H.Listeners) -> H.Oracle:
-    # CR-06: the box identity files every box binds read-only are policy artefacts; they must not change.
-    etc = adv_sandbox.config.run_dir / "etc"
-    adv_secrets.watch(sorted(etc.iterdir()))
+    # CR-06: the box identity files in every box's read-only root are policy artefacts; they must not change.
+    etc = adv_sandbox.root / "etc"
+    adv_secrets.watch(sorted(etc / name for name in synthetic_etc()))
     oracle = H.Oracle(adv_sandbox, adv_secrets, adv_listeners)
     problems = oracle.precondition_problems()
     if problems:

@@ -425,7 +425,7 @@ class Oracle:
         return sum(1 for src, mp in _mounts() if src != "stockade-box")
 
     def _own_mounts(self) -> list[str]:
-        prefix = str(self.run_dir) + "/"
+        prefix = str(self.run_dir / "boxes") + "/"  # the boxes' read-only roots live as long as the sandbox
         return [mp for _src, mp in _mounts() if mp.startswith(prefix)]
 
     def precondition_problems(self) -> list[str]:

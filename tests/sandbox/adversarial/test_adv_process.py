@@ -213,7 +213,7 @@ async def test_killing_the_supervisor_kills_the_box_and_a_restart_reaps_it(adv):
             assert not [p for p in parent.iterdir() if p.name.startswith("box-")], parent
         assert os.listdir(boxes) == []
         with open("/proc/self/mountinfo") as f:
-            assert str(config.run_dir) + "/" not in f.read()
+            assert str(boxes) + "/" not in f.read()
         r = await restarted.run(BoxSpec(argv=["/bin/echo", "ok"], limits=adv.limits()))
         assert r.status is Status.OK and r.stdout == b"ok\n", describe(r)
         restarted.close()
@@ -223,9 +223,11 @@ async def test_killing_the_supervisor_kills_the_box_and_a_restart_reaps_it(adv):
             await proc.wait()
         leftover = Sandbox(dataclasses.replace(config, build_ahead=False))
         leftover.start()  # reaps whatever is still there, whatever failed above
-        shutil.rmtree(config.run_dir, ignore_errors=True)
         assert leftover.cgroups is not None
-        for parent in leftover.cgroups.parents.values():
+        parents = leftover.cgroups.parents.values()
+        leftover.close()  # unmounts its read-only root before the run dir is removed
+        shutil.rmtree(config.run_dir, ignore_errors=True)
+        for parent in parents:
             with contextlib.suppress(OSError):
                 parent.rmdir()
         leftover.close()  # releases the instance lock: the supervisor's fd count is back to its baseline
