@@ -53,6 +53,8 @@ from _common import (
 )
 
 HELLO = 'print("Hello, World!")'
+# ~100 ms of CPU: how the throughput ratio grows once the program outweighs a box's fixed cost.
+BUSY = "s = 0\nfor i in range(1_200_000):\n    s += i\nprint(s)"
 PY = "/usr/bin/python3"
 STOCKADE = str(Path(sys.executable).with_name("stockade"))
 SLEEPER = "import time; time.sleep(0.5)"
@@ -145,8 +147,8 @@ class LeanClient:
             writer.close()
 
 
-async def bare_call(home: str) -> tuple[float, int]:
-    s = await spawn_timed([PY, "-c", HELLO], env=bare_env(home, home), cwd=home)
+async def bare_call(home: str, code: str = HELLO) -> tuple[float, int]:
+    s = await spawn_timed([PY, "-c", code], env=bare_env(home, home), cwd=home)
     return s.ms, 200 if s.returncode == 0 else 500
 
 
@@ -336,12 +338,27 @@ async def main() -> None:
                         fmt_ms(via_httpx["latency"]["median"]), f"{via_httpx['throughput_per_s']:.1f}",
                     ])  # fmt: skip
                 await lean.close()
+                # The same at concurrency = cores for a ~100 ms program.
+                busy_lean = LeanClient(url, BUSY)
+                busy_n = max(10, args.n // 2)
+                busy = {
+                    "bare": await level(busy_n, slots, lambda: bare_call(tmp, BUSY)),
+                    "api": await level(busy_n, slots, busy_lean.call),
+                }
+                await busy_lean.close()
                 print(f"\nPython hello world, {args.n} executions per level (ms; throughput per second)")
                 print_table(
                     ["conc", "bare p50", "api p50", "ratio", "api p95", "api p99", "bare tput", "api tput",
                      "api/bare", "errors", "httpx p50", "httpx tput"],
                     rows,
                 )  # fmt: skip
+                bt, at = busy["bare"]["throughput_per_s"], busy["api"]["throughput_per_s"]
+                bl, al = busy["bare"]["latency"]["median"], busy["api"]["latency"]["median"]
+                print(
+                    f"\n~100 ms program at concurrency {slots}: bare p50 {fmt_ms(bl)} ms, "
+                    f"API p50 {fmt_ms(al)} ms; throughput bare {bt:.1f}/s, "
+                    f"API {at:.1f}/s ({100 * at / bt:.0f}%), errors {busy['api']['errors']}"
+                )
                 sat = await saturated(client, slots + queue, args.probes)
                 rl = sat["rejection_latency"]
                 print(
@@ -384,7 +401,8 @@ async def main() -> None:
     print_load(load)
     params = {"n": args.n, "levels": args.levels, "factors": args.factors, "slots": slots, "queue": queue}
     out = {"benchmark": "api_load", "params": params, "machine": info, "load": load}
-    write_json(args.json, {**out, "levels": levels, "saturated": sat, "overload_rate": rates, "overload": curve})
+    results = {"levels": levels, "busy_program": busy, "saturated": sat, "overload_rate": rates, "overload": curve}
+    write_json(args.json, {**out, **results})
 
 
 if __name__ == "__main__":
