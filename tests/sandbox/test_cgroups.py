@@ -61,6 +61,10 @@ def test_v2_box_limits_stats_and_kill(fake_v2: tuple[Path, Path, Path]) -> None:
     assert (d / "cpu.max").read_text() == "50000 100000"
     assert (d / "memory.oom.group").read_text() == "1"
     assert box.procs_files == [str(d / "cgroup.procs")]
+    m.set_cpu_weight(box, running=False)
+    assert (d / "cpu.weight").read_text() == "1"
+    m.set_cpu_weight(box, running=True)
+    assert (d / "cpu.weight").read_text() == "100"
     write(d / "cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n")
     write(d / "memory.peak", "1048576\n")
     write(d / "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
@@ -106,6 +110,10 @@ def test_v1_fake_tree_limits(tmp_path: Path) -> None:
     assert (box.dirs["pids"] / "pids.max").read_text() == "10"
     assert (box.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "50000"
     assert len(box.procs_files) == 3  # cpu and cpuacct share one directory
+    m.set_cpu_weight(box, running=False)
+    assert (box.dirs["cpu"] / "cpu.shares").read_text() == "2"
+    m.set_cpu_weight(box, running=True)
+    assert (box.dirs["cpu"] / "cpu.shares").read_text() == "1024"
 
 
 def test_real_host_box_limits_can_be_raised_and_lowered_after_creation() -> None:
@@ -161,3 +169,38 @@ def test_real_host_box_cgroup_accounts_and_kills_a_tree() -> None:
             pass
     for p in set(m.parents.values()):
         p.rmdir()
+
+
+def test_real_host_a_waiting_box_yields_the_cpu_to_a_running_one() -> None:
+    """Building boxes ahead must not slow the runs: on one shared CPU, a box at the waiting weight
+    gets almost nothing while a box at the running weight spins."""
+    m = cgroups.detect("stockade-unit")
+    waiting, running = m.create("unit-wait", Limits(cpu_cores=1)), m.create("unit-run", Limits(cpu_cores=1))
+    m.set_cpu_weight(waiting, running=False)
+    m.set_cpu_weight(running, running=True)
+    cpu = min(os.sched_getaffinity(0))
+    pids = []
+    for box in (waiting, running):
+        pid = os.fork()
+        if pid == 0:
+            os.sched_setaffinity(0, {cpu})
+            for f in box.procs_files:
+                with open(f, "w") as fh:
+                    fh.write("0")
+            while True:
+                pass
+        pids.append(pid)
+    try:
+        import time
+
+        deadline = time.monotonic() + 5
+        while running.cpu_time_us() < 300_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert running.cpu_time_us() >= 300_000
+        assert waiting.cpu_time_us() * 20 < running.cpu_time_us(), (waiting.cpu_time_us(), running.cpu_time_us())
+    finally:
+        for pid in pids:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        waiting.kill_and_remove()
+        running.kill_and_remove()

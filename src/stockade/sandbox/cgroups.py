@@ -173,6 +173,11 @@ class CgroupManager:
     def apply_limits(self, box: BoxCgroup, limits: Limits) -> None:
         raise NotImplementedError
 
+    def set_cpu_weight(self, box: BoxCgroup, *, running: bool) -> None:
+        """A box being built ahead waits at the lowest CPU weight, so building it takes only CPU that
+        running boxes and the supervisor leave idle; its run gets the normal weight back."""
+        raise NotImplementedError
+
     def stats(self, box: BoxCgroup) -> CgroupStats:
         raise NotImplementedError
 
@@ -207,6 +212,9 @@ class CgroupV2(CgroupManager):
         _write(d / "memory.oom.group", "1")
         _write(d / "pids.max", str(limits.processes))
         _write(d / "cpu.max", f"{int(limits.cpu_cores * CFS_PERIOD_US)} {CFS_PERIOD_US}")
+
+    def set_cpu_weight(self, box: BoxCgroup, *, running: bool) -> None:
+        _write(box.dirs["unified"] / "cpu.weight", "100" if running else "1")
 
     def cpu_usage_file(self, box: BoxCgroup) -> Path:
         return box.dirs["unified"] / "cpu.stat"
@@ -254,6 +262,9 @@ class CgroupV1(CgroupManager):
         cpu = box.dirs["cpu"]
         _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
         _write(cpu / "cpu.cfs_quota_us", str(int(limits.cpu_cores * CFS_PERIOD_US)))
+
+    def set_cpu_weight(self, box: BoxCgroup, *, running: bool) -> None:
+        _write(box.dirs["cpu"] / "cpu.shares", "1024" if running else "2")
 
     def cpu_usage_file(self, box: BoxCgroup) -> Path:
         return box.dirs["cpuacct"] / "cpuacct.usage"

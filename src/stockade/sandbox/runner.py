@@ -330,11 +330,11 @@ class Sandbox:
         (run / "roots").mkdir(mode=0o711, exist_ok=True)
         self.reap()
         try:
-            self.root  # noqa: B018 - assembled now, so a host that cannot is refused at start
+            self._root(rootfs.visible_paths(self.layout, self._shared_ro_paths))
         except BUILD_ERRORS as e:
             raise SandboxUnavailable(f"cannot assemble the boxes' read-only root: {e}") from e
-        # Boxes are built with --die-with-parent: these long-lived threads, never the event loop's
-        # callers, are their parents; they end with close() or the process.
+        # bubblewrap's --die-with-parent follows the thread that spawned it: the builder threads live
+        # as long as the sandbox (close() or the process ends them, after the boxes are gone).
         self._builder = concurrent.futures.ThreadPoolExecutor(self.config.slots, thread_name_prefix="stockade-builder")
         for slot in range(self.config.slots):
             self._build_ahead(slot)
@@ -443,6 +443,9 @@ class Sandbox:
                 self._discard(box)
             if slot not in self.quarantined:
                 self._build_ahead(slot)
+        except Exception:
+            log.exception("slot %d: recycling failed", slot)
+            self.quarantined.add(slot)  # what is left of the box is unknown: fail closed
         finally:
             with self._lock:
                 del self._recycling[slot]
@@ -503,6 +506,7 @@ class Sandbox:
             hostfs.mount_tmpfs(fs_root, size_mb=limits.tmpfs_mb, inodes=limits.tmpfs_inodes, uid=uid, gid=gid)
             hostfs.prepare_dirs(fs_root, uid, gid)
             cg = self.cgroups.create(box_id, limits)
+            self.cgroups.set_cpu_weight(cg, running=False)
             host_end, box_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             made += [host_end.detach(), box_end.detach()]
             made += os.pipe2(os.O_CLOEXEC)  # status
@@ -624,6 +628,7 @@ class Sandbox:
         hostfs.write_inputs(box.fs_root / "box", spec.files, uid, gid)
         if limits != BUILD_LIMITS:
             box.cg.manager.apply_limits(box.cg, limits)
+        box.cg.manager.set_cpu_weight(box.cg, running=True)
         self._running[box.box_id] = box.cg
         cpu_base_us = box.cg.cpu_time_us()  # bubblewrap's own set-up is not the run's
         t0 = time.monotonic()
