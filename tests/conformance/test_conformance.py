@@ -34,6 +34,7 @@ def engine() -> Iterator[Engine]:
     )
     sandbox.start()
     yield Engine(sandbox, REGISTRY)
+    sandbox.close()
 
 
 def program(lang: Language, name: str) -> bytes:

@@ -30,6 +30,7 @@ def sandbox() -> Iterator[Sandbox]:
     sb.start()
     yield sb
     sb.reap()
+    sb.close()  # and its read-only roots go
 
 
 @pytest.fixture(scope="session")

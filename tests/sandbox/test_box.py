@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,12 @@ SMALL = Limits(cpu_ms=1000, wall_ms=3000, memory_mb=64, processes=16, output_kb=
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Sandbox:
+def sandbox() -> Iterator[Sandbox]:
     sb = Sandbox(CONFIG)
     sb.start()
-    return sb
+    yield sb
+    sb.close()
+    assert f"{CONFIG.run_dir}/" not in Path("/proc/self/mountinfo").read_text()  # its roots went too
 
 
 def assert_clean(sb: Sandbox) -> None:
@@ -280,9 +283,11 @@ asyncio.run(sb.run(BoxSpec(argv=["/bin/sh", "-c", "setsid sleep 60 & sleep 60"],
     sb.start()  # reaps before accepting work
     sb.settle()  # and its own boxes built ahead go too: what is left is the killed service's
     assert list(boxes.iterdir()) == []
+    assert list(Path("/run/stockade-t-reap/roots").iterdir()) == [sb.root]  # the killed one's root is gone
     assert sb.cgroups is not None
     for parent in sb.cgroups.parents.values():
         assert not [p for p in parent.iterdir() if p.name.startswith("box-")]
+    sb.close()
     # Nothing of the box runs; exited ones may wait briefly for the host's init to reap them.
     assert live_processes_of(62100) == []
     deadline = time.monotonic() + 10
