@@ -90,7 +90,7 @@ def test_nothing_in_the_root_can_be_changed_even_by_host_root(root: Path, tree: 
 
 def test_paths_under_a_bound_system_dir_need_nothing_of_their_own() -> None:
     layout = HostLayout(dirs=("/usr",))
-    assert rootfs.visible_paths(layout, ["/usr/lib/jvm", "/etc/php", "/var/lib/ghc"]) == {"/etc/php", "/var/lib/ghc"}
+    assert rootfs.added_paths(layout, ["/usr/lib/jvm", "/etc/php", "/var/lib/ghc"]) == {"/etc/php", "/var/lib/ghc"}
 
 
 def test_copies_show_only_what_any_user_may_read(tmp_path: Path) -> None:

@@ -46,11 +46,17 @@ def _mount(what: str, source: str | None, target: Path, fstype: str | None, flag
 
 
 def mount_tmpfs(
-    target: Path, *, size_mb: int, inodes: int, uid: int, gid: int, mode: int = 0o700, nodev: bool = True
+    target: Path,
+    *,
+    size_mb: int,
+    inodes: int,
+    uid: int,
+    gid: int,
+    mode: int = 0o700,
+    nodev: bool = True,
+    source: str = "stockade-box",  # what mountinfo shows: how oracles tell a box's tmpfs from others
 ) -> None:
-    """A box's own tmpfs (source "stockade-box"), or with nodev=False a root's ("stockade-root")."""
     opts = f"size={size_mb}m,nr_inodes={inodes},mode={mode:04o},uid={uid},gid={gid}"
-    source = "stockade-box" if nodev else "stockade-root"
     _mount("mount tmpfs", source, target, "tmpfs", MS_NOSUID | (MS_NODEV if nodev else 0), opts)
 
 

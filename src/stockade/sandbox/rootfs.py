@@ -40,17 +40,19 @@ DEV_LINKS = {
 MAX_COPY_DEPTH = 16
 
 
-def visible_paths(layout: HostLayout, paths: Iterable[str]) -> frozenset[str]:
+def added_paths(layout: HostLayout, paths: Iterable[str]) -> frozenset[str]:
     """The ro paths a root must add itself: those under a bound system dir (/usr/...) are there anyway."""
     return frozenset(p for p in paths if not any(p == d or p.startswith(d + "/") for d in layout.dirs))
 
 
 def build(target: Path, *, layout: HostLayout, init: Path, ro_paths: Iterable[str]) -> None:
     """Assemble a root at `target` (an empty dir); on failure nothing of it stays mounted."""
-    hostfs.mount_tmpfs(target, size_mb=ROOT_SIZE_MB, inodes=ROOT_INODES, uid=0, gid=0, mode=0o755, nodev=False)
+    hostfs.mount_tmpfs(
+        target, size_mb=ROOT_SIZE_MB, inodes=ROOT_INODES, uid=0, gid=0, mode=0o755, nodev=False, source="stockade-root"
+    )
     try:
         hostfs.make_private(target)
-        _fill(target, layout, init, sorted(visible_paths(layout, ro_paths)))
+        _fill(target, layout, init, sorted(added_paths(layout, ro_paths)))
         hostfs.remount_read_only(target)
     except BaseException:
         hostfs.umount(target)

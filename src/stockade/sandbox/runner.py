@@ -273,7 +273,7 @@ class _Box:
     status_r: int
     stdout_r: int
     stderr_r: int
-    ro_paths: frozenset[str]  # what its root adds to the system dirs (rootfs.visible_paths)
+    ro_paths: frozenset[str]  # what its root adds to the system dirs (rootfs.added_paths)
 
     @property
     def fs_root(self) -> Path:
@@ -330,7 +330,7 @@ class Sandbox:
         (run / "roots").mkdir(mode=0o711, exist_ok=True)
         self.reap()
         try:
-            self._root(rootfs.visible_paths(self.layout, self._shared_ro_paths))
+            self._root(rootfs.added_paths(self.layout, self._shared_ro_paths))
         except BUILD_ERRORS as e:
             raise SandboxUnavailable(f"cannot assemble the boxes' read-only root: {e}") from e
         # bubblewrap's --die-with-parent follows the thread that spawned it: the builder threads live
@@ -393,7 +393,7 @@ class Sandbox:
     def root(self) -> Path:
         """The read-only root of the boxes built ahead (it adds the shared ro paths)."""
         assert self.layout is not None, "sandbox not started"
-        return self._root(rootfs.visible_paths(self.layout, self._shared_ro_paths))
+        return self._root(rootfs.added_paths(self.layout, self._shared_ro_paths))
 
     @property
     def ready_box_ids(self) -> frozenset[str]:
@@ -406,7 +406,7 @@ class Sandbox:
         if self.cgroups is None or self.layout is None:
             raise SandboxUnavailable("sandbox not started")
         try:
-            needed = rootfs.visible_paths(self.layout, [check_ro_path(p) for p in spec.ro_paths])
+            needed = rootfs.added_paths(self.layout, [check_ro_path(p) for p in spec.ro_paths])
         except ValueError as e:
             return BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}")
         asked = time.monotonic()
@@ -495,7 +495,7 @@ class Sandbox:
         box_id = uuid.uuid4().hex[:16]
         box_dir = self.config.run_dir / "boxes" / box_id
         fs_root = box_dir / "fs"
-        binds = rootfs.visible_paths(self.layout, self._shared_ro_paths | {check_ro_path(p) for p in ro_paths})
+        binds = rootfs.added_paths(self.layout, self._shared_ro_paths | {check_ro_path(p) for p in ro_paths})
         root = self._root(binds)
         made: list[int] = []
         cg: BoxCgroup | None = None
