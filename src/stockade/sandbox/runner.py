@@ -1,12 +1,13 @@
 """Run a BoxSpec in a box that exists for that run alone, with a bounded pool of slots.
 
-Life of a box (docs/sandbox.md): built ahead of demand as soon as its slot is free — a fresh capped
-tmpfs, a cgroup, stockade-launch (joins the cgroup, drops to the slot uid, execs bubblewrap) and
-stockade-init as pid 1, which waits on a socket -> a run arrives: tmpfs caps, inputs and cgroup limits
-are set, init gets stdin, command, environment and rlimits -> stream stdout/stderr under caps while
-watching CPU and wall time -> kill the whole cgroup -> read the real wait status, accounting and output
-files -> hand the result back, while a builder thread unmounts, removes the cgroup and builds the slot's
-next box. A box runs one command and is never reused.
+Life of a box (docs/sandbox.md): built ahead of demand as soon as its slot is free — on the sandbox's
+read-only root (rootfs.py), a fresh capped tmpfs, a cgroup, stockade-launch (joins the cgroup, drops
+to the slot uid, execs bubblewrap) and stockade-init as pid 1, which waits on a socket -> a run
+arrives: tmpfs caps, inputs and cgroup limits are set, init gets stdin, command, environment and
+rlimits -> stream stdout/stderr under caps while watching CPU and wall time -> kill the whole cgroup
+-> read the real wait status, accounting and output files -> hand the result back, while a builder
+thread unmounts, removes the cgroup and builds the slot's next box. A box runs one command and is
+never reused.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -296,6 +297,7 @@ class Sandbox:
         self._recycling: dict[int, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
         self._shared_ro_paths: frozenset[str] = frozenset(check_ro_path(p) for p in self.config.shared_ro_paths)
+        self._shared_root_paths: frozenset[str] = frozenset()  # what of those a root adds (set at start)
         self._roots: dict[frozenset[str], Path] = {}  # read-only roots by the ro paths they add
         self._roots_lock = threading.Lock()
         self.quarantined: set[int] = set()  # slots whose teardown failed; never handed out again
@@ -328,9 +330,13 @@ class Sandbox:
             raise SandboxUnavailable(str(e)) from e
         (run / "boxes").mkdir(mode=0o711, exist_ok=True)
         (run / "roots").mkdir(mode=0o711, exist_ok=True)
-        self.reap()
         try:
-            self._root(rootfs.added_paths(self.layout, self._shared_ro_paths))
+            self.reap()
+        except BUILD_ERRORS as e:
+            raise SandboxUnavailable(f"cannot remove what a previous process left in {run}: {e}") from e
+        self._shared_root_paths = rootfs.added_paths(self.layout, self._shared_ro_paths)
+        try:
+            self._root(self._shared_root_paths)
         except BUILD_ERRORS as e:
             raise SandboxUnavailable(f"cannot assemble the boxes' read-only root: {e}") from e
         # bubblewrap's --die-with-parent follows the thread that spawned it: the builder threads live
@@ -347,7 +353,10 @@ class Sandbox:
             self._builder = None
         with self._roots_lock:
             for root in self._roots.values():
-                rootfs.remove(root)
+                try:
+                    rootfs.remove(root)
+                except (OSError, hostfs.HostFsError):
+                    log.exception("root %s: unmount failed; the next start reaps it", root)
             self._roots.clear()
         if self.cgroups is not None:
             _unlock_instance(self.config.run_dir)
@@ -393,7 +402,7 @@ class Sandbox:
     def root(self) -> Path:
         """The read-only root of the boxes built ahead (it adds the shared ro paths)."""
         assert self.layout is not None, "sandbox not started"
-        return self._root(rootfs.added_paths(self.layout, self._shared_ro_paths))
+        return self._root(self._shared_root_paths)
 
     @property
     def ready_box_ids(self) -> frozenset[str]:
@@ -421,7 +430,7 @@ class Sandbox:
             if slot in self.quarantined:  # that discard failed: this uid may not get another box
                 raise CgroupError(f"slot {slot} is quarantined: a box's teardown failed")
             if box is None:
-                box = self._build(slot, spec.ro_paths)
+                box = self._build(slot, needed)
             result = await self._run_box(box, spec)
         except BUILD_ERRORS as e:
             box_id = box.box_id if box is not None else ""
@@ -479,15 +488,16 @@ class Sandbox:
         if not self.config.build_ahead or self.cgroups is None or slot in self._ready:
             return
         try:
-            box = self._build(slot, ())
+            box = self._build(slot, frozenset())
             with self._lock:
                 self._ready[slot] = box
         except BUILD_ERRORS:
             log.exception("slot %d: building a box ahead of demand failed; the next run builds its own", slot)
 
-    def _build(self, slot: int, ro_paths: Sequence[str]) -> _Box:
+    def _build(self, slot: int, extra_root_paths: frozenset[str]) -> _Box:
         """Everything of a box that does not depend on the run: tmpfs, cgroup, bubblewrap and our init,
-        which then waits for the command. Nothing untrusted has run in it yet."""
+        which then waits for the command. Nothing untrusted has run in it yet. Its root adds the shared
+        ro paths and `extra_root_paths` (checked, as rootfs.added_paths gives them)."""
         assert self.cgroups is not None and self.layout is not None and self.init is not None
         assert self.launch is not None
         uid = gid = self._uid(slot)
@@ -495,7 +505,7 @@ class Sandbox:
         box_id = uuid.uuid4().hex[:16]
         box_dir = self.config.run_dir / "boxes" / box_id
         fs_root = box_dir / "fs"
-        binds = rootfs.added_paths(self.layout, self._shared_ro_paths | {check_ro_path(p) for p in ro_paths})
+        binds = self._shared_root_paths | extra_root_paths
         root = self._root(binds)
         made: list[int] = []
         cg: BoxCgroup | None = None
