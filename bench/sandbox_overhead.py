@@ -159,8 +159,9 @@ class Bench:
             else:
                 command = self.box_argv(sfd, status_w, control_box.fileno())
                 pass_fds = (sfd, status_w, control_box.fileno())
-                # The run is queued before the spawn, as the runner's cold path does in effect.
-                socket.send_fds(control, [b"G"], [stdin_fd])
+                # The run is queued before the spawn, as the runner's cold path does in effect; /bin/true
+                # writes nothing, so its stdout and stderr may be the stdin memfd.
+                socket.send_fds(control, [b"G"], [stdin_fd] * 3)
                 control.sendall(run_message(TRUE, self.box_env, run_rlimits(self.limits)))
                 control.shutdown(socket.SHUT_WR)
             argv = [*_launch_argv(self.launch, cg.procs_files if cg else [], self.uid, self.gid), *command]

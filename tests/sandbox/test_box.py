@@ -178,6 +178,29 @@ async def test_a_killed_command_reports_its_signal(sandbox: Sandbox) -> None:
     assert (r.status, r.exit_code, r.signal) == (Status.RUNTIME_ERROR, None, signal.SIGTERM)
 
 
+def slot_processes(sb: Sandbox, command: bytes) -> list[int]:
+    """Processes of the sandbox's slot uids running `command`."""
+    uids = range(sb.config.uid_base, sb.config.uid_base + sb.slots_total)
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and d.stat().st_uid in uids and (d / "cmdline").read_bytes().startswith(command):
+                found.append(int(d.name))
+        except FileNotFoundError:
+            pass  # exited meanwhile
+    return found
+
+
+async def test_the_run_ends_with_its_command_and_takes_the_rest_of_the_box_with_it(sandbox: Sandbox) -> None:
+    """What the command leaves running (holding its stdout, or detached from it) is dead by the time
+    the result is back, not waited for (that would be a wall timeout). Output written before is kept."""
+    for leftover in ("(sleep 30; echo never) &", "(setsid sleep 30 >/dev/null 2>&1 &) ;"):
+        r = await sandbox.run(BoxSpec(argv=["/bin/sh", "-c", f"echo before; {leftover} exit 3"], limits=SMALL))
+        assert (r.status, r.exit_code, r.stdout) == (Status.RUNTIME_ERROR, 3, b"before\n"), r
+        assert slot_processes(sandbox, b"sleep\0") == []
+    assert_clean(sandbox)
+
+
 async def test_same_limits_same_verdict(sandbox: Sandbox) -> None:
     results = [await py(sandbox, "import socket; print(socket.gethostname())") for _ in range(3)]
     assert {(r.status, r.stdout) for r in results} == {(Status.OK, b"stockade\n")}  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ import resource
 import signal
 import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,35 +49,43 @@ def test_launch_fails_closed_with_its_own_status(helpers: dict[str, Path], args:
     assert p.returncode == 125 and p.stderr.startswith("stockade-launch:")
 
 
-def run_init(
-    init: Path, message: bytes | None, stdin: bytes = b"", send_fd: bool = True
-) -> tuple[subprocess.CompletedProcess[bytes], tuple[str, int] | None]:
-    """stockade-init with its status pipe and control socket, the run queued before it starts."""
+@dataclass
+class InitRun:
+    returncode: int
+    report: tuple[str, int] | None
+    stdout: bytes  # the command's, through the descriptor sent with the run
+    setup: bytes  # init's own stdout and stderr (bubblewrap's, in a box)
+
+
+def run_init(init: Path, message: bytes | None, stdin: bytes = b"", fds: int = 3) -> InitRun:
+    """stockade-init with its status pipe and control socket, the run queued before it starts with
+    the first `fds` of its stdin, stdout and stderr (pipes; the command's stderr is not kept)."""
     r, w = os.pipe()
     host, box = socket.socketpair()
     stdin_r, stdin_w = os.pipe()
+    out_r, out_w = os.pipe()
     os.write(stdin_w, stdin)
     os.close(stdin_w)
     if message is not None:
-        if send_fd:
-            socket.send_fds(host, [b"G"], [stdin_r])
-        else:
-            host.sendall(b"G")
+        socket.send_fds(host, [b"G"], [stdin_r, out_w, out_w][:fds]) if fds else host.sendall(b"G")
         host.sendall(message)
     host.shutdown(socket.SHUT_WR)
-    os.close(stdin_r)
+    for fd in (stdin_r, out_w):
+        os.close(fd)
     p = subprocess.run([str(init), str(w), str(box.fileno())], pass_fds=(w, box.fileno()), capture_output=True)
     for fd in (w, box.fileno()):
         os.close(fd)
     host.close()
     report = decode_status(os.read(r, 64))
     os.close(r)
-    return p, report
+    with os.fdopen(out_r, "rb") as out:
+        stdout = out.read()
+    return InitRun(p.returncode, report, stdout, p.stdout + p.stderr)
 
 
 def test_init_reports_the_real_wait_status(helpers: dict[str, Path]) -> None:
-    p, report = run_init(helpers["init"], run_message(["/bin/sh", "-c", "kill -TERM $$"], {"PATH": "/bin"}, []))
-    kind, status = report or ("?", 0)
+    p = run_init(helpers["init"], run_message(["/bin/sh", "-c", "kill -TERM $$"], {"PATH": "/bin"}, []))
+    kind, status = p.report or ("?", 0)
     assert kind == "W" and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
     assert p.returncode == 128 + signal.SIGTERM
 
@@ -84,18 +93,16 @@ def test_init_reports_the_real_wait_status(helpers: dict[str, Path]) -> None:
 def test_init_runs_the_command_with_its_stdin_environment_and_rlimits(helpers: dict[str, Path]) -> None:
     script = "cat; env; ulimit -n; ulimit -Hn; ulimit -f"
     limits = [(resource.RLIMIT_NOFILE, 33), (resource.RLIMIT_FSIZE, 4096)]
-    p, report = run_init(
-        helpers["init"], run_message(["sh", "-c", script], {"PATH": "/bin", "X": "a b"}, limits), b"in\n"
-    )
-    assert report == ("W", 0)
+    p = run_init(helpers["init"], run_message(["sh", "-c", script], {"PATH": "/bin", "X": "a b"}, limits), b"in\n")
+    assert p.report == ("W", 0) and p.setup == b""
     lines = p.stdout.decode().split("\n")
     assert lines[0] == "in" and sorted(lines[1:4]) == ["PATH=/bin", "PWD=" + os.getcwd(), "X=a b"]
     assert lines[4:7] == ["33", "33", "8"]  # ulimit -f counts 512-byte blocks
 
 
 def test_init_reports_a_command_it_cannot_execute(helpers: dict[str, Path]) -> None:
-    p, report = run_init(helpers["init"], run_message(["/nonexistent"], {}, []))
-    assert report == ("E", errno.ENOENT) and p.returncode == 127
+    p = run_init(helpers["init"], run_message(["/nonexistent"], {}, []))
+    assert p.report == ("E", errno.ENOENT) and p.returncode == 127
 
 
 @pytest.mark.parametrize(
@@ -110,18 +117,19 @@ def test_init_reports_a_command_it_cannot_execute(helpers: dict[str, Path]) -> N
     ],
 )
 def test_init_refuses_a_malformed_run(helpers: dict[str, Path], message: bytes) -> None:
-    p, report = run_init(helpers["init"], message)
-    assert report is not None and report[0] == "X" and p.returncode == 126
+    p = run_init(helpers["init"], message)
+    assert p.report is not None and p.report[0] == "X" and p.returncode == 126
 
 
-def test_init_refuses_a_run_without_its_stdin(helpers: dict[str, Path]) -> None:
-    p, report = run_init(helpers["init"], run_message(["/bin/true"], {}, []), send_fd=False)
-    assert report == ("X", errno.EPROTO) and p.returncode == 126
+@pytest.mark.parametrize("fds", [0, 1, 2])
+def test_init_refuses_a_run_without_its_three_descriptors(helpers: dict[str, Path], fds: int) -> None:
+    p = run_init(helpers["init"], run_message(["/bin/true"], {}, []), fds=fds)
+    assert p.report == ("X", errno.EPROTO) and p.returncode == 126
 
 
 def test_init_of_a_discarded_box_exits_quietly(helpers: dict[str, Path]) -> None:
-    p, report = run_init(helpers["init"], None)
-    assert report is None and p.returncode == 0 and p.stderr == b""
+    p = run_init(helpers["init"], None)
+    assert p.report is None and p.returncode == 0 and p.setup == b""
 
 
 def test_run_message_refuses_what_init_could_not_read() -> None:

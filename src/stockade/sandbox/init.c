@@ -3,14 +3,17 @@
  * Usage: init STATUS_FD CONTROL_FD
  *
  * A box is built before its run is known (ahead of demand), so init first waits on CONTROL_FD, a unix
- * socket from the supervisor, for the run: a first byte carrying the stdin descriptor (SCM_RIGHTS), then
- * NUL-terminated fields up to EOF:
+ * socket from the supervisor, for the run: a first byte carrying the run's stdin, stdout and stderr
+ * descriptors (SCM_RIGHTS), then NUL-terminated fields up to EOF:
  *     NRLIMITS, "RESOURCE:VALUE" x NRLIMITS, ARGC, ARGV x ARGC, ENVC, "NAME=VALUE" x ENVC
- * It sets those rlimits (hard = soft, so they cannot be raised back), makes the descriptor its stdin,
- * runs the command with exactly that environment, and writes the command's raw wait status to STATUS_FD
+ * It sets those rlimits (hard = soft, so they cannot be raised back), makes the descriptors the
+ * command's 0, 1 and 2, runs it with exactly that environment, and when it has exited kills and reaps
+ * every other process of the box. Only then does it write the command's raw wait status to STATUS_FD
  * ("W <status>\n", or "E <errno>\n" when it cannot be executed, "X <errno>\n" when init itself fails),
- * so the host learns the real exit code or signal. bubblewrap alone reports a signal N as exit status
- * 128+N, which a program could forge with exit(128+N). EOF before any byte means the box was discarded.
+ * so the report both gives the real exit code or signal (bubblewrap alone reports a signal N as exit
+ * status 128+N, which a program could forge with exit(128+N)) and certifies that nothing of the run is
+ * left: the host can take the result without waiting for the namespaces to be torn down. EOF before any
+ * byte means the box was discarded or killed.
  *
  * As pid 1 of the box's pid namespace it cannot be signalled from inside the box (the kernel drops
  * signals to a namespace init that has no handler), it is not dumpable (its memory cannot be written
@@ -43,13 +46,15 @@ static void report(int fd, char kind, int value) {
     }
 }
 
-/* Receive the first byte and the stdin descriptor; returns the descriptor, -2 on EOF, -1 on error. */
-static int receive_stdin(int ctl) {
+#define NSTDIO 3
+
+/* Receive the first byte and the run's stdin, stdout and stderr into fds; 0, -2 on EOF, -1 on error. */
+static int receive_stdio(int ctl, int fds[NSTDIO]) {
     char first;
     struct iovec io = {&first, 1};
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(NSTDIO * sizeof(int))];
     } control;
     struct msghdr msg = {0};
     msg.msg_iov = &io;
@@ -63,13 +68,13 @@ static int receive_stdin(int ctl) {
     if (n == 0) return -2;
     if (n < 0) return -1;
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || (msg.msg_flags & MSG_CTRUNC)) {
+    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || (msg.msg_flags & MSG_CTRUNC) ||
+        c->cmsg_len != CMSG_LEN(NSTDIO * sizeof(int))) {
         errno = EPROTO;
         return -1;
     }
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
+    memcpy(fds, CMSG_DATA(c), NSTDIO * sizeof(int));
+    return 0;
 }
 
 /* Read the rest of the message up to EOF; returns its length, -1 on error. */
@@ -153,10 +158,11 @@ int main(int argc, char **argv) {
     }
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-    int in = receive_stdin(ctl);
-    if (in == -2) return 0;
+    int stdio[NSTDIO];
+    int got_stdio = receive_stdio(ctl, stdio);
+    if (got_stdio == -2) return 0;
     char *message = NULL;
-    ssize_t len = in < 0 ? -1 : receive_fields(ctl, &message);
+    ssize_t len = got_stdio < 0 ? -1 : receive_fields(ctl, &message);
     if (len < 0) {
         report(status_fd, 'X', errno);
         return 126;
@@ -169,11 +175,24 @@ int main(int argc, char **argv) {
         report(status_fd, 'X', EPROTO);
         return 126;
     }
-    if (set_rlimits(limits) != 0 || dup2(in, 0) != 0) {
+    if (set_rlimits(limits) != 0) {
         report(status_fd, 'X', errno);
         return 126;
     }
-    close(in);
+    /* From here init's own 0-2 are the run's (bubblewrap's stdout and stderr are no longer held). */
+    for (int i = 0; i < NSTDIO; i++) {
+        if (stdio[i] < NSTDIO && (stdio[i] = fcntl(stdio[i], F_DUPFD_CLOEXEC, NSTDIO)) < 0) {
+            report(status_fd, 'X', errno);
+            return 126;
+        }
+    }
+    for (int i = 0; i < NSTDIO; i++) {
+        if (dup2(stdio[i], i) != i) {
+            report(status_fd, 'X', errno);
+            return 126;
+        }
+        close(stdio[i]);
+    }
     close(ctl);
     environ = env; /* execvp searches the box's PATH, not the one bubblewrap started us with */
 
@@ -198,6 +217,8 @@ int main(int argc, char **argv) {
         _exit(127);
     }
     close(sync[1]);
+    /* Only the command and what it starts hold the output pipes: they reach EOF when the box is empty. */
+    for (int i = 0; i < NSTDIO; i++) close(i);
     int exec_errno = 0;
     ssize_t got;
     do {
@@ -208,11 +229,24 @@ int main(int argc, char **argv) {
     int status = 0;
     for (;;) {
         int st;
-        pid_t pid = waitpid(-1, &st, 0);
+        pid_t pid = waitpid(-1, &st, __WALL);
         if (pid == child) {
             status = st;
             break;
         }
+        if (pid < 0 && errno != EINTR) {
+            report(status_fd, 'X', errno);
+            return 126;
+        }
+    }
+    /* The command is gone, and so goes the rest of the box. As pid 1 of the box's pid namespace,
+     * kill(-1) reaches exactly the box's other processes (outside a box, as in the helper tests, init
+     * only reaps). Orphans are reparented to us before their parent can be reaped, so ECHILD means no
+     * process of the box is left. */
+    for (;;) {
+        if (getpid() == 1) kill(-1, SIGKILL);
+        pid_t pid = waitpid(-1, NULL, __WALL);
+        if (pid < 0 && errno == ECHILD) break;
         if (pid < 0 && errno != EINTR) {
             report(status_fd, 'X', errno);
             return 126;

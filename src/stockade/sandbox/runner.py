@@ -3,11 +3,12 @@
 Life of a box (docs/sandbox.md): built ahead of demand as soon as its slot is free — on the sandbox's
 read-only root (rootfs.py), a fresh capped tmpfs, a cgroup, stockade-launch (joins the cgroup, drops
 to the slot uid, execs bubblewrap) and stockade-init as pid 1, which waits on a socket -> a run
-arrives: tmpfs caps, inputs and cgroup limits are set, init gets stdin, command, environment and
-rlimits -> stream stdout/stderr under caps while watching CPU and wall time -> kill the whole cgroup
--> read the real wait status, accounting and output files -> hand the result back, while a builder
-thread unmounts, removes the cgroup and builds the slot's next box. A box runs one command and is
-never reused.
+arrives: tmpfs caps, inputs and cgroup limits are set, init gets stdin, stdout and stderr, command,
+environment and rlimits -> stream stdout/stderr under caps while watching CPU and wall time -> init
+reports the real wait status once it has killed and reaped the rest of the box (or a limit kills the
+whole cgroup) -> read accounting and output files -> hand the result back, while a builder thread
+waits out the namespaces' teardown, unmounts, removes the cgroup and builds the slot's next box. A box
+runs one command and is never reused.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ log = logging.getLogger("stockade.sandbox")
 READ_CHUNK = 65536
 CPU_POLL_S = 0.01
 REAP_TIMEOUT_S = 5.0
+EXIT_GRACE_S = 1.0  # for a box's init to exit by itself before bubblewrap is killed
 MEMLOCK_BYTES = 64 * 1024
 SHARED_RLIMITS = ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_MEMLOCK, MEMLOCK_BYTES), (resource.RLIMIT_MSGQUEUE, 0))
 # A box is built with the default limits; a run with other ones gets its cgroup and tmpfs caps set late.
@@ -158,9 +160,10 @@ class _Slots:
 
 
 def _exit_facts(
-    report: tuple[str, int] | None, returncode: int, stderr: bytes
+    report: tuple[str, int] | None, returncode: int, setup: bytes
 ) -> tuple[int | None, int | None, str | None]:
-    """(exit code, signal, setup error) of the box command, from our init's report when there is one."""
+    """(exit code, signal, setup error) of the box command, from our init's report when there is one,
+    else from bubblewrap's exit status and its set-up messages (`setup`, never the program's output)."""
     if report is not None:
         kind, value = report
         if kind == "W":
@@ -170,8 +173,8 @@ def _exit_facts(
         if kind == "E":
             return 127, None, None  # command not found in the box: the program's failure, as a shell says
         return None, None, f"box init failed (errno {value})"
-    if (returncode, stderr[:7]) == (1, b"bwrap: ") or (returncode, stderr[:16]) == (125, b"stockade-launch:"):
-        return None, None, stderr.decode("utf-8", "replace").strip()  # never got as far as our init
+    if (returncode, setup[:7]) == (1, b"bwrap: ") or (returncode, setup[:16]) == (125, b"stockade-launch:"):
+        return None, None, setup.decode("utf-8", "replace").strip()  # never got as far as our init
     # Killed before init could report (our cgroup kill, an OOM kill of the whole box).
     return None, -returncode if returncode < 0 else signal.SIGKILL, None
 
@@ -244,6 +247,29 @@ async def _read_capped(fd: int, cap: int, on_exceed: Callable[[], None]) -> tupl
     return bytes(buf), truncated
 
 
+async def _read_report(fd: int) -> bytes:
+    """init's one report (a single write of a few bytes, so it arrives whole), or b"" at EOF."""
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            try:
+                return os.read(fd, 64)
+            except BlockingIOError:
+                readable.clear()
+                await readable.wait()
+    finally:
+        loop.remove_reader(fd)
+
+
+def _read_available(fd: int, cap: int = READ_CHUNK) -> bytes:
+    try:
+        return os.read(fd, cap)
+    except BlockingIOError:
+        return b""
+
+
 async def _wait_exit(proc: subprocess.Popen[bytes]) -> int:
     """Wait for a child without blocking the loop and without a child watcher (any loop may ask)."""
     loop = asyncio.get_running_loop()
@@ -272,9 +298,10 @@ class _Box:
     proc: subprocess.Popen[bytes]
     control: socket.socket
     status_r: int
-    stdout_r: int
-    stderr_r: int
+    setup_r: int  # bubblewrap's and stockade-launch's own stdout and stderr: why a box failed to start
     ro_paths: frozenset[str]  # what its root adds to the system dirs (rootfs.added_paths)
+    stdout_r: int = -1  # the run's output pipes, made when the run arrives
+    stderr_r: int = -1
 
     @property
     def fs_root(self) -> Path:
@@ -516,13 +543,13 @@ class Sandbox:
             hostfs.mount_tmpfs(fs_root, size_mb=limits.tmpfs_mb, inodes=limits.tmpfs_inodes, uid=uid, gid=gid)
             hostfs.prepare_dirs(fs_root, uid, gid)
             cg = self.cgroups.create(box_id, limits)
+            cg.stats()  # opens its accounting files now, off the run's path
             self.cgroups.set_cpu_weight(cg, running=False)
             host_end, box_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             made += [host_end.detach(), box_end.detach()]
             made += os.pipe2(os.O_CLOEXEC)  # status
-            made += os.pipe2(os.O_CLOEXEC)  # stdout
-            made += os.pipe2(os.O_CLOEXEC)  # stderr
-            control, control_box, status_r, status_w, out_r, out_w, err_r, err_w = made
+            made += os.pipe2(os.O_CLOEXEC)  # set-up messages
+            control, control_box, status_r, status_w, setup_r, setup_w = made
             seccomp_fd = seccomp.bpf_fd()
             made.append(seccomp_fd)
             argv = build_argv(
@@ -537,8 +564,8 @@ class Sandbox:
             proc = subprocess.Popen(
                 [*_launch_argv(self.launch, cg.procs_files, uid, gid), *argv],
                 stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=err_w,
+                stdout=setup_w,
+                stderr=setup_w,
                 env=box_env({}),  # never the service's environment, even for bubblewrap
                 pass_fds=(seccomp_fd, status_w, control_box),
                 cwd="/",
@@ -554,9 +581,9 @@ class Sandbox:
             self._remove_box_dir(box_dir)
             self._active.discard(box_id)
             raise
-        for fd in (control_box, status_w, out_w, err_w, seccomp_fd):
+        for fd in (control_box, status_w, setup_w, seccomp_fd):
             os.close(fd)
-        for fd in (status_r, out_r, err_r):
+        for fd in (status_r, setup_r):
             os.set_blocking(fd, False)
         sock = socket.socket(fileno=control)
         sock.setblocking(False)
@@ -568,8 +595,7 @@ class Sandbox:
             proc=proc,
             control=sock,
             status_r=status_r,
-            stdout_r=out_r,
-            stderr_r=err_r,
+            setup_r=setup_r,
             ro_paths=binds,
         )
 
@@ -592,18 +618,23 @@ class Sandbox:
     def _discard(self, box: _Box) -> None:
         """Kill the box's cgroup, close the host's descriptors, unmount and remove everything of it."""
         self._running.pop(box.box_id, None)
+        box.control.close()  # an unused box's init reads EOF and exits; a finished run's init is exiting
         try:
             # bubblewrap first: it is our child, and until we reap it its zombie keeps the cgroup busy.
-            box.proc.kill()
-            box.proc.wait(REAP_TIMEOUT_S)
+            # Let it see its init out (the namespaces' teardown) rather than kill it mid-way.
+            try:
+                box.proc.wait(EXIT_GRACE_S)
+            except subprocess.TimeoutExpired:
+                box.proc.kill()
+                box.proc.wait(REAP_TIMEOUT_S)
             box.cg.kill_and_remove()
         except (OSError, CgroupError, subprocess.TimeoutExpired):
             log.exception("box %s: cgroup teardown failed", box.box_id)
             self.quarantined.add(box.slot)
-        box.control.close()
-        for fd in (box.status_r, box.stdout_r, box.stderr_r):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        for fd in (box.status_r, box.setup_r, box.stdout_r, box.stderr_r):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._remove_box_dir(box.box_dir)
         self._active.discard(box.box_id)
 
@@ -642,16 +673,22 @@ class Sandbox:
         self._running[box.box_id] = box.cg
         cpu_base_us = box.cg.cpu_time_us()  # bubblewrap's own set-up is not the run's
         t0 = time.monotonic()
-        stdin_fd = self._stdin_fd(spec.stdin)
+        # Output pipes of the run alone: only the command and what it starts ever hold their write ends.
+        box.stdout_r, out_w = os.pipe2(os.O_CLOEXEC)
+        box.stderr_r, err_w = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(box.stdout_r, False)  # never the write ends: they are the command's stdout and stderr
+        os.set_blocking(box.stderr_r, False)
+        stdio = (self._stdin_fd(spec.stdin), out_w, err_w)
         try:
-            socket.send_fds(box.control, [b"G"], [stdin_fd])
+            socket.send_fds(box.control, [b"G"], list(stdio))
             await asyncio.get_running_loop().sock_sendall(box.control, message)
             box.control.shutdown(socket.SHUT_WR)
         except OSError as e:
-            # The box died before it took the run (bubblewrap failed): its stderr says why.
+            # The box died before it took the run (bubblewrap failed): its set-up messages say why.
             log.warning("box %s did not take its run: %s", box.box_id, e)
         finally:
-            os.close(stdin_fd)
+            for fd in stdio:
+                os.close(fd)
         return await self._supervise(box, spec, t0, cpu_base_us)
 
     async def _supervise(self, box: _Box, spec: BoxSpec, t0: float, cpu_base_us: int) -> BoxResult:
@@ -676,12 +713,15 @@ class Sandbox:
 
         out_task = asyncio.create_task(_read_capped(box.stdout_r, cap, output_exceeded))
         err_task = asyncio.create_task(_read_capped(box.stderr_r, cap, output_exceeded))
-        wait_task = asyncio.create_task(_wait_exit(box.proc))
+        # init reports once the command has exited and it has killed and reaped the rest of the box;
+        # EOF without a report means init died (our kill, an OOM kill of the box, a failed start).
+        report_task = asyncio.create_task(_read_report(box.status_r))
+        wait_task: asyncio.Task[int] | None = None
 
         cpu_limit_us = limits.cpu_ms * 1000
         wall_deadline = t0 + limits.wall_ms / 1000
         try:
-            while not wait_task.done():
+            while not report_task.done():
                 now = time.monotonic()
                 if now >= wall_deadline:
                     kill_reason["wall"] = True
@@ -692,18 +732,32 @@ class Sandbox:
                         kill_reason["cpu"] = True
                         kill_box()
                         break
-                await asyncio.wait({wait_task}, timeout=min(CPU_POLL_S, wall_deadline - now))
+                await asyncio.wait({report_task}, timeout=min(CPU_POLL_S, wall_deadline - now))
             try:
-                returncode = await asyncio.wait_for(asyncio.shield(wait_task), REAP_TIMEOUT_S)
+                raw_report = await asyncio.wait_for(asyncio.shield(report_task), REAP_TIMEOUT_S)
             except TimeoutError:
                 spare = frozenset()
                 kill_box()
-                returncode = await wait_task
+                raw_report = await report_task
             wall_ms = int((time.monotonic() - t0) * 1000)
-            # The command is gone; anything it left (daemons, stopped children) dies with the cgroup now,
-            # before any output file is read, so nothing can race the copy-out.
-            spare = frozenset()
-            kill_box()
+            report = decode_status(raw_report)
+            returncode, setup = 0, b""
+            if report is None:
+                # No report: bubblewrap's exit status and messages say what happened. The box's
+                # namespaces are gone with its init, so every process of it is dead; the cgroup kill
+                # is for the record.
+                wait_task = asyncio.create_task(_wait_exit(box.proc))
+                try:
+                    returncode = await asyncio.wait_for(asyncio.shield(wait_task), REAP_TIMEOUT_S)
+                except TimeoutError:
+                    spare = frozenset()
+                    kill_box()
+                    returncode = await wait_task
+                setup = _read_available(box.setup_r)
+                spare = frozenset()
+                kill_box()
+            # With a report the box is empty (init's certificate): no process can race the copy-out, and
+            # its namespaces are torn down after the result is handed back (Sandbox._discard).
             (stdout, out_trunc), (stderr, err_trunc) = await asyncio.wait_for(
                 asyncio.gather(out_task, err_task), REAP_TIMEOUT_S
             )
@@ -711,18 +765,13 @@ class Sandbox:
             # Cancelled (client gone, shutdown) or failed: the box dies now, teardown follows in the caller.
             spare = frozenset()
             kill_box()
-            for task in (out_task, err_task, wait_task):
-                task.cancel()
+            for task in (out_task, err_task, report_task, wait_task):
+                if task is not None:
+                    task.cancel()
             raise
         stats = cg.stats()
         cpu_us = max(0, stats.cpu_time_us - cpu_base_us)
-
-        # Every holder of the status pipe is dead now: this read cannot block.
-        try:
-            report = decode_status(os.read(box.status_r, 64))
-        except BlockingIOError:
-            report = None
-        exit_code, sig, setup_error = _exit_facts(report, returncode, stderr)
+        exit_code, sig, setup_error = _exit_facts(report, returncode, setup)
         failed = sig is not None or exit_code != 0
         at_fsize = failed and hostfs.any_file_at_least(box.fs_root, limits.file_size_kb * 1024)
         status, timeout_kind = decide(
