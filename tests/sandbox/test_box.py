@@ -197,7 +197,8 @@ async def test_the_run_ends_with_its_command_and_takes_the_rest_of_the_box_with_
     for leftover in ("(sleep 30; echo never) &", "(setsid sleep 30 >/dev/null 2>&1 &) ;"):
         r = await sandbox.run(BoxSpec(argv=["/bin/sh", "-c", f"echo before; {leftover} exit 3"], limits=SMALL))
         assert (r.status, r.exit_code, r.stdout) == (Status.RUNTIME_ERROR, 3, b"before\n"), r
-        assert slot_processes(sandbox, b"sleep\0") == []
+        left = slot_processes(sandbox, b"sleep\0")
+        assert left == [], [Path(f"/proc/{pid}/status").read_text() for pid in left]
     assert_clean(sandbox)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,11 @@ def test_v2_box_limits_stats_and_kill(fake_v2: tuple[Path, Path, Path]) -> None:
     assert (d / "cpu.max").read_text() == "50000 100000"
     assert (d / "memory.oom.group").read_text() == "1"
     assert box.procs_files == [str(d / "cgroup.procs")]
+    for name in ("memory.max", "pids.max", "cpu.max", "memory.oom.group"):
+        (d / name).write_text("untouched")
+    m.apply_limits(box, replace(LIMITS, memory_mb=8, cpu_ms=1), since=LIMITS)
+    assert (d / "memory.max").read_text() == str(8 * 1024 * 1024)
+    assert {(d / n).read_text() for n in ("pids.max", "cpu.max", "memory.oom.group")} == {"untouched"}
     m.set_cpu_weight(box, running=False)
     assert (d / "cpu.weight").read_text() == "1"
     m.set_cpu_weight(box, running=True)
@@ -110,6 +116,15 @@ def test_v1_fake_tree_limits(tmp_path: Path) -> None:
     assert (box.dirs["pids"] / "pids.max").read_text() == "10"
     assert (box.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "50000"
     assert len(box.procs_files) == 3  # cpu and cpuacct share one directory
+    # A run's limits: only what differs from the box's is written.
+    for f in (mem / "memory.limit_in_bytes", box.dirs["pids"] / "pids.max", box.dirs["cpu"] / "cpu.cfs_quota_us"):
+        f.write_text("untouched")
+    m.apply_limits(box, replace(LIMITS, processes=20, wall_ms=99), since=LIMITS)
+    assert (box.dirs["pids"] / "pids.max").read_text() == "20"
+    assert (mem / "memory.limit_in_bytes").read_text() == (box.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "untouched"
+    m.apply_limits(box, replace(LIMITS, memory_mb=8, cpu_cores=2.0), since=LIMITS)
+    assert (mem / "memory.limit_in_bytes").read_text() == str(8 * 1024 * 1024)
+    assert (box.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "200000"
     m.set_cpu_weight(box, running=False)
     assert (box.dirs["cpu"] / "cpu.shares").read_text() == "2"
     m.set_cpu_weight(box, running=True)
@@ -121,8 +136,10 @@ def test_real_host_box_limits_can_be_raised_and_lowered_after_creation() -> None
     m = cgroups.detect("stockade-unit")
     box = m.create("unit-limits", Limits(memory_mb=256, processes=64))
     try:
-        for mb, pids in ((1024, 128), (32, 8), (256, 64)):
-            m.apply_limits(box, Limits(memory_mb=mb, processes=pids))
+        had = Limits(memory_mb=256, processes=64)
+        for mb, pids in ((1024, 128), (32, 8), (32, 16), (256, 64)):
+            m.apply_limits(box, Limits(memory_mb=mb, processes=pids), since=had)
+            had = Limits(memory_mb=mb, processes=pids)
             mem_files = ["memory.max"] if m.mode == "v2" else ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
             for name in mem_files:
                 path = box.dirs["unified" if m.mode == "v2" else "memory"] / name

@@ -666,9 +666,9 @@ class Sandbox:
         uid = gid = self._uid(box.slot)
         if (limits.tmpfs_mb, limits.tmpfs_inodes) != (BUILD_LIMITS.tmpfs_mb, BUILD_LIMITS.tmpfs_inodes):
             hostfs.resize_tmpfs(box.fs_root, size_mb=limits.tmpfs_mb, inodes=limits.tmpfs_inodes)
-        hostfs.write_inputs(box.fs_root / "box", spec.files, uid, gid)
-        if limits != BUILD_LIMITS:
-            box.cg.manager.apply_limits(box.cg, limits)
+        if spec.files:
+            hostfs.write_inputs(box.fs_root / "box", spec.files, uid, gid)
+        box.cg.manager.apply_limits(box.cg, limits, since=BUILD_LIMITS)
         box.cg.manager.set_cpu_weight(box.cg, running=True)
         self._running[box.box_id] = box.cg
         cpu_base_us = box.cg.cpu_time_us()  # bubblewrap's own set-up is not the run's
@@ -733,12 +733,13 @@ class Sandbox:
                         kill_box()
                         break
                 await asyncio.wait({report_task}, timeout=min(CPU_POLL_S, wall_deadline - now))
-            try:
-                raw_report = await asyncio.wait_for(asyncio.shield(report_task), REAP_TIMEOUT_S)
-            except TimeoutError:
-                spare = frozenset()
-                kill_box()
-                raw_report = await report_task
+            if not report_task.done():  # a limit killed the box: init's pipe closes as it dies
+                try:
+                    await asyncio.wait_for(asyncio.shield(report_task), REAP_TIMEOUT_S)
+                except TimeoutError:
+                    spare = frozenset()
+                    kill_box()
+            raw_report = await report_task
             wall_ms = int((time.monotonic() - t0) * 1000)
             report = decode_status(raw_report)
             returncode, setup = 0, b""
