@@ -475,9 +475,10 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         service.failures.add(type(exc).__name__)
         return ApiError("INTERNAL_ERROR", "internal error; quote this id to the operator", error_id=error_id).response()
 
-    def caller(request: Request) -> Caller:
+    async def caller(request: Request) -> Caller:
         """authentication -> rate limit -> quota, before the body is even validated. (Admission has
-        claimed an execution place already, or refused the request.)"""
+        claimed an execution place already, or refused the request.) On the event loop: SQLite reads
+        in WAL mode never wait for a writer, and the hop to a worker thread cost more than they do."""
         c = service.authenticate(request)
         service.rate_limit(c)
         service.check_quota(c)
