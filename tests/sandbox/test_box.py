@@ -179,15 +179,15 @@ async def test_a_killed_command_reports_its_signal(sandbox: Sandbox) -> None:
 
 
 def slot_processes(sb: Sandbox, command: bytes) -> list[int]:
-    """Processes of the sandbox's slot uids running `command`."""
-    uids = range(sb.config.uid_base, sb.config.uid_base + sb.slots_total)
+    """Live processes of the sandbox's slot uids running `command`."""
     found = []
-    for d in Path("/proc").iterdir():
-        try:
-            if d.name.isdigit() and d.stat().st_uid in uids and (d / "cmdline").read_bytes().startswith(command):
-                found.append(int(d.name))
-        except FileNotFoundError:
-            pass  # exited meanwhile
+    for uid in range(sb.config.uid_base, sb.config.uid_base + sb.slots_total):
+        for pid in live_processes_of(uid):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(command):
+                    found.append(pid)
+            except FileNotFoundError:
+                pass  # exited meanwhile
     return found
 
 
