@@ -67,7 +67,7 @@ def test_root_holds_the_box_view(root: Path, tree: Path) -> None:
         st = os.stat(root / "dev" / name)
         assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat(f"/dev/{name}").st_rdev
         assert stat.S_IMODE(st.st_mode) == 0o666
-    for mp in ("proc", "box", "tmp", "dev/shm"):
+    for mp in ("proc", "box", "tmp", "dev/shm", ".stockade-empty"):
         assert (root / mp).is_dir() and os.listdir(root / mp) == []
     assert os.access(root / ".stockade-init", os.X_OK)
 

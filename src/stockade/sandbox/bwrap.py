@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 INIT_PATH = "/.stockade-init"
+EMPTY_DIR = "/.stockade-empty"  # in the read-only root: what a masked /proc directory shows
 BOX_UID = 1000  # identity inside the box; on the host it maps to the slot's own uid, never to root
 BOX_GID = 1000
 HOSTNAME = "stockade"
@@ -120,8 +121,9 @@ def build_argv(
     ]  # fmt: skip
     for f in layout.proc_files:
         a += ["--ro-bind", "/dev/null", f"/proc/{f}"]
+    # One read-only bind each, not a tmpfs plus a remount: bubblewrap rereads the mount table for both.
     for d in layout.proc_dirs:
-        a += ["--tmpfs", f"/proc/{d}", "--remount-ro", f"/proc/{d}"]
+        a += ["--ro-bind", f"{root}{EMPTY_DIR}", f"/proc/{d}"]
     a += [
         "--bind", str(fs_root / "box"), "/box",
         "--bind", str(fs_root / "tmp"), "/tmp",

@@ -11,7 +11,8 @@ private to the host's mount namespace and read-only, holding:
   are), so a copy shows a box nothing the box's own uid could not read through a bind;
 - /dev: the five harmless device nodes and the fd symlinks (the tmpfs is not nodev; nothing in it is
   writable);
-- our init, and empty mount points for /proc, /box, /tmp and /dev/shm, which each box mounts itself.
+- our init, empty mount points for /proc, /box, /tmp and /dev/shm, which each box mounts itself, and
+  an empty directory that each box binds over the /proc directories it masks.
 
 A box binds it as its / with one `--dev-bind`. Copies are taken when the root is built: a service
 sees /etc changes (a newly installed toolchain's config) after a restart, as it sees new toolchains.
@@ -26,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from stockade.sandbox import hostfs
-from stockade.sandbox.bwrap import DEV_NODES, INIT_PATH, HostLayout, synthetic_etc
+from stockade.sandbox.bwrap import DEV_NODES, EMPTY_DIR, INIT_PATH, HostLayout, synthetic_etc
 
 ROOT_SIZE_MB = 64
 ROOT_INODES = 32768
@@ -81,6 +82,7 @@ def _fill(root: Path, layout: HostLayout, init: Path, ro_paths: list[str]) -> No
         os.symlink(to, dev / name)
     for mp in MOUNT_POINTS:
         (root / mp).mkdir(mode=0o755, parents=True)
+    (root / EMPTY_DIR.lstrip("/")).mkdir(mode=0o555)
     shutil.copyfile(init, root / INIT_PATH.lstrip("/"))
     os.chmod(root / INIT_PATH.lstrip("/"), 0o755)
     done: list[str] = []
