@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 import types
 
@@ -20,7 +21,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """Drive both our module and the `limits` memory storage from one fake clock."""
-    import limits.storage.memory as memory_mod
+    import limits.aio.storage.memory as memory_mod
 
     fake = FakeClock()
     shim = types.SimpleNamespace(time=fake.time)
@@ -29,9 +30,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-def test_allows_budget_then_denies() -> None:
+async def test_allows_budget_then_denies() -> None:
     rl = RateLimiter()
-    decisions = [rl.hit("acme", 3) for _ in range(4)]
+    decisions = [await rl.hit("acme", 3) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert [d.remaining for d in decisions] == [2, 1, 0, 0]
     assert decisions[0].retry_after_s == 0
@@ -39,54 +40,61 @@ def test_allows_budget_then_denies() -> None:
     assert decisions[3].limit == 3
 
 
-def test_tenants_are_independent() -> None:
+async def test_tenants_are_independent() -> None:
     rl = RateLimiter()
-    assert rl.hit("acme", 1).allowed
-    assert not rl.hit("acme", 1).allowed
-    assert rl.hit("beta", 1).allowed
+    assert (await rl.hit("acme", 1)).allowed
+    assert not (await rl.hit("acme", 1)).allowed
+    assert (await rl.hit("beta", 1)).allowed
 
 
-def test_moving_window_and_retry_after(clock: FakeClock) -> None:
+async def test_moving_window_and_retry_after(clock: FakeClock) -> None:
     rl = RateLimiter()
     for t in (0, 20, 40):
         clock.now = 1_000_000.0 + t
-        assert rl.hit("acme", 3).allowed
+        assert (await rl.hit("acme", 3)).allowed
     clock.now = 1_000_050.0
-    denied = rl.hit("acme", 3)
+    denied = await rl.hit("acme", 3)
     assert not denied.allowed and denied.retry_after_s == 10  # the hit at t=0 leaves the window at t=60
     clock.now = 1_000_060.5
-    assert rl.hit("acme", 3).allowed
+    assert (await rl.hit("acme", 3)).allowed
     # A fixed window would now allow a burst; the moving window still holds the hits at 20 and 40.
-    assert not rl.hit("acme", 3).allowed
+    assert not (await rl.hit("acme", 3)).allowed
 
 
-def test_reset_forgets_hits() -> None:
+async def test_reset_forgets_hits() -> None:
     rl = RateLimiter()
-    assert rl.hit("acme", 1).allowed
-    assert not rl.hit("acme", 1).allowed
-    rl.reset()
-    assert rl.hit("acme", 1).allowed
+    assert (await rl.hit("acme", 1)).allowed
+    assert not (await rl.hit("acme", 1)).allowed
+    await rl.reset()
+    assert (await rl.hit("acme", 1)).allowed
 
 
-def test_invalid_rate() -> None:
+async def test_invalid_rate() -> None:
     with pytest.raises(ValueError):
-        RateLimiter().hit("acme", 0)
+        await RateLimiter().hit("acme", 0)
 
 
-def test_concurrent_hits_never_exceed_limit() -> None:
+async def test_concurrent_hits_never_exceed_limit() -> None:
     rl = RateLimiter()
-    results: list[bool] = []
-    lock = threading.Lock()
+    results = await asyncio.gather(*(rl.hit("acme", 50) for _ in range(200)))
+    assert sum(d.allowed for d in results) == 50
 
-    def worker() -> None:
-        for _ in range(25):
-            ok = rl.hit("acme", 50).allowed
-            with lock:
-                results.append(ok)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results.count(True) == 50
+async def test_a_hit_starts_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paced like real requests (further apart than the storage's expiry interval), hits must not
+    start a thread each: that cost ~0.7 ms of the request path with the threaded storage."""
+    rl = RateLimiter()
+    await rl.hit("acme", 100)
+    await asyncio.sleep(0.05)  # the first expiry pass has started what it reuses from now on
+    started: list[threading.Thread] = []
+    real_start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        started.append(self)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for _ in range(5):
+        assert (await rl.hit("acme", 100)).allowed
+        await asyncio.sleep(0.02)
+    assert started == []

@@ -191,8 +191,8 @@ class Service:
                 self.store.create_tenant(name, "open local mode", rate_per_minute=self.config.open_rate_per_minute)
             return self.store.get_tenant(name)
 
-    def rate_limit(self, caller: Caller) -> None:
-        decision = self.limiter.hit(caller.tenant.id, caller.tenant.rate_per_minute)
+    async def rate_limit(self, caller: Caller) -> None:
+        decision = await self.limiter.hit(caller.tenant.id, caller.tenant.rate_per_minute)
         if not decision.allowed:
             self.reject("rate_limited")
             raise ApiError(
@@ -480,7 +480,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         claimed an execution place already, or refused the request.) On the event loop: SQLite reads
         in WAL mode never wait for a writer, and the hop to a worker thread cost more than they do."""
         c = service.authenticate(request)
-        service.rate_limit(c)
+        await service.rate_limit(c)
         service.check_quota(c)
         return c
 

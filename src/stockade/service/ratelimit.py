@@ -2,6 +2,10 @@
 
 Moving window: a tenant gets at most `per_minute` hits in any 60-second span, so there is no
 burst of 2x at a fixed-window boundary. Memory is O(per_minute) timestamps per active tenant.
+
+The asyncio flavour of `limits`, used from the event loop: its memory storage expires old hits in a
+task, where the threaded one starts a timer thread whenever its last has finished, i.e. on almost
+every request at a realistic pace (~0.7 ms each, measured, on the request's path).
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 
 _NAMESPACE: Final = "stockade-tenant"
 
@@ -27,13 +31,13 @@ class RateDecision:
 
 
 class RateLimiter:
-    """Thread-safe (the `limits` memory storage locks per key). State is lost on restart."""
+    """For one event loop (the `limits` memory storage locks per key). State is lost on restart."""
 
     def __init__(self) -> None:
         self._storage = MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self._storage)
 
-    def hit(self, tenant_id: str, per_minute: int) -> RateDecision:
+    async def hit(self, tenant_id: str, per_minute: int) -> RateDecision:
         """Count one request for the tenant if its budget allows it.
 
         The window is keyed by (tenant, per_minute), so changing a tenant's rate starts a fresh window.
@@ -41,8 +45,8 @@ class RateLimiter:
         if per_minute < 1:
             raise ValueError("per_minute must be >= 1")
         item = RateLimitItemPerMinute(per_minute, namespace=_NAMESPACE)
-        allowed = self._limiter.hit(item, tenant_id)
-        stats = self._limiter.get_window_stats(item, tenant_id)
+        allowed = await self._limiter.hit(item, tenant_id)
+        stats = await self._limiter.get_window_stats(item, tenant_id)
         remaining = max(0, stats.remaining)
         if allowed:
             return RateDecision(True, per_minute, remaining, 0)
@@ -50,6 +54,6 @@ class RateLimiter:
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         return RateDecision(False, per_minute, remaining, retry_after)
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         """Forget every hit (tests, or an operator clearing throttles)."""
-        self._storage.reset()
+        await self._storage.reset()
