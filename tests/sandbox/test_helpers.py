@@ -67,7 +67,10 @@ def run_init(init: Path, message: bytes | None, stdin: bytes = b"", fds: int = 3
     os.write(stdin_w, stdin)
     os.close(stdin_w)
     if message is not None:
-        socket.send_fds(host, [b"G"], [stdin_r, out_w, out_w][:fds]) if fds else host.sendall(b"G")
+        if fds:
+            socket.send_fds(host, [b"G"], [stdin_r, out_w, out_w][:fds])
+        else:
+            host.sendall(b"G")
         host.sendall(message)
     host.shutdown(socket.SHUT_WR)
     for fd in (stdin_r, out_w):

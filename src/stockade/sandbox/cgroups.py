@@ -54,6 +54,12 @@ def _write(path: Path, value: str) -> None:
         os.close(fd)
 
 
+def _to_write(limits: Limits, since: Limits | None) -> set[str]:
+    """Which of the cgroup-enforced limits a box must be given: all at creation, else those that differ."""
+    names = ("memory_mb", "processes", "cpu_cores")
+    return {n for n in names if since is None or getattr(limits, n) != getattr(since, n)}
+
+
 def _keyed(text: str) -> dict[str, int]:
     """Parse `key value` lines (cpu.stat, memory.events, pids.events, memory.oom_control)."""
     out: dict[str, int] = {}
@@ -232,11 +238,12 @@ class CgroupV2(CgroupManager):
                 _write(d / "memory.swap.max", "0")
             # One OOM kill takes the whole box, so the verdict is never a half-dead tree.
             _write(d / "memory.oom.group", "1")
-        if since is None or limits.memory_mb != since.memory_mb:
+        changed = _to_write(limits, since)
+        if "memory_mb" in changed:
             _write(d / "memory.max", str(limits.memory_mb * 1024 * 1024))
-        if since is None or limits.processes != since.processes:
+        if "processes" in changed:
             _write(d / "pids.max", str(limits.processes))
-        if since is None or limits.cpu_cores != since.cpu_cores:
+        if "cpu_cores" in changed:
             _write(d / "cpu.max", f"{int(limits.cpu_cores * CFS_PERIOD_US)} {CFS_PERIOD_US}")
 
     def set_cpu_weight(self, box: BoxCgroup, *, running: bool) -> None:
@@ -280,19 +287,22 @@ class CgroupV1(CgroupManager):
             with contextlib.suppress(OSError):
                 _write(mem / "memory.swappiness", "0")
             _write(cpu / "cpu.cfs_period_us", str(CFS_PERIOD_US))
-        if since is None or limits.memory_mb != since.memory_mb:
+        changed = _to_write(limits, since)
+        if "memory_mb" in changed:
             limit = limits.memory_mb * 1024 * 1024
             files = ["memory.limit_in_bytes"]
             if (mem / "memory.memsw.limit_in_bytes").exists():
                 files.append("memory.memsw.limit_in_bytes")  # RAM + swap = RAM: swap 0
                 # The kernel keeps RAM <= RAM + swap at every write: raising a box's limit goes swap-first.
-                if limit > int(_read(mem / "memory.memsw.limit_in_bytes")):
+                # What the box has is `since` when given (no read on a run's path).
+                current = since.memory_mb * 1024 * 1024 if since else int(_read(mem / "memory.memsw.limit_in_bytes"))
+                if limit > current:
                     files.reverse()
             for name in files:
                 _write(mem / name, str(limit))
-        if since is None or limits.processes != since.processes:
+        if "processes" in changed:
             _write(box.dirs["pids"] / "pids.max", str(limits.processes))
-        if since is None or limits.cpu_cores != since.cpu_cores:
+        if "cpu_cores" in changed:
             _write(cpu / "cpu.cfs_quota_us", str(int(limits.cpu_cores * CFS_PERIOD_US)))
 
     def set_cpu_weight(self, box: BoxCgroup, *, running: bool) -> None:
