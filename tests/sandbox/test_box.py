@@ -348,10 +348,32 @@ class FailingTeardown:
         self.monkeypatch.undo()
 
 
-def started(name: str, slots: int, uid_base: int) -> Sandbox:
-    sb = Sandbox(SandboxConfig(run_dir=Path(f"/run/{name}"), slots=slots, uid_base=uid_base, cgroup_name=name))
+def started(name: str, slots: int, uid_base: int, bwrap: str = "bwrap") -> Sandbox:
+    run_dir = Path(f"/run/{name}")
+    sb = Sandbox(SandboxConfig(run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=name, bwrap=bwrap))
     sb.start()
     return sb
+
+
+async def test_a_box_that_cannot_start_is_never_offered_and_its_run_fails_with_the_reason() -> None:
+    run_dir = Path("/run/stockade-t-nostart")
+    run_dir.mkdir(mode=0o711, exist_ok=True)
+    fake = run_dir / "fake-bwrap"  # what the slot uid runs in place of bubblewrap
+    fake.write_text("#!/bin/sh\necho 'bwrap: no box today' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    sb = started("stockade-t-nostart", 1, 62400, bwrap=str(fake))
+    try:
+        assert not sb.ready_box_ids  # its box built ahead never came up
+        r = await sb.run(BoxSpec(argv=["/bin/true"]))
+        assert r.status is Status.INTERNAL_ERROR and "bwrap: no box today" in (r.error or ""), r
+        await sb.recycled()
+        assert not sb.ready_box_ids and not sb.quarantined and sb.slots_in_use == 0
+        assert list((run_dir / "boxes").iterdir()) == []
+        assert sb.cgroups is not None
+        for parent in sb.cgroups.parents.values():
+            assert not [p for p in parent.iterdir() if p.name.startswith("box-")]
+    finally:
+        sb.close()
 
 
 async def test_a_slot_whose_teardown_failed_is_never_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:

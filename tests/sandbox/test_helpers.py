@@ -55,6 +55,7 @@ class InitRun:
     report: tuple[str, int] | None
     stdout: bytes  # the command's, through the descriptor sent with the run
     setup: bytes  # init's own stdout and stderr (bubblewrap's, in a box)
+    said: bytes  # what init wrote to its control socket
 
 
 def run_init(init: Path, message: bytes | None, stdin: bytes = b"", fds: int = 3) -> InitRun:
@@ -78,12 +79,14 @@ def run_init(init: Path, message: bytes | None, stdin: bytes = b"", fds: int = 3
     p = subprocess.run([str(init), str(w), str(box.fileno())], pass_fds=(w, box.fileno()), capture_output=True)
     for fd in (w, box.fileno()):
         os.close(fd)
+    host.setblocking(False)
+    said = host.recv(64)
     host.close()
     report = decode_status(os.read(r, 64))
     os.close(r)
     with os.fdopen(out_r, "rb") as out:
         stdout = out.read()
-    return InitRun(p.returncode, report, stdout, p.stdout + p.stderr)
+    return InitRun(p.returncode, report, stdout, p.stdout + p.stderr, said)
 
 
 def test_init_reports_the_real_wait_status(helpers: dict[str, Path]) -> None:
@@ -97,7 +100,7 @@ def test_init_runs_the_command_with_its_stdin_environment_and_rlimits(helpers: d
     script = "cat; env; ulimit -n; ulimit -Hn; ulimit -f"
     limits = [(resource.RLIMIT_NOFILE, 33), (resource.RLIMIT_FSIZE, 4096)]
     p = run_init(helpers["init"], run_message(["sh", "-c", script], {"PATH": "/bin", "X": "a b"}, limits), b"in\n")
-    assert p.report == ("W", 0) and p.setup == b""
+    assert p.report == ("W", 0) and p.setup == b"" and p.said == b"R"
     lines = p.stdout.decode().split("\n")
     assert lines[0] == "in" and sorted(lines[1:4]) == ["PATH=/bin", "PWD=" + os.getcwd(), "X=a b"]
     assert lines[4:7] == ["33", "33", "8"]  # ulimit -f counts 512-byte blocks
@@ -132,7 +135,20 @@ def test_init_refuses_a_run_without_its_three_descriptors(helpers: dict[str, Pat
 
 def test_init_of_a_discarded_box_exits_quietly(helpers: dict[str, Path]) -> None:
     p = run_init(helpers["init"], None)
-    assert p.report is None and p.returncode == 0 and p.setup == b""
+    assert p.report is None and p.returncode == 0 and p.setup == b"" and p.said == b"R"
+
+
+def test_init_whose_host_is_gone_before_it_starts_exits_quietly(helpers: dict[str, Path]) -> None:
+    r, w = os.pipe()
+    host, box = socket.socketpair()
+    host.close()  # the box was discarded before its init got to say it is up: EPIPE, never SIGPIPE
+    p = subprocess.run(
+        [str(helpers["init"]), str(w), str(box.fileno())], pass_fds=(w, box.fileno()), capture_output=True
+    )
+    os.close(w)
+    box.close()
+    assert (p.returncode, p.stdout, p.stderr, os.read(r, 64)) == (0, b"", b"", b"")
+    os.close(r)
 
 
 def test_run_message_refuses_what_init_could_not_read() -> None:

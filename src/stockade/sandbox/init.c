@@ -2,8 +2,9 @@
  *
  * Usage: init STATUS_FD CONTROL_FD
  *
- * A box is built before its run is known (ahead of demand), so init first waits on CONTROL_FD, a unix
- * socket from the supervisor, for the run: a first byte carrying the run's stdin, stdout and stderr
+ * A box is built before its run is known (ahead of demand). init first writes "R" to CONTROL_FD, a unix
+ * socket from the supervisor, to say the box is up (bubblewrap has made every namespace and mount and
+ * exec'd it), then waits there for the run: a first byte carrying the run's stdin, stdout and stderr
  * descriptors (SCM_RIGHTS), then NUL-terminated fields up to EOF:
  *     NRLIMITS, "RESOURCE:VALUE" x NRLIMITS, ARGC, ARGV x ARGC, ENVC, "NAME=VALUE" x ENVC
  * It sets those rlimits (hard = soft, so they cannot be raised back), makes the descriptors the
@@ -157,6 +158,8 @@ int main(int argc, char **argv) {
         return 126;
     }
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* A host that discarded the box already closed its end: EPIPE, and nothing to run. */
+    if (send(ctl, "R", 1, MSG_NOSIGNAL) != 1) return 0;
 
     int stdio[NSTDIO];
     int got_stdio = receive_stdio(ctl, stdio);

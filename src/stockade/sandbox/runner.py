@@ -44,6 +44,7 @@ log = logging.getLogger("stockade.sandbox")
 READ_CHUNK = 65536
 CPU_POLL_S = 0.01
 REAP_TIMEOUT_S = 5.0
+START_TIMEOUT_S = 10.0  # for a box's init to say it is up (bubblewrap takes a few ms)
 EXIT_GRACE_S = 1.0  # for a box's init to exit by itself before bubblewrap is killed
 MEMLOCK_BYTES = 64 * 1024
 SHARED_RLIMITS = ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_MEMLOCK, MEMLOCK_BYTES), (resource.RLIMIT_MSGQUEUE, 0))
@@ -73,8 +74,12 @@ class SandboxBusy(SandboxUnavailable):
     """Another process owns this run dir: its boxes are not ours to reap."""
 
 
+class BoxStartFailed(RuntimeError):
+    """bubblewrap never got as far as starting the box's init."""
+
+
 # What building or starting a box can raise; any of them fails that one run with internal_error.
-BUILD_ERRORS = (OSError, hostfs.HostFsError, CgroupError, ValueError)
+BUILD_ERRORS = (OSError, hostfs.HostFsError, CgroupError, ValueError, BoxStartFailed)
 
 # run dir -> [lock fd, users]: several Sandbox objects of one process may share an instance.
 _INSTANCE_LOCKS: dict[Path, list[int]] = {}
@@ -302,6 +307,7 @@ class _Box:
     ro_paths: frozenset[str]  # what its root adds to the system dirs (rootfs.added_paths)
     stdout_r: int = -1  # the run's output pipes, made when the run arrives
     stderr_r: int = -1
+    discarded: bool = False
 
     @property
     def fs_root(self) -> Path:
@@ -458,6 +464,11 @@ class Sandbox:
                 raise CgroupError(f"slot {slot} is quarantined: a box's teardown failed")
             if box is None:
                 box = self._build(slot, needed)
+                try:
+                    said = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(box.control, 1), START_TIMEOUT_S)
+                except (OSError, TimeoutError):
+                    said = b""
+                self._started(box, said)
             result = await self._run_box(box, spec)
         except BUILD_ERRORS as e:
             box_id = box.box_id if box is not None else ""
@@ -515,11 +526,35 @@ class Sandbox:
         if not self.config.build_ahead or self.cgroups is None or slot in self._ready:
             return
         try:
-            box = self._build(slot, frozenset())
+            box = self._build_started(slot, frozenset())
             with self._lock:
                 self._ready[slot] = box
         except BUILD_ERRORS:
             log.exception("slot %d: building a box ahead of demand failed; the next run builds its own", slot)
+
+    def _build_started(self, slot: int, extra_root_paths: frozenset[str]) -> _Box:
+        """_build, then wait (blocking: a builder thread) until the box's init says it is up. So a box
+        ready for a run is whole, sandbox.recycled() means the host is idle, and a box that never
+        starts fails here, with bubblewrap's reason, not as its run's verdict. (A run that builds its
+        own box waits the same way, on its loop.)"""
+        box = self._build(slot, extra_root_paths)
+        try:
+            box.control.settimeout(START_TIMEOUT_S)
+            said = box.control.recv(1)
+            box.control.setblocking(False)
+        except OSError:  # TimeoutError included
+            said = b""
+        self._started(box, said)
+        return box
+
+    def _started(self, box: _Box, said: bytes) -> None:
+        """Check what the box's init said first (b"" at EOF or on time-out); discard a box that
+        never came up."""
+        if said == b"R":
+            return
+        why = _read_available(box.setup_r).decode("utf-8", "replace").strip()  # EOF: bubblewrap is gone
+        self._discard(box)
+        raise BoxStartFailed(f"box did not start (bubblewrap exit status {box.proc.returncode}): {why or 'no message'}")
 
     def _build(self, slot: int, extra_root_paths: frozenset[str]) -> _Box:
         """Everything of a box that does not depend on the run: tmpfs, cgroup, bubblewrap and our init,
@@ -617,6 +652,9 @@ class Sandbox:
 
     def _discard(self, box: _Box) -> None:
         """Kill the box's cgroup, close the host's descriptors, unmount and remove everything of it."""
+        if box.discarded:  # one that never started, then its run's recycling
+            return
+        box.discarded = True
         self._running.pop(box.box_id, None)
         box.control.close()  # an unused box's init reads EOF and exits; a finished run's init is exiting
         try:
