@@ -164,11 +164,10 @@ class _Slots:
             waiter.set_result(slot)
 
 
-def _exit_facts(
-    report: tuple[str, int] | None, returncode: int, setup: bytes
-) -> tuple[int | None, int | None, str | None]:
+def _exit_facts(report: tuple[str, int] | None, returncode: int) -> tuple[int | None, int | None, str | None]:
     """(exit code, signal, setup error) of the box command, from our init's report when there is one,
-    else from bubblewrap's exit status and its set-up messages (`setup`, never the program's output)."""
+    else from bubblewrap's exit status: init was up (the box was handed out only then), so without a
+    report it was killed."""
     if report is not None:
         kind, value = report
         if kind == "W":
@@ -178,8 +177,6 @@ def _exit_facts(
         if kind == "E":
             return 127, None, None  # command not found in the box: the program's failure, as a shell says
         return None, None, f"box init failed (errno {value})"
-    if (returncode, setup[:7]) == (1, b"bwrap: ") or (returncode, setup[:16]) == (125, b"stockade-launch:"):
-        return None, None, setup.decode("utf-8", "replace").strip()  # never got as far as our init
     # Killed before init could report (our cgroup kill, an OOM kill of the whole box).
     return None, -returncode if returncode < 0 else signal.SIGKILL, None
 
@@ -303,7 +300,7 @@ class _Box:
     proc: subprocess.Popen[bytes]
     control: socket.socket
     status_r: int
-    setup_r: int  # bubblewrap's and stockade-launch's own stdout and stderr: why a box failed to start
+    setup_r: int  # bubblewrap's and stockade-launch's own stdout and stderr: why a box did not start
     ro_paths: frozenset[str]  # what its root adds to the system dirs (rootfs.added_paths)
     stdout_r: int = -1  # the run's output pipes, made when the run arrives
     stderr_r: int = -1
@@ -722,7 +719,7 @@ class Sandbox:
             await asyncio.get_running_loop().sock_sendall(box.control, message)
             box.control.shutdown(socket.SHUT_WR)
         except OSError as e:
-            # The box died before it took the run (bubblewrap failed): its set-up messages say why.
+            # The box was killed after it came up, before it took the run: no report follows.
             log.warning("box %s did not take its run: %s", box.box_id, e)
         finally:
             for fd in stdio:
@@ -752,7 +749,7 @@ class Sandbox:
         out_task = asyncio.create_task(_read_capped(box.stdout_r, cap, output_exceeded))
         err_task = asyncio.create_task(_read_capped(box.stderr_r, cap, output_exceeded))
         # init reports once the command has exited and it has killed and reaped the rest of the box;
-        # EOF without a report means init died (our kill, an OOM kill of the box, a failed start).
+        # EOF without a report means init was killed (our kill, an OOM kill of the box).
         report_task = asyncio.create_task(_read_report(box.status_r))
         wait_task: asyncio.Task[int] | None = None
 
@@ -780,11 +777,10 @@ class Sandbox:
             raw_report = await report_task
             wall_ms = int((time.monotonic() - t0) * 1000)
             report = decode_status(raw_report)
-            returncode, setup = 0, b""
+            returncode = 0
             if report is None:
-                # No report: bubblewrap's exit status and messages say what happened. The box's
-                # namespaces are gone with its init, so every process of it is dead; the cgroup kill
-                # is for the record.
+                # No report: init was killed (a limit, an OOM kill of the box). The box's namespaces
+                # are gone with it, so every process of it is dead; the cgroup kill is for the record.
                 wait_task = asyncio.create_task(_wait_exit(box.proc))
                 try:
                     returncode = await asyncio.wait_for(asyncio.shield(wait_task), REAP_TIMEOUT_S)
@@ -792,7 +788,6 @@ class Sandbox:
                     spare = frozenset()
                     kill_box()
                     returncode = await wait_task
-                setup = _read_available(box.setup_r)
                 spare = frozenset()
                 kill_box()
             # With a report the box is empty (init's certificate): no process can race the copy-out, and
@@ -810,7 +805,7 @@ class Sandbox:
             raise
         stats = cg.stats()
         cpu_us = max(0, stats.cpu_time_us - cpu_base_us)
-        exit_code, sig, setup_error = _exit_facts(report, returncode, setup)
+        exit_code, sig, setup_error = _exit_facts(report, returncode)
         failed = sig is not None or exit_code != 0
         at_fsize = failed and hostfs.any_file_at_least(box.fs_root, limits.file_size_kb * 1024)
         status, timeout_kind = decide(
@@ -826,7 +821,7 @@ class Sandbox:
             )
         )
         if setup_error:
-            log.error("box %s: bubblewrap failed: %s", box.box_id, setup_error)
+            log.error("box %s: %s", box.box_id, setup_error)
         files: list[OutputFile] = []
         skipped: list[str] = []
         if spec.collect_files and status is not Status.INTERNAL_ERROR:
