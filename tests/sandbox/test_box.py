@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stockade.sandbox import BoxSpec, InputFile, Limits, Sandbox, SandboxConfig, Status, TimeoutKind
+from stockade.sandbox import BoxSpec, InputFile, Limits, Sandbox, SandboxConfig, Status, TimeoutKind, runner
 from stockade.sandbox.cgroups import BoxCgroup, CgroupError
 
 PY = "/usr/bin/python3"
@@ -355,19 +355,31 @@ def started(name: str, slots: int, uid_base: int, bwrap: str = "bwrap") -> Sandb
     return sb
 
 
-async def test_a_box_that_cannot_start_is_never_offered_and_its_run_fails_with_the_reason() -> None:
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        ("echo 'bwrap: no box today' >&2\nexit 1", "bwrap: no box today"),
+        ("exec sleep 60", "(bubblewrap exit status -9): no message"),  # hung: killed after the start time-out
+    ],
+)
+async def test_a_box_that_never_comes_up_is_never_offered_and_its_run_fails_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, script: str, reason: str
+) -> None:
+    monkeypatch.setattr(runner, "START_TIMEOUT_S", 0.5)
     run_dir = Path("/run/stockade-t-nostart")
     run_dir.mkdir(mode=0o711, exist_ok=True)
     fake = run_dir / "fake-bwrap"  # what the slot uid runs in place of bubblewrap
-    fake.write_text("#!/bin/sh\necho 'bwrap: no box today' >&2\nexit 1\n")
+    fake.write_text(f"#!/bin/sh\n{script}\n")
     fake.chmod(0o755)
     sb = started("stockade-t-nostart", 1, 62400, bwrap=str(fake))
     try:
         assert not sb.ready_box_ids  # its box built ahead never came up
         r = await sb.run(BoxSpec(argv=["/bin/true"]))
-        assert r.status is Status.INTERNAL_ERROR and "bwrap: no box today" in (r.error or ""), r
+        assert r.status is Status.INTERNAL_ERROR and "box did not start" in (r.error or ""), r
+        assert reason in (r.error or ""), r
         await sb.recycled()
         assert not sb.ready_box_ids and not sb.quarantined and sb.slots_in_use == 0
+        assert slot_processes(sb, b"sleep") == []
         assert list((run_dir / "boxes").iterdir()) == []
         assert sb.cgroups is not None
         for parent in sb.cgroups.parents.values():

@@ -272,6 +272,15 @@ def _read_available(fd: int, cap: int = READ_CHUNK) -> bytes:
         return b""
 
 
+async def _first_word(control: socket.socket) -> bytes:
+    """What a box's init writes first on its control socket (b"R" once up); b"" at EOF, on an error
+    or after START_TIMEOUT_S."""
+    try:
+        return await asyncio.wait_for(asyncio.get_running_loop().sock_recv(control, 1), START_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        return b""
+
+
 async def _wait_exit(proc: subprocess.Popen[bytes]) -> int:
     """Wait for a child without blocking the loop and without a child watcher (any loop may ask)."""
     loop = asyncio.get_running_loop()
@@ -461,11 +470,7 @@ class Sandbox:
                 raise CgroupError(f"slot {slot} is quarantined: a box's teardown failed")
             if box is None:
                 box = self._build(slot, needed)
-                try:
-                    said = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(box.control, 1), START_TIMEOUT_S)
-                except (OSError, TimeoutError):
-                    said = b""
-                self._started(box, said)
+                self._started(box, await _first_word(box.control))
             result = await self._run_box(box, spec)
         except BUILD_ERRORS as e:
             box_id = box.box_id if box is not None else ""
@@ -533,7 +538,7 @@ class Sandbox:
         """_build, then wait (blocking: a builder thread) until the box's init says it is up. So a box
         ready for a run is whole, sandbox.recycled() means the host is idle, and a box that never
         starts fails here, with bubblewrap's reason, not as its run's verdict. (A run that builds its
-        own box waits the same way, on its loop.)"""
+        own box waits the same way, on its loop: _first_word.)"""
         box = self._build(slot, extra_root_paths)
         try:
             box.control.settimeout(START_TIMEOUT_S)
@@ -545,8 +550,7 @@ class Sandbox:
         return box
 
     def _started(self, box: _Box, said: bytes) -> None:
-        """Check what the box's init said first (b"" at EOF or on time-out); discard a box that
-        never came up."""
+        """Check what the box's init said first; discard a box that never came up."""
         if said == b"R":
             return
         why = _read_available(box.setup_r).decode("utf-8", "replace").strip()  # EOF: bubblewrap is gone
