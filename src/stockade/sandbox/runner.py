@@ -75,7 +75,7 @@ class SandboxBusy(SandboxUnavailable):
 
 
 class BoxStartFailed(RuntimeError):
-    """bubblewrap never got as far as starting the box's init."""
+    """bubblewrap did not bring the box up: it failed, or hung past START_TIMEOUT_S."""
 
 
 # What building or starting a box can raise; any of them fails that one run with internal_error.

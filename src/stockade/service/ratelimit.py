@@ -4,8 +4,9 @@ Moving window: a tenant gets at most `per_minute` hits in any 60-second span, so
 burst of 2x at a fixed-window boundary. Memory is O(per_minute) timestamps per active tenant.
 
 The asyncio flavour of `limits`, used from the event loop: its memory storage expires old hits in a
-task, where the threaded one starts a timer thread whenever its last has finished, i.e. on almost
-every request at a realistic pace (~0.7 ms each, measured, on the request's path).
+background task, where the threaded one starts a timer thread whenever its last has finished, i.e.
+on almost every request at a realistic pace (~0.7 ms each, measured, on the request's path). That
+task still hops to a worker thread for each key it expires (limits 5.8), but off the request's path.
 """
 
 from __future__ import annotations
