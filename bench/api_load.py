@@ -3,8 +3,11 @@
 A real `stockade serve` is started on loopback (its own data dir, run dir, uids and cgroup). For each
 concurrency level the same number of Python hello-world executions go through a bare asyncio
 subprocess spawn, through POST /v1/execute on lean keep-alive connections (LeanClient), and through
-POST /v1/execute with httpx, block after block; the ratios use the lean client. Then rejections at
-steady saturation: every place held by a long program, then single requests one after another, each of
+POST /v1/execute with httpx, in blocks that take turns (paired()); the ratios use the lean client.
+Then, with no service at all, the same hello world at concurrency = cores bare, through Sandbox.run in
+this process, and in a minimal bubblewrap box (namespaces, /usr, /proc, /dev, /tmp; no cgroup,
+seccomp, init or supervisor): what the box, and any bubblewrap box, costs before the service adds
+anything. Then the ~100 ms program at concurrency = cores. Then rejections at steady saturation: every place held by a long program, then single requests one after another, each of
 which must be turned away. Then two overload curves, counting served and rejected requests and how
 fast a rejection comes back: hello world arriving open-loop at multiples (--factors) of the throughput
 measured at concurrency = cores, for 3 s each; and bursts of sleeping programs at multiples of
@@ -36,6 +39,9 @@ from typing import Any
 
 import httpx
 
+from stockade.sandbox import BoxSpec, SandboxConfig, Status
+from stockade.sandbox.bwrap import HostLayout
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (
     LoadMeter,
@@ -48,6 +54,7 @@ from _common import (
     print_machine,
     print_table,
     spawn_timed,
+    start_sandbox,
     summarize,
     write_json,
 )
@@ -152,8 +159,8 @@ async def bare_call(home: str, code: str = HELLO) -> tuple[float, int]:
     return s.ms, 200 if s.returncode == 0 else 500
 
 
-async def level(n: int, c: int, call: Any) -> dict[str, Any]:
-    """n calls with c in flight at once: latencies and throughput of the successful ones."""
+async def block(n: int, c: int, call: Any) -> tuple[list[float], Counter[int], float]:
+    """n calls with c in flight at once: the successful ones' latencies, every status, the seconds taken."""
     sem = asyncio.Semaphore(c)
     lat: list[float] = []
     statuses: Counter[int] = Counter()
@@ -167,14 +174,83 @@ async def level(n: int, c: int, call: Any) -> dict[str, Any]:
 
     t0 = now_ns()
     await asyncio.gather(*(one() for _ in range(n)))
-    elapsed_s = ms_since(t0) / 1000
+    return lat, statuses, ms_since(t0) / 1000
+
+
+async def paired(n: int, c: int, sides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """n calls per side with c in flight, in blocks that take turns, the order reversed every round (A B,
+    B A, ...): a host that slows down or speeds up over the run hits every side alike. Blocks hold at
+    least half the calls (and 5 per place), as what a side leaves running when its block ends (a box's
+    teardown and rebuild) spills into the next block. Per side: latencies of the successful calls, and
+    throughput = successes / time spent in its blocks."""
+    size = min(n, max(5 * c, n // 2))
+    lat: dict[str, list[float]] = {k: [] for k in sides}
+    statuses: dict[str, Counter[int]] = {k: Counter() for k in sides}
+    spent = dict.fromkeys(sides, 0.0)
+    names = list(sides)
+    done, rnd = 0, 0
+    while done < n:
+        m = min(size, n - done)
+        for k in names if rnd % 2 == 0 else reversed(names):
+            ms, st, s = await block(m, c, sides[k])
+            lat[k] += ms
+            statuses[k] += st
+            spent[k] += s
+        done, rnd = done + m, rnd + 1
     return {
-        "latency": summarize(lat),
-        "throughput_per_s": len(lat) / elapsed_s,
-        "errors": n - len(lat),
-        "statuses": dict(statuses),
-        "samples": lat,
+        k: {
+            "latency": summarize(lat[k]),
+            "throughput_per_s": len(lat[k]) / spent[k],
+            "errors": n - len(lat[k]),
+            "statuses": dict(statuses[k]),
+            "samples": lat[k],
+        }
+        for k in sides
     }
+
+
+def minimal_bwrap(uid: int) -> list[str]:
+    """The least a bubblewrap box can be: six namespaces, the host's /usr read-only, its own /proc, /dev
+    and /tmp, as an unprivileged uid. No cgroup, seccomp, init, masks or supervisor: a floor, not a box."""
+    layout = HostLayout.probe()
+    a = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "bwrap"]
+    a += ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup"]
+    for d in layout.dirs:
+        a += ["--ro-bind", d, d]
+    for link, target in layout.symlinks.items():
+        a += ["--symlink", target, link]
+    return [*a, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", PY, "-c", HELLO]
+
+
+async def box_alone(args: argparse.Namespace, slots: int, home: str) -> dict[str, dict[str, Any]]:
+    """Python hello world at concurrency = cores, with no HTTP, engine or service: bare, through
+    `Sandbox.run` in this process (the box's own cost, which the service cannot beat), and in a minimal
+    bubblewrap box (what any box built with bubblewrap costs)."""
+    sandbox = start_sandbox(
+        SandboxConfig(
+            run_dir=Path(f"{args.run_dir}-box"),
+            slots=slots,
+            uid_base=args.box_uid_base,
+            cgroup_name=f"{args.cgroup_name}-box",
+        )
+    )
+    spec = BoxSpec(argv=[PY, "-c", HELLO])
+    floor = minimal_bwrap(args.box_uid_base + slots)  # a uid no slot uses
+
+    async def boxed() -> tuple[float, int]:
+        t0 = now_ns()
+        res = await sandbox.run(spec)
+        return ms_since(t0), 200 if res.status is Status.OK else 500
+
+    async def bwrap_min() -> tuple[float, int]:
+        s = await spawn_timed(floor, env=bare_env(home, home), cwd="/")
+        return s.ms, 200 if s.returncode == 0 else 500
+
+    try:
+        await sandbox.recycled()
+        return await paired(args.n, slots, {"bare": lambda: bare_call(home), "box": boxed, "bwrap_min": bwrap_min})
+    finally:
+        sandbox.close()
 
 
 async def read_status(reader: asyncio.StreamReader) -> tuple[int, int]:
@@ -303,6 +379,7 @@ async def main() -> None:
     ap.add_argument("--run-dir", default="/run/stockade-bench-api", help="the service's run dir")
     ap.add_argument("--uid-base", type=int, default=65100, help="the service's uid of slot 0")
     ap.add_argument("--cgroup-name", default="stockade-bench-api", help="the service's cgroup")
+    ap.add_argument("--box-uid-base", type=int, default=65300, help="uid of slot 0 of the box-alone sandbox")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("benchmarks need root")
@@ -325,10 +402,11 @@ async def main() -> None:
                 rows, levels = [], {}
                 lean = LeanClient(url, HELLO)
                 for c in args.levels:
-                    bare = await level(args.n, c, lambda: bare_call(tmp))
-                    api = await level(args.n, c, lean.call)
-                    via_httpx = await level(args.n, c, lambda: api_call(client, HELLO))
-                    levels[c] = {"bare": bare, "api": api, "api_httpx": via_httpx}
+                    levels[c] = await paired(
+                        args.n, c, {"bare": lambda: bare_call(tmp), "api": lean.call,
+                                    "api_httpx": lambda: api_call(client, HELLO)},
+                    )  # fmt: skip
+                    bare, api, via_httpx = levels[c]["bare"], levels[c]["api"], levels[c]["api_httpx"]
                     rows.append([
                         str(c), fmt_ms(bare["latency"]["median"]), fmt_ms(api["latency"]["median"]),
                         f"{api['latency']['median'] / bare['latency']['median']:.2f}",
@@ -338,19 +416,24 @@ async def main() -> None:
                         fmt_ms(via_httpx["latency"]["median"]), f"{via_httpx['throughput_per_s']:.1f}",
                     ])  # fmt: skip
                 await lean.close()
+                alone = await box_alone(args, slots, tmp)
                 # The same at concurrency = cores for a ~100 ms program.
                 busy_lean = LeanClient(url, BUSY)
                 busy_n = max(10, args.n // 2)
-                busy = {
-                    "bare": await level(busy_n, slots, lambda: bare_call(tmp, BUSY)),
-                    "api": await level(busy_n, slots, busy_lean.call),
-                }
+                busy = await paired(busy_n, slots, {"bare": lambda: bare_call(tmp, BUSY), "api": busy_lean.call})
                 await busy_lean.close()
                 print(f"\nPython hello world, {args.n} executions per level (ms; throughput per second)")
                 print_table(
                     ["conc", "bare p50", "api p50", "ratio", "api p95", "api p99", "bare tput", "api tput",
                      "api/bare", "errors", "httpx p50", "httpx tput"],
                     rows,
+                )  # fmt: skip
+                bt = alone["bare"]["throughput_per_s"]
+                print(f"\nNo service, at concurrency {slots}: bare, Sandbox.run in this process, minimal bubblewrap")
+                print_table(
+                    ["side", "p50", "throughput", "of bare", "errors"],
+                    [[k, fmt_ms(v["latency"]["median"]), f"{v['throughput_per_s']:.1f}",
+                      f"{100 * v['throughput_per_s'] / bt:.0f}%", str(v["errors"])] for k, v in alone.items()],
                 )  # fmt: skip
                 bt, at = busy["bare"]["throughput_per_s"], busy["api"]["throughput_per_s"]
                 bl, al = busy["bare"]["latency"]["median"], busy["api"]["latency"]["median"]
@@ -401,7 +484,14 @@ async def main() -> None:
     print_load(load)
     params = {"n": args.n, "levels": args.levels, "factors": args.factors, "slots": slots, "queue": queue}
     out = {"benchmark": "api_load", "params": params, "machine": info, "load": load}
-    results = {"levels": levels, "busy_program": busy, "saturated": sat, "overload_rate": rates, "overload": curve}
+    results = {
+        "levels": levels,
+        "box_alone": alone,
+        "busy_program": busy,
+        "saturated": sat,
+        "overload_rate": rates,
+        "overload": curve,
+    }
     write_json(args.json, {**out, **results})
 
 
