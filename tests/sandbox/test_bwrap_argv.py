@@ -1,10 +1,21 @@
 """Spec -> bubblewrap argv: every isolation flag is there, in an order bubblewrap applies correctly."""
 
+import os
 from pathlib import Path
 
 import pytest
 
-from stockade.sandbox.bwrap import BASE_ENV, BOX_UID, HostLayout, box_env, build_argv, check_ro_path, synthetic_etc
+from stockade.sandbox.bwrap import (
+    BASE_ENV,
+    BOX_UID,
+    PROC_MASK_FILES,
+    HostLayout,
+    box_env,
+    build_argv,
+    check_ro_path,
+    open_to_box,
+    synthetic_etc,
+)
 
 LAYOUT = HostLayout(
     symlinks={"/bin": "usr/bin", "/lib": "usr/lib"},
@@ -93,3 +104,32 @@ def test_synthetic_identity_has_the_box_user_only() -> None:
     assert f"box:x:{BOX_UID}:" in etc["passwd"]
     assert "stockade" in etc["hostname"]
     assert "root:x:0:0" in etc["passwd"] and "/bin/bash" not in etc["passwd"]
+
+
+def stat_of(mode: int, uid: int = 0, gid: int = 0) -> os.stat_result:
+    return os.stat_result((mode, 1, 1, 1, uid, gid, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("mode", "uid", "gid", "masked"),
+    [
+        (0o100400, 0, 0, False),  # root-only: closed to the box by its uid alone
+        (0o100200, 0, 0, False),  # root-only knob (sysrq-trigger)
+        (0o100440, 0, 0, False),  # the root group is never the box's
+        (0o100444, 0, 0, True),  # readable by anyone
+        (0o100602, 0, 0, True),  # writable by anyone
+        (0o100400, 1000, 0, True),  # owned by someone else: not known to be closed
+        (0o100400, 0, 5, True),
+    ],
+)
+def test_a_proc_file_is_masked_unless_closed_to_the_box(mode: int, uid: int, gid: int, masked: bool) -> None:
+    assert open_to_box(stat_of(mode, uid, gid)) is masked
+
+
+def test_the_host_probe_masks_every_proc_file_a_box_could_open() -> None:
+    layout = HostLayout.probe()
+    for name in PROC_MASK_FILES:
+        path = f"/proc/{name}"
+        if os.path.isfile(path):
+            assert (name in layout.proc_files) is open_to_box(os.stat(path)), name
+    assert "keys" in layout.proc_files  # 0444 on every kernel

@@ -27,7 +27,8 @@ SYSTEM_ENTRIES = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # Read-only pieces of the host /etc that toolchains need; nothing else of /etc is visible.
 ETC_ENTRIES = ("ld.so.cache", "alternatives", "ssl", "ca-certificates", "mime.types")
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
-# Paths in the box's own procfs that disclose host-kernel facts or poke host-wide knobs.
+# Paths in the box's own procfs that disclose host-kernel facts or poke host-wide knobs. A file is masked
+# only if the box could open it (open_to_box): each mask costs bubblewrap a reread of the mount table.
 PROC_MASK_FILES = (
     "kcore",
     "keys",
@@ -73,9 +74,18 @@ class HostLayout:
             symlinks=symlinks,
             dirs=tuple(dirs),
             etc=tuple(e for e in ETC_ENTRIES if os.path.exists(f"/etc/{e}")),
-            proc_files=tuple(f for f in PROC_MASK_FILES if os.path.isfile(f"/proc/{f}")),
+            proc_files=tuple(
+                f for f in PROC_MASK_FILES if os.path.isfile(f"/proc/{f}") and open_to_box(os.stat(f"/proc/{f}"))
+            ),
             proc_dirs=tuple(d for d in PROC_MASK_DIRS if os.path.isdir(f"/proc/{d}")),
         )
+
+
+def open_to_box(st: os.stat_result) -> bool:
+    """Whether a box could open this file at all. One owned by root:root with no access for others is
+    closed to it: its uid is never root, root is not mapped in its user namespace (so no capability
+    there overrides the file's owner) and it holds no capability anyway."""
+    return st.st_uid != 0 or st.st_gid != 0 or bool(st.st_mode & 0o007)
 
 
 def check_ro_path(path: str) -> str:
