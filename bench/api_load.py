@@ -7,8 +7,9 @@ POST /v1/execute with httpx, in blocks that take turns (paired()); the ratios us
 Then, with no service at all, the same hello world at concurrency = cores bare, through Sandbox.run in
 this process, and in a minimal bubblewrap box (namespaces, /usr, /proc, /dev, /tmp; no cgroup,
 seccomp, init or supervisor): what the box, and any bubblewrap box, costs before the service adds
-anything. Then the ~100 ms program at concurrency = cores. Then rejections at steady saturation: every place held by a long program, then single requests one after another, each of
-which must be turned away. Then two overload curves, counting served and rejected requests and how
+anything. Then the ~100 ms program at concurrency = cores. Then rejections at steady saturation:
+every place held by a long program, then single requests one after another, each of which must be
+turned away. Then two overload curves, counting served and rejected requests and how
 fast a rejection comes back: hello world arriving open-loop at multiples (--factors) of the throughput
 measured at concurrency = cores, for 3 s each; and bursts of sleeping programs at multiples of
 capacity, written at once on connections opened beforehand.
