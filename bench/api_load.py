@@ -7,7 +7,7 @@ POST /v1/execute with httpx, in blocks that take turns (paired()); the ratios us
 Then, with no service at all, the same hello world at concurrency = cores bare, through Sandbox.run in
 this process, and in a minimal bubblewrap box (namespaces, /usr, /proc, /dev, /tmp; no cgroup,
 seccomp, init or supervisor): what the box, and any bubblewrap box, costs before the service adds
-anything. Then the ~100 ms program at concurrency = cores. Then rejections at steady saturation:
+anything. Then three longer, CPU-bound programs at concurrency = cores. Then rejections at steady saturation:
 every place held by a long program, then single requests one after another, each of which must be
 turned away. Then two overload curves, counting served and rejected requests and how
 fast a rejection comes back: hello world arriving open-loop at multiples (--factors) of the throughput
@@ -61,8 +61,15 @@ from _common import (
 )
 
 HELLO = 'print("Hello, World!")'
-# ~100 ms of CPU: how the throughput ratio grows once the program outweighs a box's fixed cost.
-BUSY = "s = 0\nfor i in range(1_200_000):\n    s += i\nprint(s)"
+# CPU-bound programs (~40, ~75 and ~150 ms bare on the development host, the interpreter's start
+# included): how the throughput ratio grows once the program outweighs a box's fixed cost.
+BUSY_LOOPS = (150_000, 450_000, 1_200_000)
+
+
+def busy(loops: int) -> str:
+    return f"s = 0\nfor i in range({loops}):\n    s += i\nprint(s)"
+
+
 PY = "/usr/bin/python3"
 STOCKADE = str(Path(sys.executable).with_name("stockade"))
 SLEEPER = "import time; time.sleep(0.5)"
@@ -418,11 +425,13 @@ async def main() -> None:
                     ])  # fmt: skip
                 await lean.close()
                 alone = await box_alone(args, slots, tmp)
-                # The same at concurrency = cores for a ~100 ms program.
-                busy_lean = LeanClient(url, BUSY)
-                busy_n = max(10, args.n // 2)
-                busy = await paired(busy_n, slots, {"bare": lambda: bare_call(tmp, BUSY), "api": busy_lean.call})
-                await busy_lean.close()
+                # Throughput at concurrency = cores for longer programs.
+                programs = []
+                for loops in BUSY_LOOPS:
+                    code, busy_lean = busy(loops), LeanClient(url, busy(loops))
+                    sides = {"bare": lambda code=code: bare_call(tmp, code), "api": busy_lean.call}
+                    programs.append({"loops": loops, **await paired(max(10, args.n // 2), slots, sides)})
+                    await busy_lean.close()
                 print(f"\nPython hello world, {args.n} executions per level (ms; throughput per second)")
                 print_table(
                     ["conc", "bare p50", "api p50", "ratio", "api p95", "api p99", "bare tput", "api tput",
@@ -436,13 +445,14 @@ async def main() -> None:
                     [[k, fmt_ms(v["latency"]["median"]), f"{v['throughput_per_s']:.1f}",
                       f"{100 * v['throughput_per_s'] / bt:.0f}%", str(v["errors"])] for k, v in alone.items()],
                 )  # fmt: skip
-                bt, at = busy["bare"]["throughput_per_s"], busy["api"]["throughput_per_s"]
-                bl, al = busy["bare"]["latency"]["median"], busy["api"]["latency"]["median"]
-                print(
-                    f"\n~100 ms program at concurrency {slots}: bare p50 {fmt_ms(bl)} ms, "
-                    f"API p50 {fmt_ms(al)} ms; throughput bare {bt:.1f}/s, "
-                    f"API {at:.1f}/s ({100 * at / bt:.0f}%), errors {busy['api']['errors']}"
-                )
+                print(f"\nLonger programs at concurrency {slots} (a loop of n additions; ms; throughput per second)")
+                print_table(
+                    ["loop", "bare p50", "api p50", "bare tput", "api tput", "api/bare", "errors"],
+                    [[f"{p['loops']:,}", fmt_ms(p["bare"]["latency"]["median"]), fmt_ms(p["api"]["latency"]["median"]),
+                      f"{p['bare']['throughput_per_s']:.1f}", f"{p['api']['throughput_per_s']:.1f}",
+                      f"{100 * p['api']['throughput_per_s'] / p['bare']['throughput_per_s']:.0f}%",
+                      str(p["api"]["errors"])] for p in programs],
+                )  # fmt: skip
                 sat = await saturated(client, slots + queue, args.probes)
                 rl = sat["rejection_latency"]
                 print(
@@ -488,7 +498,7 @@ async def main() -> None:
     results = {
         "levels": levels,
         "box_alone": alone,
-        "busy_program": busy,
+        "programs": programs,
         "saturated": sat,
         "overload_rate": rates,
         "overload": curve,
