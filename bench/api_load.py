@@ -428,7 +428,8 @@ async def main() -> None:
                 # Throughput at concurrency = cores for longer programs.
                 programs = []
                 for loops in BUSY_LOOPS:
-                    code, busy_lean = busy(loops), LeanClient(url, busy(loops))
+                    code = busy(loops)
+                    busy_lean = LeanClient(url, code)
                     sides = {"bare": lambda code=code: bare_call(tmp, code), "api": busy_lean.call}
                     programs.append({"loops": loops, **await paired(max(10, args.n // 2), slots, sides)})
                     await busy_lean.close()
