@@ -80,7 +80,10 @@ def run_init(init: Path, message: bytes | None, stdin: bytes = b"", fds: int = 3
     for fd in (w, box.fileno()):
         os.close(fd)
     host.setblocking(False)
-    said = host.recv(64)
+    try:
+        said = host.recv(64)
+    except BlockingIOError:  # init said nothing
+        said = b""
     host.close()
     report = decode_status(os.read(r, 64))
     os.close(r)

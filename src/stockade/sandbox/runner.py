@@ -313,7 +313,6 @@ class _Box:
     ro_paths: frozenset[str]  # what its root adds to the system dirs (rootfs.added_paths)
     stdout_r: int = -1  # the run's output pipes, made when the run arrives
     stderr_r: int = -1
-    discarded: bool = False
 
     @property
     def fs_root(self) -> Path:
@@ -477,8 +476,9 @@ class Sandbox:
             log.exception("box %s could not be built or started", box_id or "?")
             result = BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}", box_id=box_id)
         finally:
-            # Every process of the box is dead by now; removing what is left of it and building the
-            # slot's next box happen in a builder thread while the result is handed back.
+            # Every process of the box is dead by now (or, for a box that never started, is killed in
+            # its teardown); removing what is left of it and building the slot's next box happen in a
+            # builder thread while the result is handed back.
             with self._lock:
                 assert self._builder is not None
                 self._recycling[slot] = self._builder.submit(self._recycle, slot, box)
@@ -546,16 +546,24 @@ class Sandbox:
             box.control.setblocking(False)
         except OSError:  # TimeoutError included
             said = b""
-        self._started(box, said)
+        try:
+            self._started(box, said)
+        except BoxStartFailed:
+            self._discard(box)
+            raise
         return box
 
-    def _started(self, box: _Box, said: bytes) -> None:
-        """Check what the box's init said first; discard a box that never came up."""
+    @staticmethod
+    def _started(box: _Box, said: bytes) -> None:
+        """Raise BoxStartFailed, with bubblewrap's words, unless the box's init said it is up. Discarding
+        the box is the caller's: in a builder thread, never on the loop (a hung bubblewrap is given
+        EXIT_GRACE_S there before it is killed)."""
         if said == b"R":
             return
-        why = _read_available(box.setup_r).decode("utf-8", "replace").strip()  # EOF: bubblewrap is gone
-        self._discard(box)
-        raise BoxStartFailed(f"box did not start (bubblewrap exit status {box.proc.returncode}): {why or 'no message'}")
+        why = _read_available(box.setup_r).decode("utf-8", "replace").strip()
+        code = box.proc.poll()
+        state = "still running" if code is None else f"exit status {code}"
+        raise BoxStartFailed(f"box did not start (no word from its init; bubblewrap {state}): {why or 'no message'}")
 
     def _build(self, slot: int, extra_root_paths: frozenset[str]) -> _Box:
         """Everything of a box that does not depend on the run: tmpfs, cgroup, bubblewrap and our init,
@@ -653,9 +661,6 @@ class Sandbox:
 
     def _discard(self, box: _Box) -> None:
         """Kill the box's cgroup, close the host's descriptors, unmount and remove everything of it."""
-        if box.discarded:  # one that never started, then its run's recycling
-            return
-        box.discarded = True
         self._running.pop(box.box_id, None)
         box.control.close()  # an unused box's init reads EOF and exits; a finished run's init is exiting
         try:
