@@ -198,6 +198,7 @@ def test_real_host_a_waiting_box_yields_the_cpu_to_a_running_one() -> None:
     m.set_cpu_weight(running, running=True)
     cpu = min(os.sched_getaffinity(0))
     pids = []
+    attached_r, attached_w = os.pipe()
     for box in (waiting, running):
         pid = os.fork()
         if pid == 0:
@@ -205,17 +206,22 @@ def test_real_host_a_waiting_box_yields_the_cpu_to_a_running_one() -> None:
             for f in box.procs_files:
                 with open(f, "w") as fh:
                     fh.write("0")
+            os.write(attached_w, b"x")
             while True:
                 pass
         pids.append(pid)
     try:
         import time
 
+        # Count only from when both spin in their cgroups: the first child spins alone until then.
+        assert len(os.read(attached_r, 1) + os.read(attached_r, 1)) == 2
+        w0, r0 = waiting.cpu_time_us(), running.cpu_time_us()
         deadline = time.monotonic() + 5
-        while running.cpu_time_us() < 300_000 and time.monotonic() < deadline:
+        while running.cpu_time_us() - r0 < 300_000 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert running.cpu_time_us() >= 300_000
-        assert waiting.cpu_time_us() * 20 < running.cpu_time_us(), (waiting.cpu_time_us(), running.cpu_time_us())
+        w, r = waiting.cpu_time_us() - w0, running.cpu_time_us() - r0
+        assert r >= 300_000
+        assert w * 20 < r, (w, r)
     finally:
         for pid in pids:
             os.kill(pid, 9)
