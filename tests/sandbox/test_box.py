@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -417,3 +418,39 @@ async def test_a_ready_box_whose_discard_fails_takes_its_slot_out_before_any_run
     assert sb.quarantined == {0} and sb.slots_in_use == 1 and not sb.ready_box_ids
     sb.reap()  # the leftover cgroup of the failed teardown
     sb.close()
+
+
+async def test_a_caller_deferring_recycling_keeps_its_boxes_until_done_without_starving_itself() -> None:
+    """sandbox.recycling_deferred(): finished boxes wait for the caller, yet one slot still serves a
+    caller's second run (a compile, then its run): the run hands the caller's earlier box over first."""
+    sb = started("stockade-t-defer", 1, 62500)
+    boxes = Path("/run/stockade-t-defer/boxes")
+    true = BoxSpec(argv=["/bin/true"])
+    try:
+        with sb.recycling_deferred():
+            first = await sb.run(true)
+            await asyncio.sleep(0.1)
+            assert (boxes / first.box_id).exists() and sb.slots_in_use == 1  # kept for the caller
+            second = await asyncio.wait_for(sb.run(true), 10)
+            assert (first.status, second.status) == (Status.OK, Status.OK)
+            assert not (boxes / first.box_id).exists()
+            await asyncio.sleep(0.1)
+            assert (boxes / second.box_id).exists()
+        await sb.recycled()  # the block's end handed the second one over
+        assert not (boxes / second.box_id).exists() and sb.slots_in_use == 0 and len(sb.ready_box_ids) == 1
+
+        with sb.recycling_deferred():
+            in_task = await asyncio.create_task(sb.run(true))  # tasks started in the block defer too
+            await asyncio.sleep(0.1)
+            assert (boxes / in_task.box_id).exists() and sb.slots_in_use == 1
+        await sb.recycled()
+        assert not (boxes / in_task.box_id).exists() and sb.slots_in_use == 0
+
+        with sb.recycling_deferred():
+            kept = await sb.run(true)
+            sb.settle()  # takes deferred boxes too: afterwards nothing of any box is left
+            assert list(boxes.iterdir()) == [] and sb.slots_in_use == 0
+        assert (await sb.run(true)).status is Status.OK and kept.box_id
+    finally:
+        sb.close()
+    assert list(boxes.iterdir()) == []

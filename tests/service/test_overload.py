@@ -8,6 +8,8 @@ below the time a request that waited for a slot would take (>= 3 s), as shared C
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -84,3 +86,19 @@ def test_overload_is_refused_fast_and_cleanly(server: LiveServer) -> None:
     rss_after = server.rss_kb()
     assert rss_after - rss_before < 100 * 1024, (rss_before, rss_after)
     assert server.leftovers() == {"processes": [], "cgroups": [], "box_dirs": []}
+
+
+def test_a_client_that_never_reads_its_response_holds_no_place_and_no_slot(server: LiveServer) -> None:
+    """The only slot and place are given back once a response is written to the socket's buffers, not
+    once the client has read it: a client that stops reading a large response cannot hold the node."""
+    code = "import sys\nsys.stdout.write('x' * (24 << 20))"
+    body = json.dumps({"language": "python", "code": code, "limits": {"output_kb": 24 * 1024 + 1}}).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as stuck:
+        head = f"POST /v1/execute HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        stuck.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        assert stuck.recv(12) == b"HTTP/1.1 200"  # the response has started; nothing more is read
+        time.sleep(0.5)  # far more than the socket buffers hold is still unsent
+        for i in range(3):
+            r = httpx.post(f"{server.url}/v1/execute", json={"language": "python", "code": f"print({i})"}, timeout=30)
+            assert r.status_code == 200 and r.json()["stdout"] == f"{i}\n", r.text

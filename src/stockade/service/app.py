@@ -403,10 +403,13 @@ class Admission:
             await send(message)
 
         scope.setdefault("state", {})["place"] = place
-        try:
-            await self.app(scope, replaying(buffered, receive), send_releasing)
-        finally:
-            place.release()
+        # The run's box is torn down once the result is recorded and the response written (one write
+        # into the transport's buffer, however slowly the client reads), not while.
+        with self.service.sandbox.recycling_deferred():
+            try:
+                await self.app(scope, replaying(buffered, receive), send_releasing)
+            finally:
+                place.release()
 
 
 def decode(text: str, encoding: str, what: str) -> bytes:
