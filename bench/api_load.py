@@ -19,7 +19,7 @@ concurrency level is admitted whole (default max(8, top level - slots)), so ever
 executions, not rejections. Latency percentiles and throughput count successful (200) executions
 only; any other status is counted per level and shown as errors.
 
-    .venv/bin/python bench/api_load.py [--n 40] [--levels 1 2 4 8 16] [--json out.json]
+    .venv/bin/python bench/api_load.py [--n 100] [--levels 1 2 4 8 16] [--json out.json]
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ async def saturated(client: httpx.AsyncClient, capacity: int, probes: int) -> di
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=40, help="executions per concurrency level and mode")
+    ap.add_argument("--n", type=int, default=100, help="executions per concurrency level and mode")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     ap.add_argument("--factors", type=int, nargs="+", default=[2, 5, 10], help="overload: × throughput and × capacity")
     ap.add_argument("--probes", type=int, default=20, help="single requests at steady saturation")
