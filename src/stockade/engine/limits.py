@@ -77,8 +77,11 @@ class StagePolicy:
         )
 
 
+_HOST_CORES = os.cpu_count() or 1  # read once: glibc reads /sys for it on every call, twice a request
+
+
 def _cores(wanted: float) -> float:
-    return float(min(wanted, os.cpu_count() or 1))
+    return float(min(wanted, _HOST_CORES))
 
 
 @dataclass(frozen=True)
