@@ -102,3 +102,13 @@ def test_a_client_that_never_reads_its_response_holds_no_place_and_no_slot(serve
         for i in range(3):
             r = httpx.post(f"{server.url}/v1/execute", json={"language": "python", "code": f"print({i})"}, timeout=30)
             assert r.status_code == 200 and r.json()["stdout"] == f"{i}\n", r.text
+
+
+def test_one_slot_serves_a_compile_and_then_its_run(server: LiveServer) -> None:
+    """The compile's box goes back to the builder before the run asks for the only slot, although the
+    service holds finished boxes back until its response is written."""
+    hello_c = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
+    r = httpx.post(f"{server.url}/v1/execute", json={"language": "c", "code": hello_c}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["status"], body["stdout"], body["compile"]["status"]) == ("ok", "hi\n", "ok"), body

@@ -552,9 +552,8 @@ class Sandbox:
         """Finish every pending teardown now and discard the boxes built ahead: afterwards no box of
         this sandbox exists on the host (no process, cgroup, mount or box dir) until the next run."""
         with self._lock:
-            if self._builder is not None:
-                for slot in list(self._deferred):
-                    self._submit_recycle(slot, self._deferred.pop(slot))
+            deferred = list(self._deferred)
+        self._recycle_deferred(deferred)
         while jobs := self._recycling_jobs():
             concurrent.futures.wait(jobs)
         with self._lock:
