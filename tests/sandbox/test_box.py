@@ -454,3 +454,21 @@ async def test_a_caller_deferring_recycling_keeps_its_boxes_until_done_without_s
     finally:
         sb.close()
     assert list(boxes.iterdir()) == []
+
+
+async def test_once_every_slot_is_quarantined_runs_fail_at_once_instead_of_waiting_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sb = started("stockade-t-lost", 1, 62600)
+    true = BoxSpec(argv=["/bin/true"])
+    try:
+        with FailingTeardown(monkeypatch):
+            first = await sb.run(true)
+            waiting = asyncio.create_task(sb.run(true))  # for the only slot, whose teardown fails
+            await sb.recycled()
+        assert first.status is Status.OK and sb.quarantined == {0}
+        for r in (await asyncio.wait_for(waiting, 5), await asyncio.wait_for(sb.run(true), 5)):
+            assert r.status is Status.INTERNAL_ERROR and "every slot is quarantined" in (r.error or ""), r
+    finally:
+        sb.reap()  # the leftover cgroup of the failed teardown
+        sb.close()

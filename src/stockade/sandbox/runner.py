@@ -115,6 +115,10 @@ def _unlock_instance(run_dir: Path) -> None:
         del _INSTANCE_LOCKS[run_dir]
 
 
+class NoSlotLeft(RuntimeError):
+    """Every slot was taken out for good (quarantined): no run can get one until a restart."""
+
+
 class _Slots:
     """Free slot numbers plus FIFO waiters. Not bound to one event loop, unlike asyncio.Queue, and
     given back from any thread: the builder thread returns a slot once its next box is built."""
@@ -124,6 +128,7 @@ class _Slots:
         self._free = list(range(n))
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]] = deque()
         self.total = n
+        self._lost = 0  # never given back
 
     @property
     def in_use(self) -> int:
@@ -136,6 +141,8 @@ class _Slots:
     async def take(self) -> int:
         loop = asyncio.get_running_loop()
         with self._lock:
+            if self._lost >= self.total:
+                raise NoSlotLeft
             if self._free and not self.waiting:
                 return self._free.pop(0)
             fut: asyncio.Future[int] = loop.create_future()
@@ -159,6 +166,23 @@ class _Slots:
                 except RuntimeError:  # that loop is closed: nobody waits there any more
                     continue
             self._free.append(slot)
+
+    def lose(self) -> None:
+        """A slot will never be given back. Once none is left, every waiter fails now rather than
+        waiting for ever."""
+        with self._lock:
+            self._lost += 1
+            if self._lost < self.total:
+                return
+            waiters, self._waiters = self._waiters, deque()
+        for loop, w in waiters:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there any more
+                loop.call_soon_threadsafe(self._fail, w)
+
+    @staticmethod
+    def _fail(waiter: asyncio.Future[int]) -> None:
+        if not waiter.done():
+            waiter.set_exception(NoSlotLeft())
 
     def _hand(self, waiter: asyncio.Future[int], slot: int) -> None:
         if waiter.done():
@@ -463,7 +487,11 @@ class Sandbox:
         if (deferred := _DEFERRED.get()) is not None:
             self._recycle_deferred(deferred)  # this caller's earlier box may hold the slot this run needs
         asked = time.monotonic()
-        slot = await self._slots.take()
+        try:
+            slot = await self._slots.take()
+        except NoSlotLeft:
+            why = "every slot is quarantined after a failed teardown; restart the service (its start reaps)"
+            return BoxResult(status=Status.INTERNAL_ERROR, error=f"no box available: {why}")
         queue_ms = int((time.monotonic() - asked) * 1000)
         with self._lock:
             box = self._ready.pop(slot, None)
@@ -535,6 +563,7 @@ class Sandbox:
             if slot in self.quarantined:
                 # Its uid may still own a process that survived SIGKILL: no other box may ever get it.
                 log.error("slot %d (uid %d) quarantined", slot, self._uid(slot))
+                self._slots.lose()
             else:
                 self._slots.give(slot)
 
