@@ -150,7 +150,7 @@ class _Slots:
         try:
             return await fut
         except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
                 self.give(fut.result())  # handed a slot while being cancelled: pass it on
             raise
 
