@@ -449,8 +449,8 @@ async def test_a_caller_deferring_recycling_keeps_its_boxes_until_done_without_s
         with sb.recycling_deferred():
             kept = await sb.run(true)
             sb.settle()  # takes deferred boxes too: afterwards nothing of any box is left
-            assert list(boxes.iterdir()) == [] and sb.slots_in_use == 0
-        assert (await sb.run(true)).status is Status.OK and kept.box_id
+            assert not (boxes / kept.box_id).exists() and list(boxes.iterdir()) == [] and sb.slots_in_use == 0
+        assert (await sb.run(true)).status is Status.OK  # the block's end found nothing left to hand over
     finally:
         sb.close()
     assert list(boxes.iterdir()) == []

@@ -484,7 +484,8 @@ class Sandbox:
             needed = rootfs.added_paths(self.layout, [check_ro_path(p) for p in spec.ro_paths])
         except ValueError as e:
             return BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}")
-        if (deferred := _DEFERRED.get()) is not None:
+        deferred = _DEFERRED.get()
+        if deferred:
             self._recycle_deferred(deferred)  # this caller's earlier box may hold the slot this run needs
         asked = time.monotonic()
         try:
