@@ -3,6 +3,7 @@ INTERNAL_ERROR, which cannot be provoked from outside)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -599,6 +600,36 @@ def test_quota_exceeded_per_tenant(kclient: httpx.Client, keyed_server: LiveServ
     text = kclient.get("/metrics").text
     assert metric(text, "stockade_rejections_total", reason="quota_exceeded") >= 1
     assert "stockade_quota_saturation" in text
+
+
+def test_concurrent_requests_cannot_overrun_the_executions_quota(keyed_server: LiveServer) -> None:
+    """Usage is written after each run; requests in flight hold their execution from the check on."""
+    key = key_of(keyed_server, "quotac", executions_per_day=2)
+    slow = {"language": "python", "code": "import time; time.sleep(0.5)"}
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=keyed_server.url, timeout=60) as c:
+            return await asyncio.gather(*(c.post("/v1/execute", json=slow, headers=bearer(key)) for _ in range(6)))
+
+    replies = asyncio.run(burst())
+    ok = [r for r in replies if r.status_code == 200]
+    assert len(ok) == 2 and all(r.json()["status"] == "ok" for r in ok), [r.text for r in replies]
+    for r in replies:
+        if r.status_code != 200:
+            assert_error(r, "QUOTA_EXCEEDED", 429)
+    with Store(keyed_server.data_dir / "stockade.db") as st:
+        tenant = next(t for t in st.list_tenants() if t.id.startswith("quotac-"))
+        assert st.check_quota(tenant.id).executions_used == 2
+
+
+def test_a_request_refused_after_the_quota_check_gives_its_execution_back(
+    kclient: httpx.Client, keyed_server: LiveServer
+) -> None:
+    key = key_of(keyed_server, "quotar", executions_per_day=1)
+    for refused in ({"language": "cobol-2077", "code": "1"}, {**HELLO, "limits": {"cpu_ms": -1}}):
+        assert run(kclient, refused, key).status_code in (404, 422)
+    assert run(kclient, HELLO, key).json()["status"] == "ok"
+    assert_error(run(kclient, HELLO, key), "QUOTA_EXCEEDED", 429)
 
 
 def test_diagnostics_admin_only(kclient: httpx.Client, keyed_server: LiveServer) -> None:

@@ -145,6 +145,27 @@ def test_bad_input_is_rejected_and_not_appended(store: Store, key_path: Path) ->
     assert list(audit.export()) == [] and audit.head() is None
 
 
+def test_a_record_and_what_it_charges_commit_together_or_not_at_all(store: Store, key_path: Path) -> None:
+    store.create_tenant("acme", "Acme", executions_per_day=5)
+    audit = AuditLog(store, key_path)
+    data = {"action": "run", "target": "x"}
+    rec = audit.append("admin", "acme", None, data, also=lambda conn: Store.count_usage(conn, "acme", 40))
+    q = store.check_quota("acme")
+    assert [r["seq"] for r in audit.export()] == [rec["seq"]] and (q.executions_used, q.cpu_seconds_used) == (1, 0.04)
+
+    with pytest.raises(ValueError):  # the usage fails: the record goes with it
+        audit.append("admin", "acme", None, data, also=lambda conn: Store.count_usage(conn, "acme", -1))
+
+    def count_then_fail(conn: sqlite3.Connection) -> None:
+        Store.count_usage(conn, "acme", 1)
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):  # and a failure after counting takes the count too
+        audit.append("admin", "acme", None, data, also=count_then_fail)
+    assert [r["seq"] for r in audit.export()] == [1] and store.check_quota("acme").executions_used == 1
+    assert audit.verify().ok
+
+
 def test_concurrent_appends_form_one_chain(store: Store, key_path: Path) -> None:
     audit = AuditLog(store, key_path)
 

@@ -34,8 +34,9 @@ from stockade.service.api import ErrorOut, ExecuteIn, ExecuteOut, LimitsIn, Runt
 from stockade.service.audit import AuditLog, execution_data
 from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
+from stockade.service.quota import QuotaHold, QuotaHolds
 from stockade.service.ratelimit import RateLimiter
-from stockade.service.store import AuthContext, ConflictError, Store, Tenant
+from stockade.service.store import AuthContext, ConflictError, QuotaState, Store, Tenant
 from stockade.service.telemetry import Metrics, RecentFailures
 from stockade.service.wire import response_body
 
@@ -123,6 +124,7 @@ class Service:
         self.metrics = Metrics()
         self.failures = RecentFailures()
         self.limiter = RateLimiter()
+        self.quota_holds = QuotaHolds()
         self.store: Store | None = None
         self.audit: AuditLog | None = None
         self.places = Places(self.sandbox.slots_total + config.queue_size)
@@ -201,16 +203,19 @@ class Service:
                 retry_after=decision.retry_after_s,
             )
 
-    def check_quota(self, caller: Caller) -> None:
+    def check_quota(self, caller: Caller) -> QuotaHold:
+        """The check and the hold it returns (quota.py) are one step: no await between them."""
         assert self.store is not None
-        q = self.store.check_quota(caller.tenant.id)
+        tenant_id = caller.tenant.id
+        q = self.store.check_quota(tenant_id, pending=self.quota_holds.held(tenant_id))
         self._saturation(q)
         if q.exceeded:
             self.reject("quota_exceeded")
             wait = max(1, int((q.resets_at - datetime.now(UTC)).total_seconds()))
             raise ApiError("QUOTA_EXCEEDED", f"daily {q.exceeded_by} quota used up", retry_after=wait)
+        return self.quota_holds.hold(tenant_id)
 
-    def _saturation(self, q: Any) -> None:
+    def _saturation(self, q: QuotaState) -> None:
         if q.executions_limit:
             self.metrics.quota_saturation.labels(q.tenant_id, "executions").set(q.executions_used / q.executions_limit)
         if q.cpu_seconds_limit:
@@ -344,8 +349,7 @@ class Service:
 
         def persist() -> None:
             assert self.store is not None and self.audit is not None
-            q = self.store.record_usage(caller.tenant.id, cpu_ms)
-            self._saturation(q)
+            counted: list[QuotaState] = []
             code = b"".join(f.name.encode() + b"\0" + f.content for f in plan.files)
             self.audit.append(
                 "execution",
@@ -363,7 +367,9 @@ class Service:
                     timings={"cpu_ms": cpu_ms, "wall_ms": out["wall_time_ms"]},
                     execution_id=execution_id,
                 ),
+                also=lambda conn: counted.append(Store.count_usage(conn, caller.tenant.id, cpu_ms)),
             )
+            self._saturation(counted[0])
 
         await asyncio.to_thread(persist)
 
@@ -410,6 +416,8 @@ class Admission:
                 await self.app(scope, replaying(buffered, receive), send_releasing)
             finally:
                 place.release()
+                if hold := scope["state"].get("quota_hold"):
+                    hold.release()
 
 
 def decode(text: str, encoding: str, what: str) -> bytes:
@@ -487,7 +495,8 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         await asyncio.sleep(0)
         c = service.authenticate(request)
         await service.rate_limit(c)
-        service.check_quota(c)
+        # Held until the usage is written (execute) or the request ends (Admission), whichever is first.
+        request.state.quota_hold = service.check_quota(c)
         return c
 
     def admin(request: Request) -> Caller:
@@ -512,6 +521,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         service.metrics.queue_wait.observe(waited / 1000)
         out = response_body(execution_id, result, body.output_encoding)
         await service.record(who, plan, result, execution_id, out)
+        request.state.quota_hold.release()  # the usage is written: the counters have it now
         return JSONResponse(out)
 
     async def method_not_allowed() -> Response:

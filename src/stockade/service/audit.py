@@ -12,8 +12,9 @@ import json
 import logging
 import os
 import secrets
+import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -433,9 +434,15 @@ class AuditLog:
             self._store.close()
 
     def append(
-        self, kind: RecordKind, tenant: str | None, key_id: str | None, data: Mapping[str, Any]
+        self,
+        kind: RecordKind,
+        tenant: str | None,
+        key_id: str | None,
+        data: Mapping[str, Any],
+        also: Callable[[sqlite3.Connection], object] | None = None,
     ) -> dict[str, Any]:
-        """Add one record; returns it as exported (body plus hash and signature)."""
+        """Add one record; returns it as exported (body plus hash and signature). `also` runs in the same
+        transaction (the execution's usage: the record and what it charged commit together, at one cost)."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if self._private is None:
@@ -475,6 +482,8 @@ class AuditLog:
                      time = excluded.time, signature = excluded.signature""",
                 (seq, digest.hex(), now, head_sig),
             )
+            if also is not None:
+                also(conn)
         return {**body, "hash": digest.hex(), "signature": signature}
 
     def head(self) -> Head | None:

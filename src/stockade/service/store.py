@@ -554,7 +554,7 @@ class Store:
     # -- quotas ----------------------------------------------------------------------------
 
     @staticmethod
-    def _quota_state(conn: sqlite3.Connection, tenant_id: str, day: date) -> QuotaState:
+    def _quota_state(conn: sqlite3.Connection, tenant_id: str, day: date, pending: int = 0) -> QuotaState:
         limits = conn.execute(
             "SELECT executions_per_day, cpu_seconds_per_day FROM tenants WHERE id = ?", (tenant_id,)
         ).fetchone()
@@ -569,7 +569,7 @@ class Store:
         cpu_limit: float | None = limits["cpu_seconds_per_day"]
         cpu_used = cpu_ms / 1000
         exceeded: QuotaName | None = None
-        if exec_limit is not None and executions >= exec_limit:
+        if exec_limit is not None and executions + pending >= exec_limit:
             exceeded = "executions"
         elif cpu_limit is not None and cpu_used >= cpu_limit:
             exceeded = "cpu_seconds"
@@ -583,9 +583,10 @@ class Store:
             exceeded_by=exceeded,
         )
 
-    def check_quota(self, tenant_id: str, *, now: datetime | None = None) -> QuotaState:
-        """Today's (UTC) usage against the tenant's daily quotas; read-only."""
-        return self._quota_state(self.connection(), tenant_id, _utc_day(now))
+    def check_quota(self, tenant_id: str, *, now: datetime | None = None, pending: int = 0) -> QuotaState:
+        """Today's (UTC) usage against the tenant's daily quotas; read-only. `pending` executions, admitted
+        but not yet recorded, count against the executions quota (not in `executions_used`)."""
+        return self._quota_state(self.connection(), tenant_id, _utc_day(now), pending)
 
     def reserve_execution(self, tenant_id: str, *, now: datetime | None = None) -> QuotaState:
         """Atomically check the quotas and, if not exceeded, count one execution.
@@ -602,14 +603,21 @@ class Store:
 
     def record_usage(self, tenant_id: str, cpu_ms: int, *, executions: int = 1, day: date | None = None) -> QuotaState:
         """Add usage to the tenant's counters for `day` (default: today, UTC) in one transaction."""
+        with self.transaction() as conn:
+            return self.count_usage(conn, tenant_id, cpu_ms, executions=executions, day=day)
+
+    @classmethod
+    def count_usage(
+        cls, conn: sqlite3.Connection, tenant_id: str, cpu_ms: int, *, executions: int = 1, day: date | None = None
+    ) -> QuotaState:
+        """record_usage inside a write transaction the caller holds (the service's audit record's)."""
         if cpu_ms < 0 or executions < 0:
             raise ValueError("usage must not be negative")
         day = day or _utc_day(None)
-        with self.transaction() as conn:
-            if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
-                raise NotFoundError(f"no tenant {tenant_id!r}")
-            self._add_usage(conn, tenant_id, day, executions=executions, cpu_ms=int(cpu_ms))
-            return self._quota_state(conn, tenant_id, day)
+        if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        cls._add_usage(conn, tenant_id, day, executions=executions, cpu_ms=int(cpu_ms))
+        return cls._quota_state(conn, tenant_id, day)
 
     @staticmethod
     def _add_usage(conn: sqlite3.Connection, tenant_id: str, day: date, *, executions: int, cpu_ms: int) -> None:

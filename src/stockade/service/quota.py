@@ -1,0 +1,42 @@
+"""Executions past the quota check whose usage is not recorded yet.
+
+A request's usage is written with its audit record, after its run. Checking the daily executions quota
+against the written counters alone let concurrent requests pass the check together and overrun the
+quota by the number in flight. A hold counts the request from its check (on the event loop, with no
+await between reading the counters and taking the hold, so the pair is atomic) until its usage is
+written or it ends without a run. Holds are per node: nodes sharing one database can still overrun by
+the others' requests in flight.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+class QuotaHold:
+    """One request's hold on an execution of its tenant's daily quota; released exactly once."""
+
+    def __init__(self, holds: QuotaHolds, tenant_id: str) -> None:
+        self._holds: QuotaHolds | None = holds
+        self.tenant_id = tenant_id
+        holds._held[tenant_id] += 1
+
+    def release(self) -> None:
+        """Safe to call again: the usage write and the request's end both do."""
+        if self._holds is not None:
+            held = self._holds._held
+            held[self.tenant_id] -= 1
+            if not held[self.tenant_id]:
+                del held[self.tenant_id]
+            self._holds = None
+
+
+class QuotaHolds:
+    def __init__(self) -> None:
+        self._held: Counter[str] = Counter()
+
+    def held(self, tenant_id: str) -> int:
+        return self._held[tenant_id]
+
+    def hold(self, tenant_id: str) -> QuotaHold:
+        return QuotaHold(self, tenant_id)
