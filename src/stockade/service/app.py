@@ -8,6 +8,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+import gc
 import logging
 import time
 import uuid
@@ -409,6 +410,9 @@ class Admission:
             await send(message)
 
         scope.setdefault("state", {})["place"] = place
+        # Yield once: of a burst read in one loop turn, the requests refused above are all answered in
+        # it, before the admitted ones parse, authenticate and validate.
+        await asyncio.sleep(0)
         # The run's box is torn down once the result is recorded and the response written (one write
         # into the transport's buffer, however slowly the client reads), not while.
         with self.service.sandbox.recycling_deferred():
@@ -429,6 +433,14 @@ def decode(text: str, encoding: str, what: str) -> bytes:
         raise ApiError("INVALID_REQUEST", f"{what} is not valid base64") from None
 
 
+def freeze_startup_heap() -> None:
+    """Leave what start-up built (FastAPI, pydantic, the registry and its detections: most of the
+    heap) out of every later full garbage collection: each one walked all of it, stopping the event
+    loop for 40–90 ms under load, where a refusal should take a few (docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(config: ServiceConfig | None = None, *, service: Service | None = None) -> FastAPI:
     service = service or Service(config or ServiceConfig())
 
@@ -437,6 +449,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         if not service.started:  # `stockade serve` starts it first, to refuse with a plain message
             await asyncio.to_thread(service.start)
         detection = asyncio.create_task(service.registry.detect_all())
+        detection.add_done_callback(lambda _: freeze_startup_heap())
         try:
             yield
         finally:
@@ -490,9 +503,6 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         """authentication -> rate limit -> quota, before the body is even validated. (Admission has
         claimed an execution place already, or refused the request.) On the event loop: SQLite reads
         in WAL mode never wait for a writer, and the hop to a worker thread cost more than they do."""
-        # Yield first: of a burst read in one go, the requests Admission refuses are answered before the
-        # admitted ones do this work (one loop turn, where the worker thread used to give it).
-        await asyncio.sleep(0)
         c = service.authenticate(request)
         await service.rate_limit(c)
         # Held until the usage is written (execute) or the request ends (Admission), whichever is first.
