@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,19 @@ def now_ns() -> int:
 
 def ms_since(t0_ns: int) -> float:
     return (time.perf_counter_ns() - t0_ns) / 1e6
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No garbage collection in the benchmark's own process while it times something (it collects
+    before): a full collection of a long run's heap took ~60 ms here, and landed in whichever
+    requests were in flight, as outliers of the service."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # -- statistics --------------------------------------------------------------------------------

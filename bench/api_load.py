@@ -48,6 +48,7 @@ from _common import (
     LoadMeter,
     bare_env,
     fmt_ms,
+    gc_paused,
     machine_info,
     ms_since,
     now_ns,
@@ -410,10 +411,11 @@ async def main() -> None:
                 rows, levels = [], {}
                 lean = LeanClient(url, HELLO)
                 for c in args.levels:
-                    levels[c] = await paired(
-                        args.n, c, {"bare": lambda: bare_call(tmp), "api": lean.call,
-                                    "api_httpx": lambda: api_call(client, HELLO)},
-                    )  # fmt: skip
+                    with gc_paused():
+                        levels[c] = await paired(
+                            args.n, c, {"bare": lambda: bare_call(tmp), "api": lean.call,
+                                        "api_httpx": lambda: api_call(client, HELLO)},
+                        )  # fmt: skip
                     bare, api, via_httpx = levels[c]["bare"], levels[c]["api"], levels[c]["api_httpx"]
                     rows.append([
                         str(c), fmt_ms(bare["latency"]["median"]), fmt_ms(api["latency"]["median"]),
@@ -424,14 +426,16 @@ async def main() -> None:
                         fmt_ms(via_httpx["latency"]["median"]), f"{via_httpx['throughput_per_s']:.1f}",
                     ])  # fmt: skip
                 await lean.close()
-                alone = await box_alone(args, slots, tmp)
+                with gc_paused():
+                    alone = await box_alone(args, slots, tmp)
                 # Throughput at concurrency = cores for longer programs.
                 programs = []
                 for loops in BUSY_LOOPS:
                     code = busy(loops)
                     busy_lean = LeanClient(url, code)
                     sides = {"bare": lambda code=code: bare_call(tmp, code), "api": busy_lean.call}
-                    programs.append({"loops": loops, **await paired(max(10, args.n // 2), slots, sides)})
+                    with gc_paused():
+                        programs.append({"loops": loops, **await paired(max(10, args.n // 2), slots, sides)})
                     await busy_lean.close()
                 print(f"\nPython hello world, {args.n} executions per level (ms; throughput per second)")
                 print_table(
@@ -454,7 +458,8 @@ async def main() -> None:
                       f"{100 * p['api']['throughput_per_s'] / p['bare']['throughput_per_s']:.0f}%",
                       str(p["api"]["errors"])] for p in programs],
                 )  # fmt: skip
-                sat = await saturated(client, slots + queue, args.probes)
+                with gc_paused():
+                    sat = await saturated(client, slots + queue, args.probes)
                 rl = sat["rejection_latency"]
                 print(
                     f"\nSteady saturation: {slots + queue} places held, {args.probes} single requests: "
@@ -466,7 +471,8 @@ async def main() -> None:
                 capacity_rate = levels[slots]["api"]["throughput_per_s"] if slots in levels else 40.0
                 rates = []
                 for factor in args.factors:
-                    row = await offered_rate(url, factor * capacity_rate, 3.0)
+                    with gc_paused():
+                        row = await offered_rate(url, factor * capacity_rate, 3.0)
                     rates.append({"factor": factor, **row})
                     await asyncio.sleep(1.0)  # let the queue drain
                 print(f"\nOverload at a rate: hello world arriving at multiples of {capacity_rate:.1f}/s for 3 s")
@@ -480,7 +486,8 @@ async def main() -> None:
                       fmt_ms(r["rejection_latency"]["p95"]) if r["rejection_latency"] else "-",
                       fmt_ms(r["rejection_latency"]["p99"]) if r["rejection_latency"] else "-"] for r in rates],
                 )  # fmt: skip
-                curve = await overload(url, slots + queue, args.factors)
+                with gc_paused():
+                    curve = await overload(url, slots + queue, args.factors)
                 print(f"\nOverload: bursts of a 0.5 s program, capacity {slots} slots + {queue} queue")
                 print_table(
                     ["offered", "sent in ms", "served", "rejected", "other", "reject p50", "reject p95", "fastest"],
