@@ -1,8 +1,9 @@
-"""Execution places: claimed on arrival, admitted for the run, given back exactly once."""
+"""Execution places: claimed on arrival, admitted for the run, given back exactly once; and quota holds."""
 
 from __future__ import annotations
 
 from stockade.service.admission import Places
+from stockade.service.quota import QuotaHolds
 
 
 def test_claims_take_places_until_full() -> None:
@@ -39,3 +40,15 @@ def test_release_is_idempotent() -> None:
     other.release()
     other.release()
     assert places.claimed == 0
+
+
+def test_quota_holds_count_per_tenant_and_give_back_once() -> None:
+    holds = QuotaHolds()
+    a1, a2, b = holds.hold("a"), holds.hold("a"), holds.hold("b")
+    assert (holds.held("a"), holds.held("b"), holds.held("c")) == (2, 1, 0)
+    a1.release()
+    a1.release()  # the usage write and the request's end both release
+    assert (holds.held("a"), holds.held("b")) == (1, 1)
+    a2.release()
+    b.release()
+    assert (holds.held("a"), holds.held("b")) == (0, 0) and not holds._held  # no tenant left behind

@@ -152,3 +152,38 @@ def test_lifespan_shutdown_leaves_no_tasks(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("LEFT"))
     assert line.startswith("LEFT 0 "), f"tasks still running after the lifespan ended: {line}"
+
+
+FREEZE_SCRIPT = """
+import asyncio, gc, sys
+from pathlib import Path
+from stockade.runtimes.registry import Registry
+from stockade.sandbox import SandboxConfig
+from stockade.service.app import Service, create_app
+from stockade.service.config import ServiceConfig
+
+async def main() -> None:
+    sandbox = SandboxConfig(run_dir=Path("/run/stockade-t-life-gc"), slots=1, uid_base=66660,
+                            cgroup_name="stockade-t-life-gc")
+    service = Service(ServiceConfig(data_dir=Path(sys.argv[1]), sandbox=sandbox),
+                      registry=Registry([Registry.default().get("python")]))
+    app = create_app(service=service)
+    before = gc.get_freeze_count()
+    async with app.router.lifespan_context(app):
+        await service.registry.detect_all()
+        await asyncio.sleep(0.1)  # the detection task's done callbacks run
+        print("FROZEN", before, gc.get_freeze_count(), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_the_start_up_heap_is_left_out_of_garbage_collection(tmp_path: Path) -> None:
+    """Once detection is done, what start-up built is frozen: a full collection walking it stopped the event
+    loop for 40-90 ms under load (docs/benchmarks.md, "Late-evening runs")."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FREEZE_SCRIPT, str(tmp_path / "data")], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, before, after = next(x for x in proc.stdout.splitlines() if x.startswith("FROZEN")).split()
+    assert int(before) == 0 and int(after) > 20_000, (before, after)  # FastAPI, pydantic, the registry

@@ -11,24 +11,20 @@ the others' requests in flight.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 
 class QuotaHold:
     """One request's hold on an execution of its tenant's daily quota; released exactly once."""
 
-    def __init__(self, holds: QuotaHolds, tenant_id: str) -> None:
-        self._holds: QuotaHolds | None = holds
-        self.tenant_id = tenant_id
-        holds._held[tenant_id] += 1
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
 
     def release(self) -> None:
         """Safe to call again: the usage write and the request's end both do."""
-        if self._holds is not None:
-            held = self._holds._held
-            held[self.tenant_id] -= 1
-            if not held[self.tenant_id]:
-                del held[self.tenant_id]
-            self._holds = None
+        if self._release is not None:
+            self._release()
+            self._release = None
 
 
 class QuotaHolds:
@@ -39,4 +35,10 @@ class QuotaHolds:
         return self._held[tenant_id]
 
     def hold(self, tenant_id: str) -> QuotaHold:
-        return QuotaHold(self, tenant_id)
+        self._held[tenant_id] += 1
+        return QuotaHold(lambda: self._give_back(tenant_id))
+
+    def _give_back(self, tenant_id: str) -> None:
+        self._held[tenant_id] -= 1
+        if not self._held[tenant_id]:
+            del self._held[tenant_id]
