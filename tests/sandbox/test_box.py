@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from stockade.sandbox import BoxSpec, InputFile, Limits, Sandbox, SandboxConfig, Status, TimeoutKind, runner
+from stockade.sandbox import (
+    BoxSpec,
+    CallerRuns,
+    InputFile,
+    Limits,
+    Sandbox,
+    SandboxConfig,
+    Status,
+    TimeoutKind,
+    runner,
+)
 from stockade.sandbox.cgroups import BoxCgroup, CgroupError
 
 PY = "/usr/bin/python3"
@@ -454,6 +464,37 @@ async def test_a_caller_deferring_recycling_keeps_its_boxes_until_done_without_s
     finally:
         sb.close()
     assert list(boxes.iterdir()) == []
+
+
+async def test_a_caller_knows_whether_its_run_has_taken_a_slot_and_may_drop_it_until_then() -> None:
+    """CallerRuns.started: a run waiting for a slot can be cancelled with nothing to undo (the service
+    drops a queued request whose client left); the slot it waited for is not lost."""
+    sb = started("stockade-t-started", 1, 62700)
+    true = BoxSpec(argv=["/bin/true"])
+    blocks: list[CallerRuns] = []
+
+    async def queued() -> None:
+        with sb.recycling_deferred() as runs:
+            blocks.append(runs)
+            await sb.run(true)
+
+    try:
+        holder = asyncio.create_task(sb.run(BoxSpec(argv=["/bin/sleep", "1"])))
+        await asyncio.sleep(0.3)
+        assert sb.slots_in_use == 1  # the holder has the only slot
+        waiting = asyncio.create_task(queued())
+        await asyncio.sleep(0.3)
+        assert blocks[0].started is False and blocks[0].slots == []
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert (await holder).status is Status.OK
+        with sb.recycling_deferred() as runs:
+            assert runs.started is False
+            after = await asyncio.wait_for(sb.run(true), 10)  # the cancelled waiter passed the slot on
+            assert runs.started is True and after.status is Status.OK
+    finally:
+        sb.close()
 
 
 async def test_once_every_slot_is_quarantined_runs_fail_at_once_instead_of_waiting_for_ever(

@@ -8,13 +8,15 @@ below the time a request that waited for a slot would take (>= 3 s), as shared C
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.live import LiveServer, live_server
 
@@ -112,3 +114,44 @@ def test_one_slot_serves_a_compile_and_then_its_run(server: LiveServer) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["status"], body["stdout"], body["compile"]["status"]) == ("ok", "hi\n", "ok"), body
+
+
+def _metric_sum(url: str, name: str, **labels: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def _wait_for(what: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_queued_request_whose_client_left_is_dropped_before_it_runs(server: LiveServer) -> None:
+    """Its place and slot go to requests still awaited; a run that has started is never dropped."""
+    executions = _metric_sum(server.url, "stockade_executions_total")
+    dropped = _metric_sum(server.url, "stockade_rejections_total", reason="client_gone")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(httpx.post, f"{server.url}/v1/execute", json=SLEEP, timeout=60)
+        _wait_for(lambda: _metric_sum(server.url, "stockade_in_flight") == 1, 30)
+        body = json.dumps({"language": "python", "code": "print('nobody reads this')"}).encode()
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as leaving:
+            head = f"POST /v1/execute HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            leaving.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            _wait_for(lambda: _metric_sum(server.url, "stockade_in_flight") == 2, 30)  # queued behind the holder
+        _wait_for(lambda: _metric_sum(server.url, "stockade_in_flight") == 1, 10)  # dropped: the holder is left
+        assert not holder.done()  # the started run was not touched
+        r = holder.result()
+    assert r.status_code == 200 and r.json()["stdout"] == "done\n", r.text
+    assert _metric_sum(server.url, "stockade_rejections_total", reason="client_gone") == dropped + 1
+    time.sleep(0.5)  # a queued run, had it not been dropped, would have started once the holder ended
+    assert _metric_sum(server.url, "stockade_executions_total") == executions + 1
+    ok = httpx.post(f"{server.url}/v1/execute", json={"language": "python", "code": "print(1)"}, timeout=30)
+    assert ok.status_code == 200 and ok.json()["stdout"] == "1\n"  # its place and its quota hold were given back

@@ -51,8 +51,19 @@ MEMLOCK_BYTES = 64 * 1024
 SHARED_RLIMITS = ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_MEMLOCK, MEMLOCK_BYTES), (resource.RLIMIT_MSGQUEUE, 0))
 # A box is built with the default limits; a run with other ones gets its cgroup and tmpfs caps set late.
 BUILD_LIMITS = Limits()
-# Slots whose finished box the current caller hands to the builder later (Sandbox.recycling_deferred).
-_DEFERRED: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("stockade_deferred", default=None)
+
+
+class CallerRuns:
+    """The runs of one Sandbox.recycling_deferred() block: the slots whose finished boxes it hands to
+    the builder at its end, and whether any of its runs has taken a slot (from then on it runs to its
+    end: a caller may still drop a request that has not started, e.g. when its client has left)."""
+
+    def __init__(self) -> None:
+        self.slots: list[int] = []
+        self.started = False
+
+
+_DEFERRED: contextvars.ContextVar[CallerRuns | None] = contextvars.ContextVar("stockade_deferred", default=None)
 
 
 @dataclass(frozen=True)
@@ -484,15 +495,17 @@ class Sandbox:
             needed = rootfs.added_paths(self.layout, [check_ro_path(p) for p in spec.ro_paths])
         except ValueError as e:
             return BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}")
-        deferred = _DEFERRED.get()
-        if deferred:
-            self._recycle_deferred(deferred)  # this caller's earlier box may hold the slot this run needs
+        caller = _DEFERRED.get()
+        if caller is not None and caller.slots:
+            self._recycle_deferred(caller.slots)  # this caller's earlier box may hold the slot this run needs
         asked = time.monotonic()
         try:
             slot = await self._slots.take()
         except NoSlotLeft:
             why = "every slot is quarantined after a failed teardown; restart the service (its start reaps)"
             return BoxResult(status=Status.INTERNAL_ERROR, error=f"no box available: {why}")
+        if caller is not None:
+            caller.started = True  # before any await: no cancel lands between taking the slot and saying so
         queue_ms = int((time.monotonic() - asked) * 1000)
         with self._lock:
             box = self._ready.pop(slot, None)
@@ -515,27 +528,27 @@ class Sandbox:
             # its teardown); removing what is left of it and building the slot's next box happen in a
             # builder thread while the result is handed back, or once the caller is done with it.
             with self._lock:
-                if deferred is None:
+                if caller is None:
                     self._submit_recycle(slot, box)
                 else:
                     self._deferred[slot] = box
-                    deferred.append(slot)
+                    caller.slots.append(slot)
         result.queue_ms = queue_ms
         return result
 
     @contextlib.contextmanager
-    def recycling_deferred(self) -> Iterator[None]:
+    def recycling_deferred(self) -> Iterator[CallerRuns]:
         """Runs in this block (this context and the tasks it starts) leave their finished boxes to the
         builder thread only when the block ends. The builder's teardown and build are Python too:
         started while the caller still turns the result into its response, they contend with it for
         the GIL (~0.6 ms of the service's latency here)."""
-        mine: list[int] = []
+        mine = CallerRuns()
         token = _DEFERRED.set(mine)
         try:
-            yield
+            yield mine
         finally:
             _DEFERRED.reset(token)
-            self._recycle_deferred(mine)
+            self._recycle_deferred(mine.slots)
 
     def _recycle_deferred(self, slots: list[int]) -> None:
         with self._lock:

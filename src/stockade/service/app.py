@@ -404,8 +404,12 @@ class Admission:
             await e.response()(scope, receive, send)
             return
 
+        responding = False
+
         async def send_releasing(message: Message) -> None:
+            nonlocal responding
             if message["type"] == "http.response.start":
+                responding = True
                 place.release()
             await send(message)
 
@@ -415,10 +419,32 @@ class Admission:
         await asyncio.sleep(0)
         # The run's box is torn down once the result is recorded and the response written (one write
         # into the transport's buffer, however slowly the client reads), not while.
-        with self.service.sandbox.recycling_deferred():
+        with self.service.sandbox.recycling_deferred() as runs:
+            request = asyncio.current_task()
+            assert request is not None
+            dropped = False
+
+            async def drop_if_the_client_leaves() -> None:
+                """A client gone before its run took a slot (a queued request, typically): drop the
+                request, so the slot goes to one that is still awaited. A started run ends as usual,
+                recorded and audited."""
+                nonlocal dropped
+                # The body is read: what comes next is the client leaving, or the response's end.
+                if (await receive())["type"] == "http.disconnect" and not (responding or runs.started):
+                    dropped = True
+                    request.cancel()
+
+            watcher = asyncio.create_task(drop_if_the_client_leaves())
             try:
                 await self.app(scope, replaying(buffered, receive), send_releasing)
+            except asyncio.CancelledError:
+                if not dropped:
+                    raise
+                request.uncancel()
+                self.service.reject("client_gone")
+                log.info("request dropped: its client left before its run started")
             finally:
+                watcher.cancel()
                 place.release()
                 if hold := scope["state"].get("quota_hold"):
                     hold.release()
