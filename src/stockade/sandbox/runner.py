@@ -541,7 +541,7 @@ class Sandbox:
         """Runs in this block (this context and the tasks it starts) leave their finished boxes to the
         builder thread only when the block ends. The builder's teardown and build are Python too:
         started while the caller still turns the result into its response, they contend with it for
-        the GIL (~0.6 ms of the service's latency here)."""
+        the GIL (~0.6 ms of the service's latency here). Yields the block's CallerRuns."""
         mine = CallerRuns()
         token = _DEFERRED.set(mine)
         try:

@@ -382,7 +382,8 @@ class Admission:
     """Claim an execution place for each received POST /execute before the app sees it (admission.py says
     why). Refusals are plain ASGI sends, so a full node answers a burst without doing any of the work of
     the pipeline. The place is given back, if the run has not done so, before the response starts: a
-    client's next request must find it free."""
+    client's next request must find it free. A request whose client leaves before its run has taken a
+    slot is dropped."""
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
         self.app = app
