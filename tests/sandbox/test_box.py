@@ -456,10 +456,12 @@ async def test_a_caller_deferring_recycling_keeps_its_boxes_until_done_without_s
         await sb.recycled()
         assert not (boxes / in_task.box_id).exists() and sb.slots_in_use == 0
 
-        with sb.recycling_deferred():
+        with sb.recycling_deferred() as runs:
             kept = await sb.run(true)
+            assert runs.slots == [0]
             sb.settle()  # takes deferred boxes too: afterwards nothing of any box is left
             assert not (boxes / kept.box_id).exists() and list(boxes.iterdir()) == [] and sb.slots_in_use == 0
+            assert runs.slots == []  # the block holds nothing any more: its end cannot hand over another's box
         assert (await sb.run(true)).status is Status.OK  # the block's end found nothing left to hand over
     finally:
         sb.close()

@@ -90,15 +90,21 @@ def test_overload_is_refused_fast_and_cleanly(server: LiveServer) -> None:
     assert server.leftovers() == {"processes": [], "cgroups": [], "box_dirs": []}
 
 
+def _raw_post(server: LiveServer, body: bytes) -> socket.socket:
+    """POST /v1/execute on a socket of its own, left to the caller to read (or not) and close."""
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=30)
+    head = f"POST /v1/execute HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    conn.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    return conn
+
+
 def test_a_client_that_never_reads_its_response_holds_no_place_and_no_slot(server: LiveServer) -> None:
     """The only slot and place are given back once a response is written to the socket's buffers, not
     once the client has read it: a client that stops reading a large response cannot hold the node."""
     code = "import sys\nsys.stdout.write('x' * (24 << 20))"
     body = json.dumps({"language": "python", "code": code, "limits": {"output_kb": 24 * 1024 + 1}}).encode()
-    host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as stuck:
-        head = f"POST /v1/execute HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        stuck.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    with _raw_post(server, body) as stuck:
         assert stuck.recv(12, socket.MSG_WAITALL) == b"HTTP/1.1 200"  # it has started; nothing more is read
         time.sleep(0.5)  # far more than the socket buffers hold is still unsent
         for i in range(3):
@@ -141,10 +147,7 @@ def test_a_queued_request_whose_client_left_is_dropped_before_it_runs(server: Li
         holder = pool.submit(httpx.post, f"{server.url}/v1/execute", json=SLEEP, timeout=60)
         _wait_for(lambda: _metric_sum(server.url, "stockade_in_flight") == 1, 30)
         body = json.dumps({"language": "python", "code": "print('nobody reads this')"}).encode()
-        host, port = server.url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=30) as leaving:
-            head = f"POST /v1/execute HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            leaving.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        with _raw_post(server, body):
             _wait_for(lambda: _metric_sum(server.url, "stockade_in_flight") == 2, 30)  # queued behind the holder
         _wait_for(lambda: _metric_sum(server.url, "stockade_in_flight") == 1, 10)  # dropped: the holder is left
         assert not holder.done()  # the started run was not touched

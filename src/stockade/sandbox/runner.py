@@ -54,16 +54,17 @@ BUILD_LIMITS = Limits()
 
 
 class CallerRuns:
-    """The runs of one Sandbox.recycling_deferred() block: the slots whose finished boxes it hands to
-    the builder at its end, and whether any of its runs has taken a slot (from then on it runs to its
-    end: a caller may still drop a request that has not started, e.g. when its client has left)."""
+    """The runs of one Sandbox.recycling_deferred() block: the slots whose finished boxes it holds back
+    (handed to the builder at its end, or by settle()), and whether any of its runs has taken a slot
+    (from then on it runs to its end: a caller may still drop a request that has not started, e.g. when
+    its client has left)."""
 
     def __init__(self) -> None:
         self.slots: list[int] = []
         self.started = False
 
 
-_DEFERRED: contextvars.ContextVar[CallerRuns | None] = contextvars.ContextVar("stockade_deferred", default=None)
+_CALLER: contextvars.ContextVar[CallerRuns | None] = contextvars.ContextVar("stockade_caller_runs", default=None)
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,8 @@ class Sandbox:
         # Teardown of finished boxes and building of the next ones, off the event loop; slot -> its job.
         self._builder: concurrent.futures.ThreadPoolExecutor | None = None
         self._recycling: dict[int, concurrent.futures.Future[None]] = {}
-        self._deferred: dict[int, _Box | None] = {}  # slot -> finished box not yet handed to the builder
+        # slot -> the caller holding its finished box back from the builder, and that box
+        self._deferred: dict[int, tuple[CallerRuns, _Box | None]] = {}
         self._lock = threading.Lock()
         self._shared_ro_paths: frozenset[str] = frozenset(check_ro_path(p) for p in self.config.shared_ro_paths)
         self._shared_root_paths: frozenset[str] = frozenset()  # what of those a root adds (set at start)
@@ -495,9 +497,9 @@ class Sandbox:
             needed = rootfs.added_paths(self.layout, [check_ro_path(p) for p in spec.ro_paths])
         except ValueError as e:
             return BoxResult(status=Status.INTERNAL_ERROR, error=f"box setup failed: {e}")
-        caller = _DEFERRED.get()
+        caller = _CALLER.get()
         if caller is not None and caller.slots:
-            self._recycle_deferred(caller.slots)  # this caller's earlier box may hold the slot this run needs
+            self._recycle_deferred(caller)  # this caller's earlier box may hold the slot this run needs
         asked = time.monotonic()
         try:
             slot = await self._slots.take()
@@ -531,7 +533,7 @@ class Sandbox:
                 if caller is None:
                     self._submit_recycle(slot, box)
                 else:
-                    self._deferred[slot] = box
+                    self._deferred[slot] = (caller, box)
                     caller.slots.append(slot)
         result.queue_ms = queue_ms
         return result
@@ -543,19 +545,21 @@ class Sandbox:
         started while the caller still turns the result into its response, they contend with it for
         the GIL (~0.6 ms of the service's latency here). Yields the block's CallerRuns."""
         mine = CallerRuns()
-        token = _DEFERRED.set(mine)
+        token = _CALLER.set(mine)
         try:
             yield mine
         finally:
-            _DEFERRED.reset(token)
-            self._recycle_deferred(mine.slots)
+            _CALLER.reset(token)
+            self._recycle_deferred(mine)
 
-    def _recycle_deferred(self, slots: list[int]) -> None:
+    def _recycle_deferred(self, caller: CallerRuns | None) -> None:
+        """Hand the finished boxes `caller` holds back (every caller's, for None) to the builder."""
         with self._lock:
-            for slot in slots:
-                if slot in self._deferred:  # not yet taken by settle()
-                    self._submit_recycle(slot, self._deferred.pop(slot))
-            slots.clear()
+            for slot, (owner, box) in list(self._deferred.items()):
+                if caller is None or owner is caller:
+                    del self._deferred[slot]
+                    owner.slots.remove(slot)
+                    self._submit_recycle(slot, box)
 
     def _submit_recycle(self, slot: int, box: _Box | None) -> None:
         assert self._builder is not None
@@ -594,9 +598,7 @@ class Sandbox:
     def settle(self) -> None:
         """Finish every pending teardown now and discard the boxes built ahead: afterwards no box of
         this sandbox exists on the host (no process, cgroup, mount or box dir) until the next run."""
-        with self._lock:
-            deferred = list(self._deferred)
-        self._recycle_deferred(deferred)
+        self._recycle_deferred(None)
         while jobs := self._recycling_jobs():
             concurrent.futures.wait(jobs)
         with self._lock:

@@ -350,7 +350,6 @@ class Service:
 
         def persist() -> None:
             assert self.store is not None and self.audit is not None
-            counted: list[QuotaState] = []
             code = b"".join(f.name.encode() + b"\0" + f.content for f in plan.files)
             self.audit.append(
                 "execution",
@@ -368,9 +367,8 @@ class Service:
                     timings={"cpu_ms": cpu_ms, "wall_ms": out["wall_time_ms"]},
                     execution_id=execution_id,
                 ),
-                also=lambda conn: counted.append(Store.count_usage(conn, caller.tenant.id, cpu_ms)),
+                also=lambda conn: self._saturation(Store.count_usage(conn, caller.tenant.id, cpu_ms)),
             )
-            self._saturation(counted[0])
 
         await asyncio.to_thread(persist)
 
@@ -423,23 +421,21 @@ class Admission:
         with self.service.sandbox.recycling_deferred() as runs:
             request = asyncio.current_task()
             assert request is not None
-            dropped = False
 
-            async def drop_if_the_client_leaves() -> None:
+            async def drop_if_the_client_leaves() -> bool:
                 """A client gone before its run took a slot (a queued request, typically): drop the
                 request, so the slot goes to one that is still awaited. A started run ends as usual,
                 recorded and audited."""
-                nonlocal dropped
                 # The body is read: what comes next is the client leaving, or the response's end.
                 if (await receive())["type"] == "http.disconnect" and not (responding or runs.started):
-                    dropped = True
-                    request.cancel()
+                    return request.cancel()
+                return False
 
             watcher = asyncio.create_task(drop_if_the_client_leaves())
             try:
                 await self.app(scope, replaying(buffered, receive), send_releasing)
             except asyncio.CancelledError:
-                if not dropped:
+                if not (watcher.done() and watcher.result()):  # cancelled for another reason (shutdown)
                     raise
                 request.uncancel()
                 self.service.reject("client_gone")
