@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import re
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -460,7 +461,10 @@ def test_health_and_ready(client: httpx.Client) -> None:
     assert r.status_code == 200 and r.json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "checks": {"sandbox": True, "storage": True, "accepting": True}}
+    assert r.json() == {
+        "status": "ready",
+        "checks": {"sandbox": True, "storage": True, "audit": True, "accepting": True},
+    }
 
 
 def test_metrics(client: httpx.Client) -> None:
@@ -617,6 +621,9 @@ def test_concurrent_requests_cannot_overrun_the_executions_quota(keyed_server: L
     for r in replies:
         if r.status_code != 200:
             assert_error(r, "QUOTA_EXCEEDED", 429)
+    # Usage is written after each response; diagnostics answer once every answered execution's is.
+    diag = httpx.get(f"{keyed_server.url}/v1/diagnostics", headers=bearer(existing_key(keyed_server, "admin")))
+    assert diag.json()["admission"]["recording"] == 0
     with Store(keyed_server.data_dir / "stockade.db") as st:
         tenant = next(t for t in st.list_tenants() if t.id.startswith("quotac-"))
         assert st.check_quota(tenant.id).executions_used == 2
@@ -657,12 +664,17 @@ class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(message)s\n%(exc_text)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record) + json.dumps(getattr(record, "fields", {})))
 
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
 
-async def test_internal_error_has_an_id_in_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+def _inproc_service(tmp_path: Path) -> Service:
     config = ServiceConfig(
         data_dir=tmp_path / "data",
         sandbox=SandboxConfig(
@@ -671,34 +683,112 @@ async def test_internal_error_has_an_id_in_the_log(tmp_path: Path, monkeypatch: 
     )
     # Python alone, and every probe finished before the lifespan ends: leftover toolchain probes of a full
     # registry can hang the event loop's teardown (see test_lifecycle.py::test_lifespan_shutdown_leaves_no_tasks).
-    service = Service(config, registry=Registry([Registry.default().get("python")]))
+    return Service(config, registry=Registry([Registry.default().get("python")]))
 
-    async def broken(plan: Any) -> Any:
-        raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr(service.engine, "run", broken)
+@contextlib.asynccontextmanager
+async def _serving(service: Service) -> AsyncIterator[tuple[Any, httpx.AsyncClient, _Capture]]:
+    """The app in process with its lifespan, a client, and what it logs."""
     app = create_app(service=service)
     capture = _Capture()
-    capture.setFormatter(logging.Formatter("%(message)s\n%(exc_text)s"))
     logger = logging.getLogger("stockade.service")
     logger.addHandler(capture)
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
-                r = await c.post("/v1/execute", json=HELLO)
-                body = assert_error(r, "INTERNAL_ERROR", 500)
-                assert re.fullmatch(r"[0-9a-f]{12}", body["id"])
-                assert "exploded" not in body["message"]  # no internals leak to the caller
-                diag = (await c.get("/v1/diagnostics")).json()
-                assert diag["recent_failures"].get("RuntimeError") == 1
-                assert diag["admission"]["in_flight"] == 0  # the admission place was given back
+                yield app, c, capture
             await service.registry.detect_all()
     finally:
         logger.removeHandler(capture)
-    log_text = "\n".join(capture.lines)
-    assert body["id"] in log_text
-    assert "engine exploded" in log_text
+
+
+async def test_internal_error_has_an_id_in_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _inproc_service(tmp_path)
+
+    async def broken(plan: Any) -> Any:
+        raise RuntimeError("engine exploded")
+
+    monkeypatch.setattr(service.engine, "run", broken)
+    async with _serving(service) as (_, c, log):
+        r = await c.post("/v1/execute", json=HELLO)
+        body = assert_error(r, "INTERNAL_ERROR", 500)
+        assert re.fullmatch(r"[0-9a-f]{12}", body["id"])
+        assert "exploded" not in body["message"]  # no internals leak to the caller
+        diag = (await c.get("/v1/diagnostics")).json()
+        assert diag["recent_failures"].get("RuntimeError") == 1
+        assert diag["admission"]["in_flight"] == 0  # the admission place was given back
+    assert body["id"] in log.text
+    assert "engine exploded" in log.text
+
+
+async def test_a_failed_audit_write_is_logged_and_fails_readiness_until_one_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record is written after the response: the client has its result, the operator the failure."""
+    service = _inproc_service(tmp_path)
+    async with _serving(service) as (_, c, log):
+        assert service.audit is not None
+        working = service.audit.append
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise OSError("disk full")
+
+        monkeypatch.setattr(service.audit, "append", broken)
+        r = await c.post("/v1/execute", json=HELLO)
+        assert r.status_code == 200 and r.json()["stdout"] == "hello\n"
+        ready = await c.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["audit"] is False
+        diag = (await c.get("/v1/diagnostics")).json()
+        assert diag["recent_failures"].get("audit") == 1 and diag["admission"]["recording"] == 0
+        assert service.quota_holds.held("local") == 0  # the execution's quota hold was given back
+
+        monkeypatch.setattr(service.audit, "append", working)
+        second = (await c.post("/v1/execute", json=HELLO)).json()
+        ready = await c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"]["audit"] is True
+        records = [rec for rec in service.audit.export() if rec["kind"] == "execution"]
+        assert [rec["data"]["execution_id"] for rec in records] == [second["execution_id"]]
+    failed = next(line for line in log.lines if line.startswith("audit record not written:"))
+    assert re.match(r"audit record not written: [0-9a-f]{12}\n", failed) and "disk full" in failed
+
+
+async def test_a_run_whose_response_cannot_be_sent_is_still_recorded(tmp_path: Path) -> None:
+    service = _inproc_service(tmp_path)
+    async with _serving(service) as (app, _, _):
+        assert service.audit is not None and service.store is not None
+        body = json.dumps(HELLO).encode()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/execute",
+            "raw_path": b"/v1/execute",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # the client neither sends more nor leaves
+            raise AssertionError
+
+        async def send(message: Any) -> None:
+            raise OSError("connection reset")
+
+        with pytest.raises(OSError, match="connection reset"):
+            await app(scope, receive, send)
+        records = [rec for rec in service.audit.export() if rec["kind"] == "execution"]
+        assert len(records) == 1 and records[0]["data"]["verdict"] == "ok"
+        assert service.store.check_quota("local").executions_used == 1
+        assert service.recording == 0 and service.quota_holds.held("local") == 0
 
 
 def test_openapi_and_docs(client: httpx.Client) -> None:

@@ -42,7 +42,7 @@ from stockade.service.telemetry import Metrics, RecentFailures
 from stockade.service.wire import response_body
 
 log = logging.getLogger("stockade.service")
-RECYCLE_WAIT_S = 5.0  # diagnostics wait at most this for finished boxes to be replaced
+SETTLE_WAIT_S = 5.0  # diagnostics wait at most this for answered executions to be recorded and their boxes replaced
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 429, 500, 503)
@@ -130,9 +130,18 @@ class Service:
         self.audit: AuditLog | None = None
         self.places = Places(self.sandbox.slots_total + config.queue_size)
         self.draining = False
+        self.audit_error: str | None = None  # the id of the last audit write that failed, until one succeeds
+        self._writing = 0  # audit writes of answered executions not finished yet
+        self._written = asyncio.Event()
+        self._written.set()
         self.started_at = time.time()
         self.open_mode = False
         self.started = False
+
+    @property
+    def recording(self) -> int:
+        """Answered executions whose audit record is still being written."""
+        return self._writing
 
     @property
     def in_flight(self) -> int:
@@ -158,7 +167,7 @@ class Service:
     async def stop(self) -> None:
         self.draining = True
         deadline = time.monotonic() + self.config.drain_seconds
-        while self.in_flight and time.monotonic() < deadline:
+        while (self.in_flight or self.recording) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         killed = self.sandbox.kill_all()
         if killed:
@@ -226,6 +235,12 @@ class Service:
 
     def reject(self, reason: str) -> None:
         self.metrics.rejections.labels(reason).inc()
+
+    def internal_failure(self, what: str, exc: BaseException) -> str:
+        """Log an internal failure with its traceback under a new id (the one a caller may quote)."""
+        error_id = uuid.uuid4().hex[:12]
+        log.error("%s %s", what, error_id, exc_info=exc, extra={"fields": {"error_id": error_id}})
+        return error_id
 
     def to_request(self, body: ExecuteIn, tenant: Tenant) -> ExecutionRequest:
         if not tenant.allows_language(body.language) and not any(
@@ -310,11 +325,11 @@ class Service:
             place.release()
             self.metrics.in_flight.set(self.in_flight)
 
-    async def record(
+    def record(
         self, caller: Caller, plan: Plan, result: ExecutionResult, execution_id: str, out: dict[str, Any]
-    ) -> None:
-        """Telemetry and audit: one log line, metrics, quota usage, one signed audit record."""
-        assert self.store is not None and self.audit is not None
+    ) -> Callable[[], None]:
+        """Telemetry (one log line, metrics) now; returns the write of the signed audit record and the
+        quota usage, for write_audit() once the response is written."""
         lang = plan.language.id
         self.metrics.executions.labels(lang, result.status.value).inc()
         for stage, box in (("compile", result.compile), ("run", result.run)):
@@ -370,7 +385,28 @@ class Service:
                 also=lambda conn: self._saturation(Store.count_usage(conn, caller.tenant.id, cpu_ms)),
             )
 
-        await asyncio.to_thread(persist)
+        self._writing += 1
+        self._written.clear()
+        return persist
+
+    async def write_audit(self, persist: Callable[[], None]) -> None:
+        """A record()'s write, in a worker thread. No client waits for it, so a failure is logged with an
+        id, counted, and fails readiness until a write succeeds."""
+        try:
+            await asyncio.to_thread(persist)
+        except Exception as exc:
+            self.audit_error = self.internal_failure("audit record not written:", exc)
+            self.failures.add("audit")
+        else:
+            self.audit_error = None
+        finally:
+            self._writing -= 1
+            if not self._writing:
+                self._written.set()
+
+    async def written(self) -> None:
+        """Wait until every execution answered so far has its audit record and usage written."""
+        await self._written.wait()
 
 
 EXECUTE_PATHS = ("/v1/execute", "/execute")
@@ -443,6 +479,8 @@ class Admission:
             finally:
                 watcher.cancel()
                 place.release()
+                if persist := scope["state"].get("audit_write"):
+                    await self.service.write_audit(persist)
                 if hold := scope["state"].get("quota_hold"):
                     hold.release()
 
@@ -517,8 +555,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> Response:
-        error_id = uuid.uuid4().hex[:12]
-        log.error("internal error %s", error_id, exc_info=exc, extra={"fields": {"error_id": error_id}})
+        error_id = service.internal_failure("internal error", exc)
         service.failures.add(type(exc).__name__)
         return ApiError("INTERNAL_ERROR", "internal error; quote this id to the operator", error_id=error_id).response()
 
@@ -528,7 +565,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         in WAL mode never wait for a writer, and the hop to a worker thread cost more than they do."""
         c = service.authenticate(request)
         await service.rate_limit(c)
-        # Held until the usage is written (execute) or the request ends (Admission), whichever is first.
+        # Held until the request ends (Admission): after its usage is written, if it runs.
         request.state.quota_hold = service.check_quota(c)
         return c
 
@@ -553,8 +590,10 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         waited = sum(b.queue_ms for b in (result.compile, result.run) if b is not None)
         service.metrics.queue_wait.observe(waited / 1000)
         out = response_body(execution_id, result, body.output_encoding)
-        await service.record(who, plan, result, execution_id, out)
-        request.state.quota_hold.release()  # the usage is written: the counters have it now
+        # Admission writes the audit record once the response is written, so the client does not wait for
+        # it, and also if the response cannot be: every run is recorded. Until then the request holds its
+        # quota execution.
+        request.state.audit_write = service.record(who, plan, result, execution_id, out)
         return JSONResponse(out)
 
     async def method_not_allowed() -> Response:
@@ -610,6 +649,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
             "sandbox": service.sandbox.cgroups is not None
             and len(service.sandbox.quarantined) < service.sandbox.slots_total,
             "storage": bool(service.store and await asyncio.to_thread(service.store.ping)),
+            "audit": service.audit_error is None,
             "accepting": not service.draining,
         }
         ok = all(checks.values())
@@ -620,9 +660,15 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     @app.get("/v1/diagnostics", summary="Operator view (admin key)", responses=ERROR_RESPONSES)
     async def diagnostics(_: Annotated[Caller, Depends(admin)]) -> dict[str, Any]:
         sb = service.sandbox
-        # Boxes that just finished are torn down and replaced within milliseconds: report that state.
+
+        # Executions just answered have their audit records written, and their boxes torn down and
+        # replaced, within milliseconds: report that state.
+        async def settled() -> None:
+            await service.written()
+            await sb.recycled()  # after written(): a request's boxes are handed over once its record is
+
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sb.recycled(), RECYCLE_WAIT_S)
+            await asyncio.wait_for(settled(), SETTLE_WAIT_S)
         return {
             "build": {"version": stockade.__version__, "started_at": service.started_at},
             "host": {
@@ -640,6 +686,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
             "admission": {
                 "in_flight": service.in_flight,
                 "claimed": service.places.claimed,
+                "recording": service.recording,
                 "queue_size": service.config.queue_size,
             },
             "open_mode": service.open_mode,
