@@ -75,6 +75,7 @@ PY = "/usr/bin/python3"
 STOCKADE = str(Path(sys.executable).with_name("stockade"))
 SLEEPER = "import time; time.sleep(0.5)"
 HOLDER = "import time; time.sleep(3)"  # holds a place through the steady-saturation probes
+BLOCK_PAUSE_S = 0.1  # after each block of paired(): longer than a box's teardown and rebuild
 
 
 def free_port() -> int:
@@ -188,11 +189,12 @@ async def block(n: int, c: int, call: Any) -> tuple[list[float], Counter[int], f
 
 async def paired(n: int, c: int, sides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """n calls per side with c in flight, in blocks that take turns, the order reversed every round (A B,
-    B A, ...): a host that slows down or speeds up over the run hits every side alike. Blocks hold at
-    least half the calls (and 5 per place), as what a side leaves running when its block ends (a box's
-    teardown and rebuild) spills into the next block. Per side: latencies of the successful calls, and
-    throughput = successes / time spent in its blocks."""
-    size = min(n, max(5 * c, n // 2))
+    B A, ...): a host that slows down or speeds up over the run (by 3 ms of a 20 ms run between two
+    halves, seen here) hits every side alike. Blocks are short (10 calls per place), so there are many
+    turns, and each is followed by a pause, so what a side leaves running when its block ends (a box's
+    teardown and rebuild, ~15 ms) does not spill into the next. Per side: latencies of the successful
+    calls, and throughput = successes / time spent in its blocks."""
+    size = min(n, 10 * c)
     lat: dict[str, list[float]] = {k: [] for k in sides}
     statuses: dict[str, Counter[int]] = {k: Counter() for k in sides}
     spent = dict.fromkeys(sides, 0.0)
@@ -205,6 +207,7 @@ async def paired(n: int, c: int, sides: dict[str, Any]) -> dict[str, dict[str, A
             lat[k] += ms
             statuses[k] += st
             spent[k] += s
+            await asyncio.sleep(BLOCK_PAUSE_S)
         done, rnd = done + m, rnd + 1
     return {
         k: {
