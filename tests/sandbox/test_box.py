@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,28 @@ async def test_stdin_files_in_and_collected_out(sandbox: Sandbox) -> None:
     assert got["src/in.txt"] == b"!"
     assert [f.executable for f in r.files if f.path == "src/run.sh"] == [True]
     assert sorted(r.files_skipped) == ["fifo", "link"]  # never followed, never opened
+
+
+async def test_an_input_still_open_for_writing_elsewhere_for_a_moment_is_executed_once_it_is_not(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any process forked on the host while the service writes an input holds a copy of its descriptor
+    until it execs; the command's exec then fails with ETXTBSY. Held here for 50 ms on purpose."""
+    write_inputs = runner.hostfs.write_inputs
+    holders: list[threading.Thread] = []
+
+    def write_and_hold(box_dir: Path, files: list[InputFile], uid: int, gid: int) -> None:
+        write_inputs(box_dir, files, uid, gid)
+        fd = os.open(box_dir / "main", os.O_WRONLY | os.O_CLOEXEC)
+        holders.append(threading.Timer(0.05, os.close, (fd,)))
+        holders[-1].start()
+
+    monkeypatch.setattr(runner.hostfs, "write_inputs", write_and_hold)
+    r = await sandbox.run(
+        BoxSpec(argv=["./main"], files=[InputFile("main", b"#!/bin/sh\necho ran\n", executable=True)], limits=SMALL)
+    )
+    assert (r.status, r.stdout, r.stderr) == (Status.OK, b"ran\n", b"")
+    assert len(holders) == 1 and not holders[0].is_alive()  # it ran once the descriptor was closed
 
 
 async def test_memory_limit(sandbox: Sandbox) -> None:

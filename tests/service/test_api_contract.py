@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import json
 import logging
 import re
 import socket
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -629,6 +631,30 @@ def test_concurrent_requests_cannot_overrun_the_executions_quota(keyed_server: L
         assert st.check_quota(tenant.id).executions_used == 2
 
 
+def test_the_response_does_not_wait_for_the_audit_record(kclient: httpx.Client, keyed_server: LiveServer) -> None:
+    """The record is written after the response; diagnostics answer once every answered one is."""
+    admin = existing_key(keyed_server, "admin")
+    tenant = f"late-{uuid.uuid4().hex[:6]}"
+    key = add_tenant(keyed_server.data_dir, tenant)[1]
+    db = sqlite3.connect(keyed_server.data_dir / "stockade.db", isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")  # another process holds the database's write lock
+        out = run(kclient, HELLO, key).json()
+        assert out["status"] == "ok"  # answered while its record cannot be written
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            diag = pool.submit(httpx.get, f"{keyed_server.url}/v1/diagnostics", headers=bearer(admin), timeout=30)
+            with pytest.raises(concurrent.futures.TimeoutError):
+                diag.result(timeout=0.5)  # waits for the record
+            db.execute("ROLLBACK")
+            assert diag.result(timeout=30).json()["admission"]["recording"] == 0
+        rows = db.execute("SELECT body FROM audit_log").fetchall()
+    finally:
+        db.close()
+    assert any(json.loads(body)["data"].get("execution_id") == out["execution_id"] for (body,) in rows)
+    with Store(keyed_server.data_dir / "stockade.db") as st:
+        assert st.check_quota(tenant).executions_used == 1
+
+
 def test_a_request_refused_after_the_quota_check_gives_its_execution_back(
     kclient: httpx.Client, keyed_server: LiveServer
 ) -> None:
@@ -741,6 +767,7 @@ async def test_a_failed_audit_write_is_logged_and_fails_readiness_until_one_succ
         assert ready.status_code == 503 and ready.json()["checks"]["audit"] is False
         diag = (await c.get("/v1/diagnostics")).json()
         assert diag["recent_failures"].get("audit") == 1 and diag["admission"]["recording"] == 0
+        assert "stockade_audit_failures_total 1.0" in (await c.get("/metrics")).text
         assert service.quota_holds.held("local") == 0  # the execution's quota hold was given back
 
         monkeypatch.setattr(service.audit, "append", working)

@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_MESSAGE (16 << 20)
@@ -212,7 +213,13 @@ int main(int argc, char **argv) {
     }
     if (child == 0) {
         close(sync[0]);
-        execvp(command[0], command);
+        /* ETXTBSY: a process forked on the host while the service wrote this file into the box holds a
+         * copy of its descriptor until that process execs, which is a matter of microseconds, or of the
+         * host's scheduling. Wait that out, up to a second. */
+        const struct timespec ms = {0, 1000000};
+        for (int tries = 0; execvp(command[0], command) < 0 && errno == ETXTBSY && tries < 1000; tries++) {
+            nanosleep(&ms, NULL);
+        }
         int err = errno;
         ssize_t ignored = write(sync[1], &err, sizeof err);
         (void)ignored;

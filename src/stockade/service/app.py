@@ -106,6 +106,14 @@ class StartupRefused(RuntimeError):
     """The configuration would be unsafe (e.g. open to the network without API keys)."""
 
 
+@dataclass(frozen=True)
+class AuditWrite:
+    """An answered execution's audit record and usage, to be written; `done` once they are (or failed)."""
+
+    persist: Callable[[], None]
+    done: asyncio.Future[None]
+
+
 @dataclass
 class Caller:
     tenant: Tenant
@@ -131,9 +139,7 @@ class Service:
         self.places = Places(self.sandbox.slots_total + config.queue_size)
         self.draining = False
         self.audit_error: str | None = None  # the id of the last audit write that failed, until one succeeds
-        self._writing = 0  # audit writes of answered executions not finished yet
-        self._written = asyncio.Event()
-        self._written.set()
+        self._writing: set[asyncio.Future[None]] = set()  # audit writes of answered executions, until done
         self.started_at = time.time()
         self.open_mode = False
         self.started = False
@@ -141,7 +147,7 @@ class Service:
     @property
     def recording(self) -> int:
         """Answered executions whose audit record is still being written."""
-        return self._writing
+        return len(self._writing)
 
     @property
     def in_flight(self) -> int:
@@ -327,7 +333,7 @@ class Service:
 
     def record(
         self, caller: Caller, plan: Plan, result: ExecutionResult, execution_id: str, out: dict[str, Any]
-    ) -> Callable[[], None]:
+    ) -> AuditWrite:
         """Telemetry (one log line, metrics) now; returns the write of the signed audit record and the
         quota usage, for write_audit() once the response is written."""
         lang = plan.language.id
@@ -385,28 +391,30 @@ class Service:
                 also=lambda conn: self._saturation(Store.count_usage(conn, caller.tenant.id, cpu_ms)),
             )
 
-        self._writing += 1
-        self._written.clear()
-        return persist
+        write = AuditWrite(persist, asyncio.get_running_loop().create_future())
+        self._writing.add(write.done)
+        return write
 
-    async def write_audit(self, persist: Callable[[], None]) -> None:
+    async def write_audit(self, write: AuditWrite) -> None:
         """A record()'s write, in a worker thread. No client waits for it, so a failure is logged with an
         id, counted, and fails readiness until a write succeeds."""
         try:
-            await asyncio.to_thread(persist)
+            await asyncio.to_thread(write.persist)
         except Exception as exc:
             self.audit_error = self.internal_failure("audit record not written:", exc)
             self.failures.add("audit")
+            self.metrics.audit_failures.inc()
         else:
             self.audit_error = None
         finally:
-            self._writing -= 1
-            if not self._writing:
-                self._written.set()
+            write.done.set_result(None)
+            self._writing.discard(write.done)
 
     async def written(self) -> None:
-        """Wait until every execution answered so far has its audit record and usage written."""
-        await self._written.wait()
+        """Wait until every execution answered so far has had its audit record and usage written (or
+        failed); not for later ones, which a busy node always has."""
+        if self._writing:
+            await asyncio.wait(list(self._writing))
 
 
 EXECUTE_PATHS = ("/v1/execute", "/execute")
@@ -417,7 +425,7 @@ class Admission:
     why). Refusals are plain ASGI sends, so a full node answers a burst without doing any of the work of
     the pipeline. The place is given back, if the run has not done so, before the response starts: a
     client's next request must find it free. A request whose client leaves before its run has taken a
-    slot is dropped."""
+    slot is dropped. An execution's audit record is written here, once the app has answered or failed."""
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
         self.app = app
@@ -479,8 +487,8 @@ class Admission:
             finally:
                 watcher.cancel()
                 place.release()
-                if persist := scope["state"].get("audit_write"):
-                    await self.service.write_audit(persist)
+                if write := scope["state"].get("audit_write"):
+                    await self.service.write_audit(write)
                 if hold := scope["state"].get("quota_hold"):
                     hold.release()
 

@@ -30,6 +30,8 @@ class Metrics:
         self.rejections = Counter("stockade_rejections_total", "Requests refused, by reason", ["reason"], registry=r)
         self.sandbox_failures = Counter("stockade_sandbox_failures_total", "Boxes that could not be built",
                                         registry=r)  # fmt: skip
+        self.audit_failures = Counter("stockade_audit_failures_total", "Executions whose audit record could not "
+                                      "be written", registry=r)  # fmt: skip
         self.quota_saturation = Gauge("stockade_quota_saturation", "Used fraction of a tenant's daily quota",
                                       ["tenant", "quota"], registry=r)  # fmt: skip
 
