@@ -447,6 +447,19 @@ class Admission:
             await e.response()(scope, receive, send)
             return
 
+        scope.setdefault("state", {})["place"] = place
+        try:
+            await self._admitted(scope, buffered, receive, send, place)
+        finally:
+            # The run's boxes went to a builder thread for teardown as _admitted ended: this runs meanwhile.
+            if write := scope["state"].get("audit_write"):
+                await self.service.write_audit(write)
+            if hold := scope["state"].get("quota_hold"):
+                hold.release()
+
+    async def _admitted(
+        self, scope: Scope, buffered: list[Message], receive: Receive, send: Send, place: Place
+    ) -> None:
         responding = False
 
         async def send_releasing(message: Message) -> None:
@@ -456,12 +469,11 @@ class Admission:
                 place.release()
             await send(message)
 
-        scope.setdefault("state", {})["place"] = place
         # Yield once: of a burst read in one loop turn, the requests refused above are all answered in
         # it, before the admitted ones parse, authenticate and validate.
         await asyncio.sleep(0)
-        # The run's box is torn down once the result is recorded and the response written (one write
-        # into the transport's buffer, however slowly the client reads), not while.
+        # The run's boxes are torn down once the response is written (one write into the transport's
+        # buffer, however slowly the client reads), not while.
         with self.service.sandbox.recycling_deferred() as runs:
             request = asyncio.current_task()
             assert request is not None
@@ -487,10 +499,6 @@ class Admission:
             finally:
                 watcher.cancel()
                 place.release()
-                if write := scope["state"].get("audit_write"):
-                    await self.service.write_audit(write)
-                if hold := scope["state"].get("quota_hold"):
-                    hold.release()
 
 
 def decode(text: str, encoding: str, what: str) -> bytes:
@@ -673,7 +681,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         # replaced, within milliseconds: report that state.
         async def settled() -> None:
             await service.written()
-            await sb.recycled()  # after written(): a request's boxes are handed over once its record is
+            await sb.recycled()
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(settled(), SETTLE_WAIT_S)
