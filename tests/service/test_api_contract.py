@@ -12,6 +12,7 @@ import logging
 import re
 import socket
 import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -778,6 +779,44 @@ async def test_a_failed_audit_write_is_logged_and_fails_readiness_until_one_succ
         assert [rec["data"]["execution_id"] for rec in records] == [second["execution_id"]]
     failed = next(line for line in log.lines if line.startswith("audit record not written:"))
     assert re.match(r"audit record not written: [0-9a-f]{12}\n", failed) and "disk full" in failed
+
+
+async def test_diagnostics_wait_for_the_audit_writes_pending_when_called_and_no_later_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy node always has writes pending: waiting for none would hold every diagnostics call."""
+    service = _inproc_service(tmp_path)
+    async with _serving(service) as (_, c, _):
+        assert service.audit is not None
+        working = service.audit.append
+        gates = [threading.Event(), threading.Event()]
+
+        def gated(*args: Any, **kwargs: Any) -> Any:
+            assert gates.pop(0).wait(30)
+            return working(*args, **kwargs)
+
+        monkeypatch.setattr(service.audit, "append", gated)
+        first_gate, second_gate = gates
+
+        async def until(what: Any) -> None:
+            for _ in range(3000):
+                if what():
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError("timed out")
+
+        first = asyncio.create_task(c.post("/v1/execute", json=HELLO))
+        await until(lambda: service.recording == 1)  # answered; its record waits
+        settled = asyncio.create_task(service.written())
+        second = asyncio.create_task(c.post("/v1/execute", json=HELLO))
+        await until(lambda: service.recording == 2)
+        assert not settled.done()
+        first_gate.set()
+        await asyncio.wait_for(settled, 30)
+        assert service.recording == 1  # the second write, begun after the call, is still pending
+        second_gate.set()
+        assert [(await r).json()["status"] for r in (first, second)] == ["ok", "ok"]
+        assert service.recording == 0
 
 
 async def test_a_run_whose_response_cannot_be_sent_is_still_recorded(tmp_path: Path) -> None:
