@@ -749,6 +749,19 @@ async def test_internal_error_has_an_id_in_the_log(tmp_path: Path, monkeypatch: 
     assert "engine exploded" in log.text
 
 
+def _before_audit_appends(service: Service, monkeypatch: pytest.MonkeyPatch, before: Any) -> Any:
+    """Run `before()` ahead of every audit append (to fail or hold it); returns what undoes that."""
+    assert service.audit is not None
+    working = service.audit.append
+
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        before()
+        return working(*args, **kwargs)
+
+    monkeypatch.setattr(service.audit, "append", hooked)
+    return lambda: monkeypatch.setattr(service.audit, "append", working)
+
+
 async def test_a_failed_audit_write_is_logged_and_fails_readiness_until_one_succeeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -756,12 +769,11 @@ async def test_a_failed_audit_write_is_logged_and_fails_readiness_until_one_succ
     service = _inproc_service(tmp_path)
     async with _serving(service) as (_, c, log):
         assert service.audit is not None
-        working = service.audit.append
 
-        def broken(*args: Any, **kwargs: Any) -> Any:
+        def disk_full() -> None:
             raise OSError("disk full")
 
-        monkeypatch.setattr(service.audit, "append", broken)
+        repaired = _before_audit_appends(service, monkeypatch, disk_full)
         r = await c.post("/v1/execute", json=HELLO)
         assert r.status_code == 200 and r.json()["stdout"] == "hello\n"
         ready = await c.get("/readyz")
@@ -771,7 +783,7 @@ async def test_a_failed_audit_write_is_logged_and_fails_readiness_until_one_succ
         assert "stockade_audit_failures_total 1.0" in (await c.get("/metrics")).text
         assert service.quota_holds.held("local") == 0  # the execution's quota hold was given back
 
-        monkeypatch.setattr(service.audit, "append", working)
+        repaired()
         second = (await c.post("/v1/execute", json=HELLO)).json()
         ready = await c.get("/readyz")
         assert ready.status_code == 200 and ready.json()["checks"]["audit"] is True
@@ -787,16 +799,13 @@ async def test_diagnostics_wait_for_the_audit_writes_pending_when_called_and_no_
     """A busy node always has writes pending: waiting for none would hold every diagnostics call."""
     service = _inproc_service(tmp_path)
     async with _serving(service) as (_, c, _):
-        assert service.audit is not None
-        working = service.audit.append
         gates = [threading.Event(), threading.Event()]
-
-        def gated(*args: Any, **kwargs: Any) -> Any:
-            assert gates.pop(0).wait(30)
-            return working(*args, **kwargs)
-
-        monkeypatch.setattr(service.audit, "append", gated)
         first_gate, second_gate = gates
+
+        def gate() -> None:
+            assert gates.pop(0).wait(30)
+
+        _before_audit_appends(service, monkeypatch, gate)
 
         async def until(what: Any) -> None:
             for _ in range(3000):
