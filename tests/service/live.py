@@ -20,10 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 STOCKADE = str(Path(sys.executable).with_name("stockade"))
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 START_TIMEOUT_S = 60.0
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples `name` with these labels in a Prometheus text exposition (0 when absent)."""
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def free_port() -> int:

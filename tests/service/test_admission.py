@@ -47,7 +47,7 @@ def test_quota_holds_count_per_tenant_and_give_back_once() -> None:
     a1, a2, b = holds.hold("a"), holds.hold("a"), holds.hold("b")
     assert (holds.held("a"), holds.held("b"), holds.held("c")) == (2, 1, 0)
     a1.release()
-    a1.release()  # the usage write and the request's end both release
+    a1.release()  # a second release gives nothing back
     assert (holds.held("a"), holds.held("b")) == (1, 1)
     a2.release()
     b.release()

@@ -26,7 +26,7 @@ from stockade.sandbox import SandboxConfig
 from stockade.service.app import Service, create_app
 from stockade.service.config import ServiceConfig
 from stockade.service.store import Store
-from tests.service.live import LiveServer, live_server
+from tests.service.live import LiveServer, live_server, metric
 
 JSON = {"Content-Type": "application/json"}
 HELLO = {"language": "python", "code": "print('hello')"}
@@ -90,17 +90,6 @@ def assert_error(r: httpx.Response, code: str, status: int) -> dict[str, Any]:
     assert body["status"] == "failed" and body["error"] == code, body
     assert isinstance(body["message"], str) and body["message"]
     return body
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Value of one sample of the Prometheus text exposition (0 when absent)."""
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 # -- the seed example and the result shape ----------------------------------------------------------

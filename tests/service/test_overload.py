@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.live import LiveServer, live_server
+from tests.service.live import LiveServer, live_server, metric
 
 CONCURRENCY = 20
 SLEEP_S = 3
@@ -123,13 +122,7 @@ def test_one_slot_serves_a_compile_and_then_its_run(server: LiveServer) -> None:
 
 
 def _metric_sum(url: str, name: str, **labels: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
+    return metric(httpx.get(f"{url}/metrics", timeout=10).text, name, **labels)
 
 
 def _wait_for(what: Callable[[], bool], timeout_s: float) -> None:

@@ -138,7 +138,7 @@ class Service:
         self.audit: AuditLog | None = None
         self.places = Places(self.sandbox.slots_total + config.queue_size)
         self.draining = False
-        self.audit_error: str | None = None  # the id of the last audit write that failed, until one succeeds
+        self.audit_ok = True  # false from a failed audit write until one succeeds (readiness)
         self._writing: set[asyncio.Future[None]] = set()  # audit writes of answered executions, until done
         self.started_at = time.time()
         self.open_mode = False
@@ -401,11 +401,12 @@ class Service:
         try:
             await asyncio.to_thread(write.persist)
         except Exception as exc:
-            self.audit_error = self.internal_failure("audit record not written:", exc)
+            self.internal_failure("audit record not written:", exc)
+            self.audit_ok = False
             self.failures.add("audit")
             self.metrics.audit_failures.inc()
         else:
-            self.audit_error = None
+            self.audit_ok = True
         finally:
             write.done.set_result(None)
             self._writing.discard(write.done)
@@ -665,7 +666,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
             "sandbox": service.sandbox.cgroups is not None
             and len(service.sandbox.quarantined) < service.sandbox.slots_total,
             "storage": bool(service.store and await asyncio.to_thread(service.store.ping)),
-            "audit": service.audit_error is None,
+            "audit": service.audit_ok,
             "accepting": not service.draining,
         }
         ok = all(checks.values())

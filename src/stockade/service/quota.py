@@ -21,7 +21,7 @@ class QuotaHold:
         self._release: Callable[[], None] | None = release
 
     def release(self) -> None:
-        """Safe to call again: the usage write and the request's end both do."""
+        """Safe to call again (the request's end releases every hold it may have taken)."""
         if self._release is not None:
             self._release()
             self._release = None
