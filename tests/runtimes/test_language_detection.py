@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import stat
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 from stockade.runtimes import Language, Registry, Toolchain
@@ -123,3 +128,53 @@ async def test_real_shell_is_detected() -> None:
     lang = make_language("shtest", ["sh", "-c", "echo toy 9.9"])
     result = await probe_toolchain(lang)
     assert result.available and result.version == "9.9"
+
+
+def _detect_dirs(pid: int) -> list[Path]:
+    return sorted(Path(tempfile.gettempdir()).glob(f"stockade-detect-{pid}-*"))
+
+
+async def test_the_probe_home_is_removed_after_the_probe(tmp_path: Path) -> None:
+    seen = tmp_path / "home"
+    lang = make_language("toy", [script(tmp_path, "toyc", f'echo "$HOME" > "{seen}"\necho toy 1.0\n')])
+    assert (await probe_toolchain(lang)).available
+    home = Path(seen.read_text().strip())
+    assert home.name.startswith(f"stockade-detect-{os.getpid()}-")
+    assert not home.exists()
+    timed_out = make_language("toy", [script(tmp_path, "hangs", f'echo "$HOME" > "{seen}"\nsleep 30\n')])
+    assert not (await probe_toolchain(timed_out, timeout=0.5)).available
+    assert not Path(seen.read_text().strip()).exists()
+
+
+KILLED_DETECTOR = """
+import asyncio, sys
+from tests.runtimes.test_language_detection import make_language
+from stockade.runtimes.registry import probe_toolchain
+asyncio.run(probe_toolchain(make_language("toy", [sys.argv[1]]), timeout=120))
+"""
+
+
+def test_the_probe_home_is_removed_when_the_detecting_process_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the service during start-up detection: no finally of it runs, so the dir's removal
+    must not depend on it (tests/residue.py checks the whole suite for such dirs)."""
+    seen = tmp_path / "home"
+    # A chatty command, like a version command that writes its banner: it dies at its first write after
+    # its reader has gone.
+    body = f'echo "$HOME" > "{seen}.tmp" && mv "{seen}.tmp" "{seen}"\nwhile :; do echo toy; sleep 0.05; done\n'
+    toyc = script(tmp_path, "toyc", body)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_DETECTOR, toyc], cwd=Path(__file__).parents[2])
+    try:
+        deadline = time.monotonic() + 60
+        while not seen.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the probe never started"
+            time.sleep(0.02)
+        home = Path(seen.read_text().strip())
+        assert home.is_dir() and home.name.startswith(f"stockade-detect-{proc.pid}-")
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while home.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not home.exists(), "the killed detector's probe home is still there"
+    assert _detect_dirs(proc.pid) == []

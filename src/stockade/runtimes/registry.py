@@ -23,6 +23,8 @@ BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 DETECT_TIMEOUT_S = 10.0
 _DETECT_CONCURRENCY = 4  # some probes start a JVM or a big runtime; keep the host responsive
 _DETAIL_MAX = 300
+# Runs a version command ("$@") in the dir "$0", then removes that dir; exits with the command's status.
+_REMOVE_HOME_AFTER = '"$@"; status=$?; cd / && rm -rf -- "$0"; exit $status'
 
 
 class LanguageDefinitionError(ValueError):
@@ -226,11 +228,14 @@ async def probe_toolchain(language: Language, *, timeout: float = DETECT_TIMEOUT
     if program is None:
         return Toolchain(False, None, f"{argv[0]} not found on {BOX_PATH}")
     argv[0] = program
-    with tempfile.TemporaryDirectory(prefix="stockade-detect-") as home:
+    # The pid names the creator; the shell removes the dir once the command ends, even if this process was
+    # killed meanwhile (the command then dies of SIGPIPE at its next write, or ends on its own).
+    home = tempfile.mkdtemp(prefix=f"stockade-detect-{os.getpid()}-")
+    try:
         env = {"PATH": BOX_PATH, "LANG": "C.UTF-8", "TZ": "UTC", "HOME": home, **language.env}
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv,
+                *("/bin/sh", "-c", _REMOVE_HOME_AFTER, home, *argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -252,6 +257,8 @@ async def probe_toolchain(language: Language, *, timeout: float = DETECT_TIMEOUT
                 os.killpg(proc.pid, 9)
             await asyncio.shield(proc.wait())
             raise
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     text = output.decode("utf-8", "replace")
     if proc.returncode != 0:
         return Toolchain(False, None, f"version command exited with {proc.returncode}: {_excerpt(text)}".rstrip(": "))
