@@ -38,3 +38,53 @@ def test_no_layer_imports_upward() -> None:
             assert not bad, f"{path.relative_to(SRC)} imports {sorted(bad)} (layer {layer} may use {sorted(allowed)})"
             checked += 1
     assert checked > 20
+
+
+# The rooms of the service package, lowest first: a room imports only rooms ranked below it (or itself).
+# Type-only imports (under `if TYPE_CHECKING:`) are not imports at run time and are not counted.
+SERVICE_ROOMS = {
+    "errors": 0,
+    "config": 0,
+    "store": 0,
+    "quota": 0,
+    "ratelimit": 0,
+    "telemetry": 0,
+    "audit": 1,
+    "body_limit": 1,
+    "wire": 1,
+    "admission": 2,
+    "node": 3,
+    "routes": 4,  # one module per API surface, over node's pipeline and wire's translation
+    "app": 5,
+}
+
+
+def service_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    type_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+        for n in ast.walk(node)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and id(node) not in type_only:
+            parts = node.module.split(".")
+            if parts[:2] == ["stockade", "service"] and len(parts) > 2:
+                found.add(parts[2])
+    return found
+
+
+def test_service_rooms_import_only_lower_rooms() -> None:
+    service = SRC / "service"
+    package_doc = ast.get_docstring(ast.parse((service / "__init__.py").read_text())) or ""
+    for path in service.rglob("*.py"):
+        relative = path.relative_to(service)
+        room = relative.parts[0].removesuffix(".py")
+        if room == "__init__":
+            continue
+        assert room in SERVICE_ROOMS, f"service/{relative} is in no room: give it a rank in SERVICE_ROOMS"
+        assert f"{relative.parts[0]}" in package_doc, f"service/__init__.py does not say what {room} is"
+        for other in service_imports(path) - {room}:
+            assert SERVICE_ROOMS[other] < SERVICE_ROOMS[room], f"service/{relative} imports the higher room {other}"

@@ -1,1 +1,18 @@
-"""Service-side storage and accounting: tenants, API keys, quotas, rate limits, audit log."""
+"""The HTTP service: Stockade's API over the engine, with the tenants, limits and records around it.
+
+- app.py: create_app, composing the middleware, the routers, the exception handlers and the lifespan
+- body_limit.py: BodyLimit, the outermost middleware, refusing oversized bodies before they are read
+- admission.py: execution places (slots + queue) and Admission, the middleware that claims them
+- node.py: Service, one node's long-lived state and the pipeline steps that use it (auth, rate
+  limit, quota, shedding, admission, the record of an execution)
+- routes/: one APIRouter module per API surface (/v1, the unversioned paths, the playground)
+- wire.py: the wire models of the HTTP contract, and the translation from and to the engine's types
+- errors.py: ApiError, every refusal's one JSON shape and fixed HTTP status
+- config.py: ServiceConfig, every setting of a node with its default
+- store.py: the SQLite store of tenants, API keys and daily quota usage
+- quota.py: holds on the daily quota for executions not yet recorded
+- ratelimit.py: per-tenant moving-window rate limit, in memory
+- audit.py: the signed, hash-chained audit log
+- telemetry.py: Prometheus metrics, JSON logs, the recent failures of /v1/diagnostics
+- static/: the browser playground
+"""

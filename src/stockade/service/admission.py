@@ -6,11 +6,26 @@ every request in it saw a free place, went through the full pipeline (interleave
 the one event loop) and was refused at admission, hundreds of ms after it arrived. With claims the first
 `capacity` requests of a burst hold every place and the rest are refused at once. The price: a request
 that turns out invalid or unauthorized holds a place while it is validated (a few ms).
+
+`Admission` is the ASGI middleware that claims them (Service.claim) and gives them back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stockade.service.body_limit import replaying
+from stockade.service.errors import ApiError
+
+if TYPE_CHECKING:
+    from stockade.service.node import Service
+
+log = logging.getLogger("stockade.service")
 
 
 class _State(enum.Enum):
@@ -57,3 +72,87 @@ class Places:
     def claim(self) -> Place | None:
         """A place for a received request, or None when every place is taken."""
         return None if self.full else Place(self)
+
+
+EXECUTE_PATHS = ("/v1/execute", "/execute")
+
+
+class Admission:
+    """Claim an execution place for each received POST /execute before the app sees it (admission.py says
+    why). Refusals are plain ASGI sends, so a full node answers a burst without doing any of the work of
+    the pipeline. The place is given back, if the run has not done so, before the response starts: a
+    client's next request must find it free. A request whose client leaves before its run has taken a
+    slot is dropped. An execution's audit record is written here, once the app has answered or failed."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in EXECUTE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            self.service.shed()  # nothing read yet: a full node refuses before the body
+            buffered = [await receive()]  # the whole body first: a slow sender holds no place
+            while buffered[-1]["type"] == "http.request" and buffered[-1].get("more_body", False):
+                buffered.append(await receive())
+            if buffered[-1]["type"] == "http.disconnect":
+                return
+            place = self.service.claim()
+        except ApiError as e:
+            await e.response()(scope, receive, send)
+            return
+
+        scope.setdefault("state", {})["place"] = place
+        try:
+            await self._admitted(scope, buffered, receive, send, place)
+        finally:
+            # The run's boxes went to a builder thread for teardown as _admitted ended: this runs meanwhile.
+            if write := scope["state"].get("audit_write"):
+                await self.service.write_audit(write)
+            if hold := scope["state"].get("quota_hold"):
+                hold.release()
+
+    async def _admitted(
+        self, scope: Scope, buffered: list[Message], receive: Receive, send: Send, place: Place
+    ) -> None:
+        responding = False
+
+        async def send_releasing(message: Message) -> None:
+            nonlocal responding
+            if message["type"] == "http.response.start":
+                responding = True
+                place.release()
+            await send(message)
+
+        # Yield once: of a burst read in one loop turn, the requests refused above are all answered in
+        # it, before the admitted ones parse, authenticate and validate.
+        await asyncio.sleep(0)
+        # The run's boxes are torn down once the response is written (one write into the transport's
+        # buffer, however slowly the client reads), not while.
+        with self.service.sandbox.recycling_deferred() as runs:
+            request = asyncio.current_task()
+            assert request is not None
+
+            async def drop_if_the_client_leaves() -> bool:
+                """A client gone before its run took a slot (a queued request, typically): drop the
+                request, so the slot goes to one that is still awaited. A started run ends as usual,
+                recorded and audited."""
+                # The body is read: what comes next is the client leaving, or the response's end.
+                if (await receive())["type"] == "http.disconnect" and not (responding or runs.started):
+                    return request.cancel()
+                return False
+
+            watcher = asyncio.create_task(drop_if_the_client_leaves())
+            try:
+                await self.app(scope, replaying(buffered, receive), send_releasing)
+            except asyncio.CancelledError:
+                if not (watcher.done() and watcher.result()):  # cancelled for another reason (shutdown)
+                    raise
+                request.uncancel()
+                self.service.reject("client_gone")
+                log.info("request dropped: its client left before its run started")
+            finally:
+                watcher.cancel()
+                place.release()

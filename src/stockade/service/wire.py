@@ -1,13 +1,188 @@
-"""Results and payloads in their wire form: shared by the HTTP service and the local CLI, so both print
-the same JSON."""
+"""The HTTP contract's wire form: the models /openapi.json documents, the translation of a request body
+into an engine request (`to_request`: sources, stdin, limits against the tenant's maxima), and of an
+engine result into the response body (`response_body`, shared with the local CLI so both print the same
+JSON)."""
 
 from __future__ import annotations
 
 import base64
-from typing import Any
+import binascii
+from typing import Any, Literal
 
-from stockade.engine import ExecutionResult
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from stockade.engine import ExecutionRequest, ExecutionResult, LimitPolicy, SourceFile, StageLimits
+from stockade.runtimes.registry import Registry
 from stockade.sandbox.spec import BoxResult
+from stockade.service.errors import ApiError
+from stockade.service.store import Tenant
+
+Encoding = Literal["utf8", "base64"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LimitsIn(_Strict):
+    """Per-stage limits; omitted fields take the server default. Out of range is refused, never clamped."""
+
+    cpu_ms: int | None = Field(None, description="CPU time of the whole process tree, ms")
+    wall_ms: int | None = Field(None, description="Wall-clock time, ms")
+    memory_mb: int | None = Field(None, description="Memory (RAM, no swap), MiB")
+    processes: int | None = Field(None, description="Processes and threads")
+    output_kb: int | None = Field(None, description="stdout and stderr cap, each, KiB")
+    file_size_kb: int | None = Field(None, description="Largest file the program may write, KiB")
+
+
+class FileIn(_Strict):
+    name: str = Field(min_length=1, max_length=512, examples=["main.c"])
+    content: str = Field(max_length=8 * 1024 * 1024)
+    encoding: Encoding = "utf8"
+
+
+class ExecuteIn(_Strict):
+    language: str = Field(min_length=1, max_length=64, examples=["python"])
+    version: str | None = Field(None, max_length=64, description="Prefix of the toolchain version, e.g. 3.11")
+    code: str | None = Field(None, max_length=8 * 1024 * 1024, examples=["print(21*2)"])
+    files: list[FileIn] | None = Field(None, max_length=64)
+    entry: str | None = Field(None, max_length=512, description="Entry file among `files`")
+    stdin: str = Field("", max_length=8 * 1024 * 1024)
+    stdin_encoding: Encoding = "utf8"
+    args: list[str] = Field(default_factory=list, max_length=64)
+    limits: LimitsIn | None = None
+    compile_limits: LimitsIn | None = None
+    output_encoding: Encoding = "utf8"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExecuteIn:
+        if (self.code is None) == (self.files is None):
+            raise ValueError("give exactly one of `code` or `files`")
+        return self
+
+
+class CompileOut(BaseModel):
+    status: str
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    signal: int | None
+    time_ms: int
+    wall_time_ms: int
+    memory_kb: int
+    stdout_truncated: bool
+    stderr_truncated: bool
+
+
+class RuntimeRef(BaseModel):
+    language: str
+    version: str | None
+
+
+class ExecuteOut(BaseModel):
+    execution_id: str
+    status: str = Field(description="ok, compile_error, compile_limit, runtime_error, timeout, memory_limit, "
+                        "output_limit, file_size_limit, syscall_blocked or internal_error")  # fmt: skip
+    stdout: str
+    stderr: str
+    output_encoding: Encoding
+    output_lossy: bool = Field(description="utf8 encoding only: some bytes were not valid UTF-8 and were replaced")
+    stdout_truncated: bool
+    stderr_truncated: bool
+    exit_code: int | None
+    signal: int | None
+    timeout_kind: Literal["cpu", "wall"] | None
+    time_ms: int = Field(description="CPU time of the run stage, ms")
+    wall_time_ms: int
+    memory_kb: int = Field(description="Peak memory of the run stage, KiB")
+    compile: CompileOut | None
+    runtime: RuntimeRef
+
+
+class ErrorOut(BaseModel):
+    status: Literal["failed"] = "failed"
+    error: str
+    message: str
+    id: str | None = None
+
+
+class RuntimeOut(BaseModel):
+    language: str
+    name: str
+    aliases: list[str]
+    extensions: list[str]
+    version: str | None
+    available: bool
+    compiled: bool
+    hello: str
+    detail: str
+
+
+class RuntimesOut(BaseModel):
+    runtimes: list[RuntimeOut]
+    limits: dict[str, dict[str, dict[str, int | None]]]
+
+
+# -- request: body -> engine request ------------------------------------------------------------------
+
+
+def to_request(body: ExecuteIn, tenant: Tenant, registry: Registry, policy: LimitPolicy) -> ExecutionRequest:
+    """The engine request of a validated body, within what the tenant may use; ApiError otherwise."""
+    if not tenant.allows_language(body.language) and not any(
+        tenant.allows_language(n) for n in _names(registry, body.language)
+    ):
+        raise ApiError("FORBIDDEN", f"tenant {tenant.id!r} may not use {body.language!r}")
+    try:
+        if body.code is not None:
+            files = [SourceFile("", body.code.encode())]
+        else:
+            files = [SourceFile(f.name, decode(f.content, f.encoding, f"file {f.name!r}")) for f in body.files or []]
+        stdin = decode(body.stdin, body.stdin_encoding, "stdin")
+    except UnicodeEncodeError:
+        raise ApiError("INVALID_REQUEST", "text fields must be valid Unicode (no lone surrogates)") from None
+    return ExecutionRequest(
+        language=body.language,
+        version=body.version,
+        files=files,
+        entry=body.entry,
+        stdin=stdin,
+        args=list(body.args),
+        limits=stage_limits(body.limits, tenant, policy.run.default, "run"),
+        compile_limits=stage_limits(body.compile_limits, tenant, policy.compile.default, "compile"),
+    )
+
+
+def _names(registry: Registry, language: str) -> tuple[str, ...]:
+    try:
+        return registry.get(language).names
+    except LookupError:
+        return ()
+
+
+def stage_limits(given: LimitsIn | None, tenant: Tenant, default: StageLimits, stage: str) -> StageLimits:
+    """Requested values above the tenant's maxima are refused; defaults above them are lowered."""
+    requested = given.model_dump() if given else {}
+    out: dict[str, int | None] = {}
+    for name in StageLimits.names():
+        cap = getattr(tenant.max_limits, name)
+        value = requested.get(name)
+        if value is not None and cap is not None and value > cap:
+            raise ApiError("LIMIT_OUT_OF_RANGE", f"{stage} limit {name}={value} exceeds the tenant maximum {cap}")
+        fallback = getattr(default, name)
+        out[name] = value if value is not None else (min(fallback, cap) if cap is not None else None)
+    return StageLimits(**out)
+
+
+def decode(text: str, encoding: str, what: str) -> bytes:
+    if encoding == "utf8":
+        return text.encode()
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError("INVALID_REQUEST", f"{what} is not valid base64") from None
+
+
+# -- response: engine result -> body ------------------------------------------------------------------
 
 
 def encode(data: bytes, encoding: str) -> tuple[str, bool]:

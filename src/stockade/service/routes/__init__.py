@@ -1,0 +1,9 @@
+"""The HTTP routes, one module per API surface, each an `APIRouter` over the one engine path (Service's
+pipeline steps, then `Engine.prepare` and `Engine.run`). A new surface (Judge0 or Piston compatibility,
+judge mode, workspaces, MCP) is a new module here, included by app.create_app.
+
+- deps.py: what every surface shares: the service of a request, its caller (auth, rate limit, quota)
+- v1.py: the versioned API, /v1/execute, /v1/runtimes, /v1/diagnostics
+- unversioned.py: /execute (an alias of /v1/execute), the probes /healthz and /readyz, /metrics
+- playground.py: the browser playground's static files, served at /
+"""

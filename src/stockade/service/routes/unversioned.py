@@ -1,0 +1,40 @@
+"""Paths outside /v1: the /execute alias of /v1/execute (the seed example's path), the probes of an
+orchestrator and Prometheus's scrape."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stockade.service.routes.deps import service_of
+from stockade.service.routes.v1 import add_execute
+
+router = APIRouter()
+add_execute(router, "/execute", documented=False)
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Ready to execute: sandbox, storage, not draining")
+async def readyz(request: Request) -> JSONResponse:
+    service = service_of(request)
+    sb = service.sandbox
+    checks = {
+        "sandbox": sb.cgroups is not None and len(sb.quarantined) < sb.slots_total,
+        "storage": bool(service.store and await asyncio.to_thread(service.store.ping)),
+        "audit": service.audit_ok,
+        "accepting": not service.draining,
+    }
+    ok = all(checks.values())
+    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(service_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,129 @@
+"""The versioned API (docs/api.md): run a program, list the runtimes, the operator's diagnostics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+import stockade
+from stockade.engine import EngineError
+from stockade.service.errors import ApiError
+from stockade.service.node import Caller
+from stockade.service.routes.deps import ERROR_RESPONSES, admin, caller, method_not_allowed, service_of
+from stockade.service.wire import ExecuteIn, ExecuteOut, RuntimesOut, response_body, to_request
+
+SETTLE_WAIT_S = 5.0  # diagnostics wait at most this for answered executions to be recorded and their boxes replaced
+
+router = APIRouter(prefix="/v1")
+
+
+# POST /v1/execute and its alias /execute (a comment, not a docstring: that would go into the schema).
+# Admission has claimed the request's place, `caller` authenticated it and took its quota hold.
+async def execute(request: Request, body: ExecuteIn, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:
+    service = service_of(request)
+    execution_id = uuid.uuid4().hex
+    try:
+        plan = await service.engine.prepare(to_request(body, who.tenant, service.registry, service.engine.policy))
+    except EngineError as e:
+        service.reject(e.code.lower())
+        raise ApiError(e.code, e.message) from None
+    except ApiError as e:
+        service.reject(e.code.lower())
+        raise
+    async with service.admitted(request.state.place):
+        result = await service.engine.run(plan)
+    waited = sum(b.queue_ms for b in (result.compile, result.run) if b is not None)
+    service.metrics.queue_wait.observe(waited / 1000)
+    out = response_body(execution_id, result, body.output_encoding)
+    # Admission writes the audit record once the response is written, so the client does not wait for
+    # it, and also if the response cannot be: every run is recorded. Until then the request holds its
+    # quota execution.
+    request.state.audit_write = service.record(who, plan, result, execution_id, out)
+    return JSONResponse(out)
+
+
+def add_execute(router: APIRouter, path: str, *, documented: bool) -> None:
+    """POST `path` runs a program; other methods are refused with 405 (explicit, or the playground
+    mounted at / would answer them)."""
+    router.api_route(path, methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)(method_not_allowed)
+    router.post(
+        path,
+        response_model=ExecuteOut,
+        responses=ERROR_RESPONSES,
+        summary="Run a program",
+        include_in_schema=documented,
+    )(execute)
+
+
+add_execute(router, "/execute", documented=True)
+
+
+@router.get("/runtimes", response_model=RuntimesOut, summary="Languages, versions and limits")
+async def runtimes(request: Request) -> dict[str, Any]:
+    service = service_of(request)
+    found = await service.registry.detect_all()
+    policy = service.engine.policy
+    return {
+        "runtimes": [
+            {
+                "language": lang.id,
+                "name": lang.name,
+                "aliases": list(lang.aliases),
+                "extensions": list(lang.extensions),
+                "version": found[lang.id].version,
+                "available": found[lang.id].available,
+                "compiled": lang.compiled,
+                "hello": lang.hello,
+                "detail": found[lang.id].detail,
+            }
+            for lang in service.registry.languages
+        ],
+        "limits": {
+            "run": {"default": policy.run.default.as_dict(), "maximum": policy.run.maximum.as_dict()},
+            "compile": {"default": policy.compile.default.as_dict(), "maximum": policy.compile.maximum.as_dict()},
+        },
+    }
+
+
+@router.get("/diagnostics", summary="Operator view (admin key)", responses=ERROR_RESPONSES)
+async def diagnostics(request: Request, _: Annotated[Caller, Depends(admin)]) -> dict[str, Any]:
+    service = service_of(request)
+    sb = service.sandbox
+
+    # Executions just answered have their audit records written, and their boxes torn down and
+    # replaced, within milliseconds: report that state.
+    async def settled() -> None:
+        await service.written()
+        await sb.recycled()
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(settled(), SETTLE_WAIT_S)
+    return {
+        "build": {"version": stockade.__version__, "started_at": service.started_at},
+        "host": {
+            "cgroup": sb.cgroups.describe() if sb.cgroups else None,
+            "seccomp": True,
+            "bubblewrap": service.config.sandbox.bwrap,
+        },
+        "slots": {
+            "total": sb.slots_total,
+            "in_use": sb.slots_in_use,
+            "waiting": sb.slots_waiting,
+            "quarantined": sorted(sb.quarantined),
+            "ready": sorted(sb.ready_box_ids),  # boxes built ahead, waiting for a run
+        },
+        "admission": {
+            "in_flight": service.in_flight,
+            "claimed": service.places.claimed,
+            "recording": service.recording,
+            "queue_size": service.config.queue_size,
+        },
+        "open_mode": service.open_mode,
+        "draining": service.draining,
+        "recent_failures": service.failures.summary(),
+    }
