@@ -45,17 +45,18 @@ def test_no_layer_imports_upward() -> None:
 SERVICE_ROOMS = {
     "errors": 0,
     "config": 0,
-    "store": 0,
     "quota": 0,
     "ratelimit": 0,
     "telemetry": 0,
-    "audit": 1,
+    "tenants": 0,
+    "store": 1,
     "body_limit": 1,
     "wire": 1,
-    "admission": 2,
-    "node": 3,
-    "routes": 4,  # one module per API surface, over node's pipeline and wire's translation
-    "app": 5,
+    "audit": 2,
+    "admission": 3,
+    "node": 4,
+    "routes": 5,  # one module per API surface, over node's pipeline and wire's translation
+    "app": 6,
 }
 
 

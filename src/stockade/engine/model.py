@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from stockade.sandbox.spec import BoxResult, Status
 
 
 class Verdict(enum.StrEnum):
-    """Overall verdict of an execution: the sandbox statuses plus the two compile outcomes."""
+    """Overall verdict of an execution: the sandbox statuses plus the two compile outcomes. Apart from
+    sandbox.Status because a box knows nothing of compiling: compile_error and compile_limit are the
+    engine's reading of a compile box's status (verdict_of_compile); every Status is a Verdict by value."""
 
     OK = "ok"
     COMPILE_ERROR = "compile_error"
@@ -23,20 +26,33 @@ class Verdict(enum.StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
+def _limit(doc: str) -> Any:
+    return field(default=None, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class StageLimits:
-    """What a caller may set for one stage; None means the default. Bounded by LimitPolicy."""
+    """What a caller may set for one stage; None means the default. Bounded by LimitPolicy.
 
-    cpu_ms: int | None = None
-    wall_ms: int | None = None
-    memory_mb: int | None = None
-    processes: int | None = None
-    output_kb: int | None = None
-    file_size_kb: int | None = None
+    The one declaration of these fields on the server: the service's tenant maxima (store.TenantLimits)
+    and its wire model (wire.LimitsIn, described by `doc`) are derived from it. A new one is a field
+    here, its default and bounds in limits.py, and its enforcement in the sandbox's Limits."""
+
+    cpu_ms: int | None = _limit("CPU time of the whole process tree, ms")
+    wall_ms: int | None = _limit("Wall-clock time, ms")
+    memory_mb: int | None = _limit("Memory (RAM, no swap), MiB")
+    processes: int | None = _limit("Processes and threads")
+    output_kb: int | None = _limit("stdout and stderr cap, each, KiB")
+    file_size_kb: int | None = _limit("Largest file the program may write, KiB")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def docs(cls) -> dict[str, str]:
+        """Each field's one-line description (the API documents it)."""
+        return {f.name: f.metadata["doc"] for f in fields(cls)}
 
     def as_dict(self) -> dict[str, int | None]:
         return {n: getattr(self, n) for n in self.names()}

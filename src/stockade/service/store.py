@@ -6,7 +6,6 @@ audit.py. WAL mode lets readers run beside the single writer; each thread gets i
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import json
@@ -16,10 +15,39 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
+
+from stockade.service.tenants import (
+    UNSET,
+    ApiKey,
+    AuthContext,
+    ConflictError,
+    NotFoundError,
+    QuotaName,
+    QuotaState,
+    StoreError,
+    Tenant,
+    TenantLimits,
+    _Unset,
+    as_limits,
+    check_tenant_fields,
+)
+
+__all__ = [
+    "UNSET",
+    "ApiKey",
+    "AuthContext",
+    "ConflictError",
+    "NotFoundError",
+    "QuotaName",
+    "QuotaState",
+    "Store",
+    "StoreError",
+    "Tenant",
+    "TenantLimits",
+]
 
 KEY_PREFIX: Final = "sk"
 _SLUG_RE: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -77,147 +105,6 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
-class StoreError(Exception):
-    """Base class of store errors."""
-
-
-class NotFoundError(StoreError, LookupError):
-    """The tenant or key does not exist."""
-
-
-class ConflictError(StoreError):
-    """The tenant or key already exists."""
-
-
-class _Unset(enum.Enum):
-    UNSET = enum.auto()
-
-
-UNSET: Final = _Unset.UNSET  # "leave unchanged" in update_tenant, where None means "no limit"
-
-
-@dataclass(frozen=True)
-class TenantLimits:
-    """Per-tenant ceilings on box limits; None means the server maximum applies."""
-
-    cpu_ms: int | None = None
-    wall_ms: int | None = None
-    memory_mb: int | None = None
-    processes: int | None = None
-    output_kb: int | None = None
-    file_size_kb: int | None = None
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            # bool is an int subclass; reject it so `True` never means 1 ms.
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-                raise ValueError(f"max_limits.{f.name} must be a positive integer or None, got {value!r}")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> TenantLimits:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown max_limits keys: {sorted(unknown)}")
-        return cls(**dict(data))
-
-    def to_dict(self) -> dict[str, int | None]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Tenant:
-    id: str
-    name: str
-    created_at: datetime
-    disabled: bool
-    max_limits: TenantLimits
-    allowed_languages: tuple[str, ...] | None  # None = every installed language
-    rate_per_minute: int
-    executions_per_day: int | None  # None = unlimited
-    cpu_seconds_per_day: float | None  # None = unlimited
-
-    def allows_language(self, language: str) -> bool:
-        return self.allowed_languages is None or language in self.allowed_languages
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "created_at": self.created_at.isoformat(),
-            "disabled": self.disabled,
-            "max_limits": self.max_limits.to_dict(),
-            "allowed_languages": list(self.allowed_languages) if self.allowed_languages is not None else None,
-            "rate_per_minute": self.rate_per_minute,
-            "executions_per_day": self.executions_per_day,
-            "cpu_seconds_per_day": self.cpu_seconds_per_day,
-        }
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """Key metadata; the secret itself is never stored or returned."""
-
-    key_id: str
-    tenant_id: str
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key_id": self.key_id,
-            "tenant_id": self.tenant_id,
-            "name": self.name,
-            "created_at": self.created_at.isoformat(),
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-        }
-
-
-@dataclass(frozen=True)
-class AuthContext:
-    tenant: Tenant
-    key_id: str
-
-
-QuotaName = Literal["executions", "cpu_seconds"]
-
-
-@dataclass(frozen=True)
-class QuotaState:
-    tenant_id: str
-    day: date  # UTC day the counters belong to
-    executions_used: int
-    executions_limit: int | None
-    cpu_seconds_used: float
-    cpu_seconds_limit: float | None
-    exceeded_by: QuotaName | None  # first quota that is used up, or None
-
-    @property
-    def exceeded(self) -> bool:
-        return self.exceeded_by is not None
-
-    @property
-    def resets_at(self) -> datetime:
-        return datetime.combine(self.day + timedelta(days=1), time(0), tzinfo=UTC)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "day": self.day.isoformat(),
-            "executions_used": self.executions_used,
-            "executions_limit": self.executions_limit,
-            "cpu_seconds_used": self.cpu_seconds_used,
-            "cpu_seconds_limit": self.cpu_seconds_limit,
-            "exceeded": self.exceeded_by,
-            "resets_at": self.resets_at.isoformat(),
-        }
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -230,37 +117,6 @@ def _hash_token(token: str) -> str:
     # Tokens carry 256 random bits, so a fast unsalted hash cannot be brute-forced; a slow KDF
     # would only add latency to every request (docs/tenants.md).
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _check_tenant_fields(
-    *,
-    name: str | None = None,
-    rate_per_minute: int | None = None,
-    executions_per_day: int | None = None,
-    cpu_seconds_per_day: float | None = None,
-    allowed_languages: Sequence[str] | None = None,
-) -> None:
-    if name is not None and not name.strip():
-        raise ValueError("tenant name must not be empty")
-    if rate_per_minute is not None and (
-        not isinstance(rate_per_minute, int) or isinstance(rate_per_minute, bool) or rate_per_minute < 1
-    ):
-        raise ValueError("rate_per_minute must be an integer >= 1")
-    if executions_per_day is not None and (
-        not isinstance(executions_per_day, int) or isinstance(executions_per_day, bool) or executions_per_day < 0
-    ):
-        raise ValueError("executions_per_day must be an integer >= 0 or None")
-    if cpu_seconds_per_day is not None and (
-        isinstance(cpu_seconds_per_day, bool) or not isinstance(cpu_seconds_per_day, int | float)
-    ):
-        raise ValueError("cpu_seconds_per_day must be a number >= 0 or None")
-    if cpu_seconds_per_day is not None and not cpu_seconds_per_day >= 0:  # also rejects NaN
-        raise ValueError("cpu_seconds_per_day must be a number >= 0 or None")
-    if allowed_languages is not None:
-        if isinstance(allowed_languages, str):
-            raise ValueError("allowed_languages must be a list of language ids, not a string")
-        if any(not isinstance(lang, str) or not lang for lang in allowed_languages):
-            raise ValueError("allowed_languages entries must be non-empty strings")
 
 
 def _languages_json(langs: Sequence[str] | None) -> str | None:
@@ -385,14 +241,14 @@ class Store:
     ) -> Tenant:
         if not _SLUG_RE.fullmatch(tenant_id):
             raise ValueError("tenant id must be a slug: 1-64 of [a-z0-9-], not starting or ending with '-'")
-        _check_tenant_fields(
+        check_tenant_fields(
             name=name,
             rate_per_minute=rate_per_minute,
             executions_per_day=executions_per_day,
             cpu_seconds_per_day=cpu_seconds_per_day,
             allowed_languages=allowed_languages,
         )
-        limits = _as_limits(max_limits)
+        limits = as_limits(max_limits)
         try:
             with self.transaction() as conn:
                 conn.execute(
@@ -443,23 +299,23 @@ class Store:
         """
         changes: dict[str, Any] = {}
         if not isinstance(name, _Unset):
-            _check_tenant_fields(name=name)
+            check_tenant_fields(name=name)
             changes["name"] = name.strip()
         if not isinstance(disabled, _Unset):
             changes["disabled"] = int(disabled)
         if not isinstance(max_limits, _Unset):
-            changes["max_limits"] = json.dumps(_as_limits(max_limits).to_dict())
+            changes["max_limits"] = json.dumps(as_limits(max_limits).to_dict())
         if not isinstance(allowed_languages, _Unset):
-            _check_tenant_fields(allowed_languages=allowed_languages)
+            check_tenant_fields(allowed_languages=allowed_languages)
             changes["allowed_languages"] = _languages_json(allowed_languages)
         if not isinstance(rate_per_minute, _Unset):
-            _check_tenant_fields(rate_per_minute=rate_per_minute)
+            check_tenant_fields(rate_per_minute=rate_per_minute)
             changes["rate_per_minute"] = rate_per_minute
         if not isinstance(executions_per_day, _Unset):
-            _check_tenant_fields(executions_per_day=executions_per_day)
+            check_tenant_fields(executions_per_day=executions_per_day)
             changes["executions_per_day"] = executions_per_day
         if not isinstance(cpu_seconds_per_day, _Unset):
-            _check_tenant_fields(cpu_seconds_per_day=cpu_seconds_per_day)
+            check_tenant_fields(cpu_seconds_per_day=cpu_seconds_per_day)
             changes["cpu_seconds_per_day"] = None if cpu_seconds_per_day is None else float(cpu_seconds_per_day)
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
@@ -627,11 +483,3 @@ class Store:
                  executions = executions + excluded.executions, cpu_ms = cpu_ms + excluded.cpu_ms""",
             (tenant_id, day.isoformat(), executions, cpu_ms),
         )
-
-
-def _as_limits(value: TenantLimits | Mapping[str, int | None] | None) -> TenantLimits:
-    if value is None:
-        return TenantLimits()
-    if isinstance(value, TenantLimits):
-        return value
-    return TenantLimits.from_mapping(value)

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from stockade.engine import ExecutionRequest, ExecutionResult, LimitPolicy, SourceFile, StageLimits
 from stockade.runtimes.registry import Registry
 from stockade.sandbox.spec import BoxResult
 from stockade.service.errors import ApiError
-from stockade.service.store import Tenant
+from stockade.service.tenants import Tenant
 
 Encoding = Literal["utf8", "base64"]
 
@@ -24,15 +24,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class LimitsIn(_Strict):
-    """Per-stage limits; omitted fields take the server default. Out of range is refused, never clamped."""
+def _limits_model() -> type[BaseModel]:
+    """The wire form of the engine's StageLimits, field for field (its one declaration)."""
+    docs = StageLimits.docs()
+    fields: dict[str, Any] = {name: (int | None, Field(None, description=doc)) for name, doc in docs.items()}
+    return create_model(
+        "LimitsIn",
+        __base__=_Strict,
+        __doc__="Per-stage limits; omitted fields take the server default. Out of range is refused, never clamped.",
+        __module__=__name__,
+        **fields,
+    )
 
-    cpu_ms: int | None = Field(None, description="CPU time of the whole process tree, ms")
-    wall_ms: int | None = Field(None, description="Wall-clock time, ms")
-    memory_mb: int | None = Field(None, description="Memory (RAM, no swap), MiB")
-    processes: int | None = Field(None, description="Processes and threads")
-    output_kb: int | None = Field(None, description="stdout and stderr cap, each, KiB")
-    file_size_kb: int | None = Field(None, description="Largest file the program may write, KiB")
+
+if TYPE_CHECKING:  # a model built at import: to mypy, any model
+    LimitsIn = BaseModel
+else:
+    LimitsIn = _limits_model()
 
 
 class FileIn(_Strict):
