@@ -180,7 +180,7 @@ asyncio.run(main())
 
 def test_the_start_up_heap_is_left_out_of_garbage_collection(tmp_path: Path) -> None:
     """Once detection is done, what start-up built is frozen: a full collection walking it stopped the event
-    loop for 40-90 ms under load (docs/benchmarks.md, "Late-evening runs")."""
+    loop for 40-90 ms under load (docs/benchmarks.md, "Readings")."""
     proc = subprocess.run(
         [sys.executable, "-c", FREEZE_SCRIPT, str(tmp_path / "data")], capture_output=True, text=True, timeout=120
     )
