@@ -1,4 +1,4 @@
-"""The layers import only downward: sandbox < runtimes < engine < service < clients/cli."""
+"""The layers import only downward: sandbox < runtimes < engine < service < client (the SDK)/cli."""
 
 import ast
 from pathlib import Path
@@ -10,8 +10,9 @@ ALLOWED = {
     "runtimes": set(),
     "engine": {"sandbox", "runtimes"},
     "service": {"sandbox", "runtimes", "engine"},
-    "clients": set(),  # the SDK talks HTTP only
-    "cli": {"sandbox", "runtimes", "engine", "service", "clients"},
+    "client": set(),  # the SDK talks HTTP only
+    "clients": {"client"},  # the SDK's deprecated import path
+    "cli": {"sandbox", "runtimes", "engine", "service", "client", "clients"},
 }
 
 

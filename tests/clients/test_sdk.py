@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib
 import io
 import json
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,7 +42,7 @@ from stockade.client import (
     UnexpectedResponse,
     UnknownLanguage,
 )
-from stockade.clients import sdk
+from stockade.client.errors import parse_retry_after
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
 
@@ -525,13 +527,13 @@ def test_retries_disabled() -> None:
 
 def test_retry_after_formats() -> None:
     now = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
-    assert sdk.parse_retry_after("3") == 3.0
-    assert sdk.parse_retry_after("0.5") == 0.5
-    assert sdk.parse_retry_after(format_datetime(now + timedelta(seconds=7), usegmt=True), now=now) == 7.0
-    assert sdk.parse_retry_after(format_datetime(now - timedelta(seconds=7), usegmt=True), now=now) == 0.0
-    assert sdk.parse_retry_after("soon") is None
-    assert sdk.parse_retry_after("nan") is None
-    assert sdk.parse_retry_after(None) is None
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=7), usegmt=True), now=now) == 7.0
+    assert parse_retry_after(format_datetime(now - timedelta(seconds=7), usegmt=True), now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after(None) is None
 
 
 # ------------------------------------------------------------------------------------------ runtimes / health
@@ -668,3 +670,10 @@ def test_docs_examples_run(index: int, live_url: str, monkeypatch: pytest.Monkey
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(source, f"{DOCS}:example{index}", "exec"), {"__name__": "__main__"})
+
+
+def test_the_deprecated_import_path_warns_and_gives_the_same_sdk() -> None:
+    sys.modules.pop("stockade.clients", None)  # imported already, it would not warn again
+    with pytest.warns(DeprecationWarning, match=r"import from stockade\.client"):
+        old = importlib.import_module("stockade.clients")
+    assert old.Client is Client and old.AsyncClient is AsyncClient and old.StockadeError is StockadeError

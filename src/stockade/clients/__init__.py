@@ -1,53 +1,9 @@
-"""Client surfaces of Stockade: the Python SDK (the browser playground lives in service/static)."""
+"""Deprecated: the SDK's import path is `stockade.client` (this one warns, and goes in a later release)."""
 
-from stockade.clients.sdk import (
-    API_KEY_ENV,
-    AsyncClient,
-    Client,
-    CompileStage,
-    ConnectionFailed,
-    ExecutionResult,
-    File,
-    Forbidden,
-    InternalError,
-    InvalidRequest,
-    LimitOutOfRange,
-    Limits,
-    Overloaded,
-    PayloadTooLarge,
-    QuotaExceeded,
-    RateLimited,
-    Runtime,
-    RuntimeRef,
-    StockadeError,
-    ToolchainMissing,
-    Unauthenticated,
-    UnexpectedResponse,
-    UnknownLanguage,
-)
+import warnings
 
-__all__ = [
-    "API_KEY_ENV",
-    "AsyncClient",
-    "Client",
-    "CompileStage",
-    "ConnectionFailed",
-    "ExecutionResult",
-    "File",
-    "Forbidden",
-    "InternalError",
-    "InvalidRequest",
-    "LimitOutOfRange",
-    "Limits",
-    "Overloaded",
-    "PayloadTooLarge",
-    "QuotaExceeded",
-    "RateLimited",
-    "Runtime",
-    "RuntimeRef",
-    "StockadeError",
-    "ToolchainMissing",
-    "Unauthenticated",
-    "UnexpectedResponse",
-    "UnknownLanguage",
-]
+from stockade.client import *  # noqa: F403
+from stockade.client import __all__ as __all__
+from stockade.client import sdk as sdk
+
+warnings.warn("stockade.clients is deprecated: import from stockade.client", DeprecationWarning, stacklevel=2)

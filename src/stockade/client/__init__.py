@@ -1,0 +1,63 @@
+"""Stockade's Python SDK: `from stockade.client import Client, AsyncClient` (docs/sdk.md). It talks HTTP
+only and imports nothing of the server.
+
+- sdk.py: Client and AsyncClient over one sans-IO core (request flows, retries)
+- types.py: Limits, File and the results (ExecutionResult, CompileStage, Runtime), built and parsed
+- errors.py: StockadeError and one subclass per API error code
+"""
+
+from stockade.client.errors import (
+    ConnectionFailed,
+    Forbidden,
+    InternalError,
+    InvalidRequest,
+    LimitOutOfRange,
+    Overloaded,
+    PayloadTooLarge,
+    QuotaExceeded,
+    RateLimited,
+    StockadeError,
+    ToolchainMissing,
+    Unauthenticated,
+    UnexpectedResponse,
+    UnknownLanguage,
+)
+from stockade.client.sdk import (
+    API_KEY_ENV,
+    AsyncClient,
+    Client,
+)
+from stockade.client.types import (
+    CompileStage,
+    ExecutionResult,
+    File,
+    Limits,
+    Runtime,
+    RuntimeRef,
+)
+
+__all__ = [
+    "API_KEY_ENV",
+    "AsyncClient",
+    "Client",
+    "CompileStage",
+    "ConnectionFailed",
+    "ExecutionResult",
+    "File",
+    "Forbidden",
+    "InternalError",
+    "InvalidRequest",
+    "LimitOutOfRange",
+    "Limits",
+    "Overloaded",
+    "PayloadTooLarge",
+    "QuotaExceeded",
+    "RateLimited",
+    "Runtime",
+    "RuntimeRef",
+    "StockadeError",
+    "ToolchainMissing",
+    "Unauthenticated",
+    "UnexpectedResponse",
+    "UnknownLanguage",
+]
