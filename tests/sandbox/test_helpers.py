@@ -58,23 +58,26 @@ class InitRun:
     said: bytes  # what init wrote to its control socket
 
 
-def run_init(init: Path, message: bytes | None, stdin: bytes = b"", fds: int = 3) -> InitRun:
+def run_init(init: Path, message: bytes | None, stdin: bytes = b"", fds: int = 4, pids_current: str = "1\n") -> InitRun:
     """stockade-init with its status pipe and control socket, the run queued before it starts with
-    the first `fds` of its stdin, stdout and stderr (pipes; the command's stderr is not kept)."""
+    the first `fds` of its stdin, stdout, stderr (pipes; the command's stderr is not kept) and a file
+    standing for the box's pids.current, holding `pids_current`."""
     r, w = os.pipe()
     host, box = socket.socketpair()
     stdin_r, stdin_w = os.pipe()
     out_r, out_w = os.pipe()
     os.write(stdin_w, stdin)
     os.close(stdin_w)
+    count = os.memfd_create("pids.current")
+    os.write(count, pids_current.encode())
     if message is not None:
         if fds:
-            socket.send_fds(host, [b"G"], [stdin_r, out_w, out_w][:fds])
+            socket.send_fds(host, [b"G"], [stdin_r, out_w, out_w, count][:fds])
         else:
             host.sendall(b"G")
         host.sendall(message)
     host.shutdown(socket.SHUT_WR)
-    for fd in (stdin_r, out_w):
+    for fd in (stdin_r, out_w, count):
         os.close(fd)
     p = subprocess.run([str(init), str(w), str(box.fileno())], pass_fds=(w, box.fileno()), capture_output=True)
     for fd in (w, box.fileno()):
@@ -94,7 +97,7 @@ def run_init(init: Path, message: bytes | None, stdin: bytes = b"", fds: int = 3
 
 def test_init_reports_the_real_wait_status(helpers: dict[str, Path]) -> None:
     p = run_init(helpers["init"], run_message(["/bin/sh", "-c", "kill -TERM $$"], {"PATH": "/bin"}, []))
-    kind, status = p.report or ("?", 0)
+    kind, status, _ = p.report or ("?", 0, 0)
     assert kind == "W" and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
     assert p.returncode == 128 + signal.SIGTERM
 
@@ -103,7 +106,7 @@ def test_init_runs_the_command_with_its_stdin_environment_and_rlimits(helpers: d
     script = "cat; env; ulimit -n; ulimit -Hn; ulimit -f"
     limits = [(resource.RLIMIT_NOFILE, 33), (resource.RLIMIT_FSIZE, 4096)]
     p = run_init(helpers["init"], run_message(["sh", "-c", script], {"PATH": "/bin", "X": "a b"}, limits), b"in\n")
-    assert p.report == ("W", 0) and p.setup == b"" and p.said == b"R"
+    assert p.report == ("W", 0, 0) and p.setup == b"" and p.said == b"R"
     lines = p.stdout.decode().split("\n")
     assert lines[0] == "in" and sorted(lines[1:4]) == ["PATH=/bin", "PWD=" + os.getcwd(), "X=a b"]
     assert lines[4:7] == ["33", "33", "8"]  # ulimit -f counts 512-byte blocks
@@ -111,7 +114,7 @@ def test_init_runs_the_command_with_its_stdin_environment_and_rlimits(helpers: d
 
 def test_init_reports_a_command_it_cannot_execute(helpers: dict[str, Path]) -> None:
     p = run_init(helpers["init"], run_message(["/nonexistent"], {}, []))
-    assert p.report == ("E", errno.ENOENT) and p.returncode == 127
+    assert p.report == ("E", errno.ENOENT, 0) and p.returncode == 127
 
 
 @pytest.mark.parametrize(
@@ -119,10 +122,13 @@ def test_init_reports_a_command_it_cannot_execute(helpers: dict[str, Path]) -> N
     [
         b"",
         b"0\0",
-        b"0\x000\x000\0",
-        b"1\0x\x001\0/bin/true\x000\0",
-        b"0\x001\0/bin/true\x000\0extra",
-        b"0\x009\0/bin/true\x000\0",
+        b"0\x000\0",
+        b"0\x000\x000\x000\0",
+        b"0\x001\0x\x001\0/bin/true\x000\0",
+        b"0\x000\x001\0/bin/true\x000\0extra",
+        b"0\x000\x009\0/bin/true\x000\0",
+        b"x\x000\x001\0/bin/true\x000\0",  # the process limit is a number
+        b"-1\x000\x001\0/bin/true\x000\0",
     ],
 )
 def test_init_refuses_a_malformed_run(helpers: dict[str, Path], message: bytes) -> None:
@@ -130,10 +136,35 @@ def test_init_refuses_a_malformed_run(helpers: dict[str, Path], message: bytes) 
     assert p.report is not None and p.report[0] == "X" and p.returncode == 126
 
 
-@pytest.mark.parametrize("fds", [0, 1, 2])
-def test_init_refuses_a_run_without_its_three_descriptors(helpers: dict[str, Path], fds: int) -> None:
+@pytest.mark.parametrize("fds", [0, 1, 2, 3])
+def test_init_refuses_a_run_without_its_four_descriptors(helpers: dict[str, Path], fds: int) -> None:
     p = run_init(helpers["init"], run_message(["/bin/true"], {}, []), fds=fds)
-    assert p.report == ("X", errno.EPROTO) and p.returncode == 126
+    assert p.report == ("X", errno.EPROTO, 0) and p.returncode == 126
+
+
+# Three forks, each waited for; prints OK or the errno name of each.
+FORKS = [
+    "/usr/bin/python3",
+    "-I",
+    "-c",
+    "import errno, os\nfor _ in range(3):\n    try:\n        pid = os.fork()\n    except OSError as e:\n"
+    "        print(errno.errorcode[e.errno])\n        continue\n    if pid == 0:\n        os._exit(0)\n"
+    "    os.waitpid(pid, 0)\n    print('OK')",
+]
+
+
+def test_init_refuses_process_creation_at_the_process_limit(helpers: dict[str, Path]) -> None:
+    """At the limit the fork fails with EAGAIN before the kernel makes a task, and the report counts it."""
+    p = run_init(helpers["init"], run_message(FORKS, {}, [], 5), pids_current="5\n")
+    assert p.stdout == b"EAGAIN\n" * 3 and p.report == ("W", 0, 3), p
+
+
+@pytest.mark.parametrize("current, limit", [("4\n", 5), ("9\n", 0)])
+def test_init_lets_the_kernel_create_processes_below_the_limit(
+    helpers: dict[str, Path], current: str, limit: int
+) -> None:
+    p = run_init(helpers["init"], run_message(FORKS, {}, [], limit), pids_current=current)
+    assert p.stdout == b"OK\n" * 3 and p.report == ("W", 0, 0), p
 
 
 def test_init_of_a_discarded_box_exits_quietly(helpers: dict[str, Path]) -> None:
@@ -161,10 +192,10 @@ def test_run_message_refuses_what_init_could_not_read() -> None:
 
 
 def test_exit_facts() -> None:
-    assert _exit_facts(("W", 3 << 8), 3) == (3, None, None)
-    assert _exit_facts(("W", signal.SIGSEGV), 139) == (None, signal.SIGSEGV, None)
-    assert _exit_facts(("E", 2), 127) == (127, None, None)
-    assert _exit_facts(("X", 71), 126) == (None, None, "box init failed (errno 71)")
+    assert _exit_facts(("W", 3 << 8, 0), 3) == (3, None, None)
+    assert _exit_facts(("W", signal.SIGSEGV, 2), 139) == (None, signal.SIGSEGV, None)
+    assert _exit_facts(("E", 2, 0), 127) == (127, None, None)
+    assert _exit_facts(("X", 71, 0), 126) == (None, None, "box init failed (errno 71)")
     assert _exit_facts(None, -9) == (None, 9, None)
     # Without a report init was killed, whatever bubblewrap's status: never a program's exit code.
     assert _exit_facts(None, 137) == (None, signal.SIGKILL, None)

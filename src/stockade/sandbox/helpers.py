@@ -40,9 +40,12 @@ def build_helper(name: str, directory: Path, cc: str = "gcc") -> Path:
     return target
 
 
-def decode_status(report: bytes) -> tuple[str, int] | None:
-    """("W", wait status) | ("E", errno of a failed exec) | None when init reported nothing."""
+def decode_status(report: bytes) -> tuple[str, int, int] | None:
+    """(kind, value, refused forks) of init's report: ("W", wait status, n) | ("E", errno of a failed
+    exec, 0) | ("X", errno of init's own failure, 0); None when init reported nothing."""
     parts = report.decode("ascii", "replace").split()
-    if len(parts) == 2 and parts[0] in ("W", "E", "X") and parts[1].lstrip("-").isdigit():
-        return parts[0], int(parts[1])
-    return None
+    if not parts or parts[0] not in ("W", "E", "X") or len(parts) != (3 if parts[0] == "W" else 2):
+        return None
+    if not all(p.lstrip("-").isdigit() for p in parts[1:]):
+        return None
+    return parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else 0

@@ -5,16 +5,25 @@
  * A box is built before its run is known (ahead of demand). init first writes "R" to CONTROL_FD, a unix
  * socket from the supervisor, to say the box is up (bubblewrap has made every namespace and mount and
  * exec'd it), then waits there for the run: a first byte carrying the run's stdin, stdout and stderr
- * descriptors (SCM_RIGHTS), then NUL-terminated fields up to EOF:
- *     NRLIMITS, "RESOURCE:VALUE" x NRLIMITS, ARGC, ARGV x ARGC, ENVC, "NAME=VALUE" x ENVC
+ * descriptors and a read-only descriptor of the box cgroup's pids.current (SCM_RIGHTS), then
+ * NUL-terminated fields up to EOF:
+ *     PIDS_MAX, NRLIMITS, "RESOURCE:VALUE" x NRLIMITS, ARGC, ARGV x ARGC, ENVC, "NAME=VALUE" x ENVC
  * It sets those rlimits (hard = soft, so they cannot be raised back), makes the descriptors the
  * command's 0, 1 and 2, runs it with exactly that environment, and when it has exited kills and reaps
  * every other process of the box. Only then does it write the command's raw wait status to STATUS_FD
- * ("W <status>\n", or "E <errno>\n" when it cannot be executed, "X <errno>\n" when init itself fails),
+ * ("W <status> <refused forks>\n", or "E <errno>\n" when it cannot be executed, "X <errno>\n" when init
+ * itself fails),
  * so the report both gives the real exit code or signal (bubblewrap alone reports a signal N as exit
  * status 128+N, which a program could forge with exit(128+N)) and certifies that nothing of the run is
  * left: the host can take the result without waiting for the namespaces to be torn down. EOF before any
  * byte means the box was discarded or killed.
+ *
+ * Process creation (fork, vfork, clone) in the command's tree goes through a seccomp user notification
+ * to init. While the box is at its process limit (pids.current >= PIDS_MAX) init refuses it with EAGAIN
+ * at the syscall boundary, before the kernel allocates anything; otherwise the kernel goes on as usual
+ * (the pids controller stays the hard limit). A fork refused by the kernel still costs a task struct and
+ * a kernel stack that are freed only after an RCU grace period and are charged to the box: a fork storm
+ * against the limit held tens of MiB that way and got the box OOM-killed, depending on timing.
  *
  * As pid 1 of the box's pid namespace it cannot be signalled from inside the box (the kernel drops
  * signals to a namespace init that has no handler), it is not dumpable (its memory cannot be written
@@ -24,13 +33,21 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,14 +66,15 @@ static void report(int fd, char kind, int value) {
 }
 
 #define NSTDIO 3
+#define NFDS 4 /* stdin, stdout, stderr, pids.current */
 
-/* Receive the first byte and the run's stdin, stdout and stderr into fds; 0, -2 on EOF, -1 on error. */
-static int receive_stdio(int ctl, int fds[NSTDIO]) {
+/* Receive the first byte and the run's descriptors into fds; 0, -2 on EOF, -1 on error. */
+static int receive_fds(int ctl, int fds[NFDS]) {
     char first;
     struct iovec io = {&first, 1};
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(NSTDIO * sizeof(int))];
+        char buf[CMSG_SPACE(NFDS * sizeof(int))];
     } control;
     struct msghdr msg = {0};
     msg.msg_iov = &io;
@@ -71,11 +89,11 @@ static int receive_stdio(int ctl, int fds[NSTDIO]) {
     if (n < 0) return -1;
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || (msg.msg_flags & MSG_CTRUNC) ||
-        c->cmsg_len != CMSG_LEN(NSTDIO * sizeof(int))) {
+        c->cmsg_len != CMSG_LEN(NFDS * sizeof(int))) {
         errno = EPROTO;
         return -1;
     }
-    memcpy(fds, CMSG_DATA(c), NSTDIO * sizeof(int));
+    memcpy(fds, CMSG_DATA(c), NFDS * sizeof(int));
     return 0;
 }
 
@@ -148,6 +166,125 @@ static int set_rlimits(char **limits) {
     return 0;
 }
 
+/* The filter that sends process creation to init. Other ABIs are left to the box's own filter, which
+ * kills them; clone3 is refused there (ENOSYS), and a refusal there outranks a notification. */
+static int install_fork_filter(void) {
+#if defined(__x86_64__)
+#define FORK_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define FORK_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "stockade-init: no seccomp architecture for this CPU"
+#endif
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FORK_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 3, 0),
+#ifdef __NR_fork /* absent on aarch64: the same test again keeps the jumps fixed */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fork, 2, 0),
+#else
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 2, 0),
+#endif
+#ifdef __NR_vfork
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_vfork, 1, 0),
+#else
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 1, 0),
+#endif
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+    };
+    struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    return (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+}
+
+/* One message on the child's socket to init: a kind byte, an int, and optionally one descriptor. */
+static void send_word(int sock, char kind, int value, int fd) {
+    char buf[1 + sizeof value];
+    buf[0] = kind;
+    memcpy(buf + 1, &value, sizeof value);
+    struct iovec io = {buf, sizeof buf};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {0};
+    msg.msg_iov = &io;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    ssize_t ignored = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    (void)ignored;
+}
+
+/* The next message from the child: 1 with kind, value (and *fd if one came), 0 at EOF, -1 on error. */
+static int recv_word(int sock, char *kind, int *value, int *fd) {
+    char buf[1 + sizeof *value];
+    struct iovec io = {buf, sizeof buf};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {0};
+    msg.msg_iov = &io;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t n;
+    do {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return 0;
+    if (n != (ssize_t)sizeof buf) {
+        errno = n < 0 ? errno : EPROTO;
+        return -1;
+    }
+    *kind = buf[0];
+    memcpy(value, buf + 1, sizeof *value);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (fd != NULL && c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    }
+    return 1;
+}
+
+/* Whether the box is at its process limit, from its cgroup's pids.current (an unreadable count refuses). */
+static int at_process_limit(int pids_fd, long pids_max) {
+    if (pids_max <= 0) return 0;
+    char buf[32];
+    ssize_t n = pread(pids_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return 1;
+    buf[n] = '\0';
+    return strtol(buf, NULL, 10) >= pids_max;
+}
+
+/* Answer one notification: refuse with EAGAIN at the limit (what the pids controller answers), else let
+ * the kernel carry the call out. A target that died meanwhile makes either ioctl fail with ENOENT. */
+static void answer_fork(int listener, int pids_fd, long pids_max, long *refused) {
+    struct seccomp_notif req;
+    struct seccomp_notif_resp resp;
+    memset(&req, 0, sizeof req);
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) return;
+    memset(&resp, 0, sizeof resp);
+    resp.id = req.id;
+    if (at_process_limit(pids_fd, pids_max)) {
+        resp.error = -EAGAIN;
+        (*refused)++;
+    } else {
+        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    }
+    ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fputs("stockade-init: usage: init STATUS_FD CONTROL_FD\n", stderr);
@@ -162,17 +299,20 @@ int main(int argc, char **argv) {
     /* A host that discarded the box already closed its end: EPIPE, and nothing to run. */
     if (send(ctl, "R", 1, MSG_NOSIGNAL) != 1) return 0;
 
-    int stdio[NSTDIO];
-    int got_stdio = receive_stdio(ctl, stdio);
-    if (got_stdio == -2) return 0;
+    int fds[NFDS];
+    int got_fds = receive_fds(ctl, fds);
+    if (got_fds == -2) return 0;
     char *message = NULL;
-    ssize_t len = got_stdio < 0 ? -1 : receive_fields(ctl, &message);
+    ssize_t len = got_fds < 0 ? -1 : receive_fields(ctl, &message);
     if (len < 0) {
         report(status_fd, 'X', errno);
         return 126;
     }
     struct fields f = {message, message + len};
-    char **limits = next_vector(&f, 64);
+    char *max_field = next_field(&f);
+    char *endp = NULL;
+    long pids_max = max_field ? strtol(max_field, &endp, 10) : -1;
+    char **limits = endp && *endp == '\0' && pids_max >= 0 ? next_vector(&f, 64) : NULL;
     char **command = limits ? next_vector(&f, 1 << 20) : NULL;
     char **env = command ? next_vector(&f, 1 << 20) : NULL;
     if (env == NULL || command[0] == NULL || f.at != f.end) {
@@ -183,26 +323,31 @@ int main(int argc, char **argv) {
         report(status_fd, 'X', errno);
         return 126;
     }
+    int pids_fd = fds[NSTDIO];
     /* From here init's own 0-2 are the run's (bubblewrap's stdout and stderr are no longer held). */
     for (int i = 0; i < NSTDIO; i++) {
-        if (stdio[i] < NSTDIO && (stdio[i] = fcntl(stdio[i], F_DUPFD_CLOEXEC, NSTDIO)) < 0) {
+        if (fds[i] < NSTDIO && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, NSTDIO)) < 0) {
             report(status_fd, 'X', errno);
             return 126;
         }
     }
     for (int i = 0; i < NSTDIO; i++) {
-        if (dup2(stdio[i], i) != i) {
+        if (dup2(fds[i], i) != i) {
             report(status_fd, 'X', errno);
             return 126;
         }
-        close(stdio[i]);
+        close(fds[i]);
     }
     close(ctl);
     environ = env; /* execvp searches the box's PATH, not the one bubblewrap started us with */
 
-    /* Tell the child when exec succeeded (the pipe closes) or why it failed (an errno). */
-    int sync[2];
-    if (pipe2(sync, O_CLOEXEC) != 0) {
+    /* SIGCHLD through a descriptor, so one poll waits for children and notifications alike. */
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    int sigfd = -1, sync[2];
+    if (sigprocmask(SIG_BLOCK, &chld, &old) != 0 || (sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) {
         report(status_fd, 'X', errno);
         return 126;
     }
@@ -212,7 +357,17 @@ int main(int argc, char **argv) {
         return 126;
     }
     if (child == 0) {
+        /* The child tells init the filter's listener, then that exec succeeded (EOF: the socket is
+         * close-on-exec) or why it failed. */
         close(sync[0]);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        int listener = install_fork_filter();
+        if (listener < 0) {
+            send_word(sync[1], 'F', errno, -1);
+            _exit(126);
+        }
+        send_word(sync[1], 'L', 0, listener);
+        close(listener);
         /* ETXTBSY: a process forked on the host while the service wrote this file into the box holds a
          * copy of its descriptor until that process execs, which is a matter of microseconds, or of the
          * host's scheduling. Wait that out, up to a second. */
@@ -221,34 +376,65 @@ int main(int argc, char **argv) {
             nanosleep(&ms, NULL);
         }
         int err = errno;
-        ssize_t ignored = write(sync[1], &err, sizeof err);
-        (void)ignored;
+        send_word(sync[1], 'E', err, -1);
         fprintf(stderr, "stockade-init: cannot execute %s: %s\n", command[0], strerror(err));
         _exit(127);
     }
     close(sync[1]);
     /* Only the command and what it starts hold the output pipes: they reach EOF when the box is empty. */
     for (int i = 0; i < NSTDIO; i++) close(i);
-    int exec_errno = 0;
-    ssize_t got;
-    do {
-        got = read(sync[0], &exec_errno, sizeof exec_errno);
-    } while (got < 0 && errno == EINTR);
-    close(sync[0]);
 
-    int status = 0;
-    for (;;) {
-        int st;
-        pid_t pid = waitpid(-1, &st, __WALL);
-        if (pid == child) {
-            status = st;
-            break;
-        }
-        if (pid < 0 && errno != EINTR) {
+    int listener = -1, exec_errno = 0, filter_errno = 0, status = 0, done = 0;
+    long refused = 0;
+    struct pollfd pfd[3] = {{sigfd, POLLIN, 0}, {sync[0], POLLIN, 0}, {-1, POLLIN, 0}};
+    while (!done) {
+        if (poll(pfd, 3, -1) < 0) {
+            if (errno == EINTR) continue;
             report(status_fd, 'X', errno);
             return 126;
         }
+        if (pfd[2].revents & POLLIN) answer_fork(listener, pids_fd, pids_max, &refused);
+        if (pfd[2].revents & (POLLHUP | POLLERR)) pfd[2].fd = -1; /* no task uses the filter any more */
+        if (pfd[1].revents) {
+            char kind = 0;
+            int value = 0, fd = -1;
+            int got = recv_word(sync[0], &kind, &value, &fd);
+            if (got == 1 && kind == 'L' && fd >= 0) {
+                listener = pfd[2].fd = fd;
+            } else if (got == 1 && kind == 'E') {
+                exec_errno = value;
+            } else if (got == 1 && kind == 'F') {
+                filter_errno = value;
+            }
+            if (got <= 0) pfd[1].fd = -1; /* EOF: exec succeeded, or the child is gone */
+        }
+        if (pfd[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sigfd, &si, sizeof si) > 0) {
+            }
+            for (;;) {
+                int st;
+                pid_t pid = waitpid(-1, &st, __WALL | WNOHANG);
+                if (pid <= 0) break;
+                if (pid == child) {
+                    status = st;
+                    done = 1;
+                }
+            }
+        }
     }
+    /* The command's exec result was sent before it could exit: drain what is still queued. */
+    if (pfd[1].fd >= 0) {
+        char kind = 0;
+        int value = 0, fd = -1;
+        while (recv_word(sync[0], &kind, &value, &fd) == 1) {
+            if (kind == 'E') exec_errno = value;
+            if (kind == 'F') filter_errno = value;
+            if (kind == 'L' && fd >= 0) close(fd);
+        }
+    }
+    if (listener >= 0) close(listener);
+    close(sync[0]);
     /* The command is gone, and so goes the rest of the box. As pid 1 of the box's pid namespace,
      * kill(-1) reaches exactly the box's other processes (outside a box, as in the helper tests, init
      * only reaps). Orphans are reparented to us before their parent can be reaped, so ECHILD means no
@@ -262,11 +448,20 @@ int main(int argc, char **argv) {
             return 126;
         }
     }
-    if (got == (ssize_t)sizeof exec_errno) {
+    if (filter_errno != 0) {
+        report(status_fd, 'X', filter_errno);
+        return 126;
+    }
+    if (exec_errno != 0) {
         report(status_fd, 'E', exec_errno);
         return 127;
     }
-    report(status_fd, 'W', status);
+    char buf[48];
+    int n = snprintf(buf, sizeof buf, "W %d %ld\n", status, refused);
+    if (n > 0) {
+        ssize_t ignored = write(status_fd, buf, (size_t)n);
+        (void)ignored;
+    }
     if (WIFEXITED(status)) {
         return WEXITSTATUS(status);
     }
