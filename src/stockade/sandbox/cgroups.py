@@ -220,6 +220,10 @@ class CgroupManager:
     def kill(self, box: BoxCgroup) -> None:
         raise NotImplementedError
 
+    def pids_current_file(self, box: BoxCgroup) -> Path:
+        """The box's process count, which its init reads to refuse forks at the limit (init.c)."""
+        return box.dirs["unified" if "unified" in box.dirs else "pids"] / "pids.current"
+
     def kill_sparing(self, box: BoxCgroup, spare: frozenset[int]) -> None:
         """Kill every process of the box but `spare` (the supervisor's own child, bubblewrap, which
         then reaps the box's init and exits instead of leaving it to the host's init as a zombie)."""
@@ -300,6 +304,9 @@ class CgroupV1(CgroupManager):
                     files.reverse()
             for name in files:
                 _write(mem / name, str(limit))
+            # v1 charges socket buffers to a counter of their own, off unless a limit is written: the box's
+            # sockets may then hold at most its memory limit of kernel memory (issue 27, docs/sandbox.md).
+            _write(mem / "memory.kmem.tcp.limit_in_bytes", str(limit))
         if "processes" in changed:
             _write(box.dirs["pids"] / "pids.max", str(limits.processes))
         if "cpu_cores" in changed:

@@ -203,12 +203,12 @@ class _Slots:
             waiter.set_result(slot)
 
 
-def _exit_facts(report: tuple[str, int] | None, returncode: int) -> tuple[int | None, int | None, str | None]:
+def _exit_facts(report: tuple[str, int, int] | None, returncode: int) -> tuple[int | None, int | None, str | None]:
     """(exit code, signal, setup error) of the box command, from our init's report when there is one,
     else from bubblewrap's exit status: init was up (the box was handed out only then), so without a
     report it was killed."""
     if report is not None:
-        kind, value = report
+        kind, value, _refused = report
         if kind == "W":
             if os.WIFSIGNALED(value):
                 return None, os.WTERMSIG(value), None
@@ -243,9 +243,11 @@ def run_rlimits(limits: Limits) -> list[tuple[int, int]]:
     ]
 
 
-def run_message(argv: list[str], env: dict[str, str], rlimits: list[tuple[int, int]]) -> bytes:
-    """What init reads from its control socket after the stdin descriptor (see init.c)."""
+def run_message(argv: list[str], env: dict[str, str], rlimits: list[tuple[int, int]], pids_max: int = 0) -> bytes:
+    """What init reads from its control socket after the run's descriptors (see init.c). At `pids_max`
+    processes init refuses process creation itself (0: never)."""
     fields = [
+        str(pids_max),
         str(len(rlimits)),
         *(f"{r}:{v}" for r, v in rlimits),
         str(len(argv)),
@@ -789,7 +791,7 @@ class Sandbox:
         """Fit the built box to this run (tmpfs size, inputs, cgroup limits), hand init the command,
         then supervise it."""
         limits = spec.limits
-        message = run_message(spec.argv, box_env(spec.env), run_rlimits(limits))
+        message = run_message(spec.argv, box_env(spec.env), run_rlimits(limits), limits.processes)
         uid = gid = self._uid(box.slot)
         if (limits.tmpfs_mb, limits.tmpfs_inodes) != (BUILD_LIMITS.tmpfs_mb, BUILD_LIMITS.tmpfs_inodes):
             hostfs.resize_tmpfs(box.fs_root, size_mb=limits.tmpfs_mb, inodes=limits.tmpfs_inodes)
@@ -805,16 +807,17 @@ class Sandbox:
         box.stderr_r, err_w = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(box.stdout_r, False)  # never the write ends: they are the command's stdout and stderr
         os.set_blocking(box.stderr_r, False)
-        stdio = (self._stdin_fd(spec.stdin), out_w, err_w)
+        pids_current = os.open(box.cg.manager.pids_current_file(box.cg), os.O_RDONLY | os.O_CLOEXEC)
+        passed = (self._stdin_fd(spec.stdin), out_w, err_w, pids_current)
         try:
-            socket.send_fds(box.control, [b"G"], list(stdio))
+            socket.send_fds(box.control, [b"G"], list(passed))
             await asyncio.get_running_loop().sock_sendall(box.control, message)
             box.control.shutdown(socket.SHUT_WR)
         except OSError as e:
             # The box was killed after it came up, before it took the run: no report follows.
             log.warning("box %s did not take its run: %s", box.box_id, e)
         finally:
-            for fd in stdio:
+            for fd in passed:
                 os.close(fd)
         return await self._supervise(box, spec, t0, cpu_base_us)
 
@@ -933,7 +936,7 @@ class Sandbox:
             stdout_truncated=out_trunc,
             stderr_truncated=err_trunc,
             oom_killed=stats.oom_kills > 0,
-            pids_limit_hit=stats.pids_limit_hits > 0,
+            pids_limit_hit=stats.pids_limit_hits > 0 or (report is not None and report[2] > 0),
             files=files,
             files_skipped=skipped,
             error=setup_error,
