@@ -170,3 +170,32 @@ def test_language_ro_paths_are_allowed_by_the_box() -> None:
     for lang in REGISTRY.languages:
         for path in lang.sandbox.ro_paths:
             assert check_ro_path(path) == path, (lang.id, path)
+
+
+# Programs sent under their own file name, one that differs from the class holding main (issue 19):
+# `<id>/named/<path>` is sent as `<path>`, reads "2 40" and prints 42.
+NAMED = sorted(p.relative_to(PROGRAMS) for p in PROGRAMS.glob("*/named/**/*") if p.is_file())
+
+
+@pytest.mark.parametrize("fixture", NAMED, ids=str)
+async def test_file_named_unlike_its_class(engine: Engine, fixture: Path) -> None:
+    lang_id, _, *parts = fixture.parts
+    lang = REGISTRY.get(lang_id)
+    name = "/".join(parts)
+    request = ExecutionRequest(
+        language=lang.id, files=[SourceFile(name, (PROGRAMS / fixture).read_bytes())], stdin=b"2 40\n"
+    )
+    if not (await engine.registry.detect(lang)).available:
+        with pytest.raises(ToolchainMissing):
+            await engine.execute(request)
+        return
+    r = await engine.execute(request)
+    assert (r.status, out(r).strip()) == (Verdict.OK, "42"), diag(r)
+
+
+def test_languages_run_by_name_have_a_named_program() -> None:
+    # Whatever runs a name derived from the file ({stem}) or found after compiling ({main}), and the
+    # JVM scripts, keeps a case with a file name that differs from the class.
+    by_name = {lang.id for lang in REGISTRY.languages if lang.run.main or any("{stem}" in a for a in lang.run.command)}
+    covered = {fixture.parts[0] for fixture in NAMED}
+    assert by_name | {"groovy"} <= covered, sorted(by_name | {"groovy"} - covered)

@@ -178,3 +178,12 @@ def test_the_probe_home_is_removed_when_the_detecting_process_is_killed(tmp_path
         time.sleep(0.02)
     assert not home.exists(), "the killed detector's probe home is still there"
     assert _detect_dirs(proc.pid) == []
+
+
+async def test_version_is_the_first_alternative_that_matched(tmp_path: Path) -> None:
+    # Kotlin's pattern prefers the compiler jar's release and falls back to what kotlinc says.
+    pattern = r"toy-([0-9][^\s]*)\.jar|toy ([0-9][^\s]*)"
+    both = make_language("toy", [script(tmp_path, "both", "echo toy-1.3.31.jar; echo toy 1.3-SNAPSHOT\n")], pattern)
+    second = make_language("toy", [script(tmp_path, "second", "echo toy 1.3-SNAPSHOT\n")], pattern)
+    assert (await probe_toolchain(both)).version == "1.3.31"
+    assert (await probe_toolchain(second)).version == "1.3-SNAPSHOT"

@@ -327,3 +327,59 @@ def test_expand_leaves_other_text_alone() -> None:
         "sh",
         "main.asm",
     ]
+
+
+def test_expand_main_found_after_compiling_else_stem() -> None:
+    argv = ["java", "-cp", ".", "{main}"]
+    assert expand_command(argv, "sum.java", ["Main.class"], ["java"], main="Main") == ["java", "-cp", ".", "Main"]
+    assert expand_command(argv, "sum.java", [], ["java"]) == ["java", "-cp", ".", "sum"]
+
+
+def test_expand_is_one_pass() -> None:
+    # A file named after a placeholder stays as it is: its text is never expanded a second time.
+    assert expand_command(["x={entry}", "{stem}"], "{main}.k", [], [], main="Main") == ["x={main}.k", "{main}"]
+
+
+# --- the run stage's {main} rule -------------------------------------------------------------
+
+COMPILED = '[compile]\ncommand = ["toyc", "{sources}"]\n\n[run]'
+
+
+@pytest.mark.parametrize(
+    ("replace", "message"),
+    [
+        (("[run]", COMPILED + '\nmain = "jvm-class"'), r"field run: .*\{main\} in the command and a `main` rule"),
+        (
+            ('["toy", "{entry}"]', '["toy", "{main}"]'),
+            r"field run: .*\{main\} in the command and a `main` rule",
+        ),
+        (
+            ('["toy", "{entry}"]', '["toy", "{main}"]\nmain = "jvm-class"'),
+            "needs a compile stage",
+        ),
+        (
+            ("[run]", '[compile]\ncommand = ["toyc", "{main}"]\n\n[run]'),
+            "the compile command cannot use it",
+        ),
+        (
+            ("[run]", COMPILED.replace("[run]", '[run]\nmain = "guess"')),
+            r"field run\.main",
+        ),
+    ],
+)
+def test_main_rule_is_checked_at_load(tmp_path: Path, replace: tuple[str, str], message: str) -> None:
+    write(tmp_path, "toy", minimal(replace=replace))
+    with pytest.raises(LanguageDefinitionError, match=message):
+        load_languages(tmp_path)
+
+
+def test_main_rule_loads_with_its_placeholder(tmp_path: Path) -> None:
+    text = minimal(replace=("[run]", COMPILED)).replace('["toy", "{entry}"]', '["toy", "{main}"]\nmain = "jvm-class"')
+    write(tmp_path, "toy", text)
+    assert load_languages(tmp_path)["toy"].run.main == "jvm-class"
+
+
+@pytest.mark.parametrize("lang_id", ["java", "kotlin", "scala"])
+def test_jvm_languages_run_the_class_found_after_compiling(registry: Registry, lang_id: str) -> None:
+    lang = registry.get(lang_id)
+    assert lang.run.main == "jvm-class" and "{main}" in lang.run.command

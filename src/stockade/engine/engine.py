@@ -15,6 +15,7 @@ from stockade.engine.model import (
     verdict_of_compile,
     verdict_of_run,
 )
+from stockade.runtimes.entry_points import find_main
 from stockade.runtimes.model import Language, Toolchain
 from stockade.runtimes.registry import Registry, expand_command
 from stockade.runtimes.registry import UnknownLanguage as RegistryUnknownLanguage
@@ -133,6 +134,7 @@ class Engine:
         names = [f.name for f in plan.files]
         inputs = [InputFile(f.name, f.content) for f in plan.files]
         result = ExecutionResult(status=Verdict.INTERNAL_ERROR, language=lang.id, version=plan.toolchain.version)
+        main: str | None = None
 
         if lang.compile is not None:
             compiled = await self.sandbox.run(
@@ -153,10 +155,11 @@ class Engine:
             # The artifact crosses into the run box by the same no-follow copy rules as any output.
             inputs = [InputFile(f.path, f.content, f.executable) for f in compiled.files]
             names = [f.path for f in compiled.files]
+            main = find_main(lang, ((f.path, f.content) for f in compiled.files), entry)
 
         ran = await self.sandbox.run(
             BoxSpec(
-                argv=expand_command(lang.run.command, entry, names, lang.extensions) + list(req.args),
+                argv=expand_command(lang.run.command, entry, names, lang.extensions, main=main) + list(req.args),
                 env=dict(lang.env),
                 stdin=req.stdin,
                 files=inputs,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -26,7 +26,9 @@ ALIAS_PATTERN = r"^[a-z0-9][a-z0-9_.+#-]*$"
 EXT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_+-]*(\.[A-Za-z0-9_+-]+)*$"
 
 # Placeholders understood inside command elements; see registry.expand_command.
-PLACEHOLDERS = frozenset({"entry", "stem", "sources"})
+PLACEHOLDERS = frozenset({"entry", "stem", "sources", "main"})
+# Rules that find the run stage's `{main}` among the compiled files (runtimes.entry_points).
+MainFinder = Literal["jvm-class"]
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 LanguageId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -58,6 +60,19 @@ class Command(_Strict):
     @classmethod
     def _placeholders(cls, value: list[str]) -> list[str]:
         return _check_placeholders(value)
+
+
+class RunCommand(Command):
+    """The run stage; `main` names the rule that finds `{main}` after compiling."""
+
+    main: MainFinder | None = None
+
+    @model_validator(mode="after")
+    def _main_rule(self) -> RunCommand:
+        uses_main = any("{main}" in element for element in self.command)
+        if uses_main != (self.main is not None):
+            raise ValueError("{main} in the command and a `main` rule go together")
+        return self
 
 
 class VersionProbe(_Strict):
@@ -120,7 +135,7 @@ class Language(_Strict):
     hello: NonEmpty
     version: VersionProbe
     compile: Command | None = None
-    run: Command
+    run: RunCommand
     limits: StageLimits = Field(default_factory=StageLimits)
     compile_limits: StageLimits = Field(default_factory=StageLimits)
     env: dict[str, str] = Field(default_factory=dict)
@@ -162,6 +177,10 @@ class Language(_Strict):
     def _consistent(self) -> Language:
         if self.id in self.aliases:
             raise ValueError("aliases must not repeat the id")
+        if self.run.main is not None and self.compile is None:
+            raise ValueError("run.main finds the entry among compiled files: it needs a compile stage")
+        if self.compile is not None and any("{main}" in element for element in self.compile.command):
+            raise ValueError("{main} is known only after compiling: the compile command cannot use it")
         return self
 
     def is_default_for(self, ext: str) -> bool:

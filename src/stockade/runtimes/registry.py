@@ -102,16 +102,20 @@ def _check_extension_defaults(languages: Iterable[Language], directory: Path) ->
             claimed[ext] = language.id
 
 
-_SINGLE_PLACEHOLDERS = ("{entry}", "{stem}")
+_SINGLE_RE = re.compile(r"\{(entry|stem|main)\}")
 
 
-def expand_command(argv: list[str], entry: str, files: list[str], extensions: list[str]) -> list[str]:
-    """Expand `{entry}`, `{stem}` and a whole-element `{sources}` in a command.
+def expand_command(
+    argv: list[str], entry: str, files: list[str], extensions: list[str], *, main: str | None = None
+) -> list[str]:
+    """Expand `{entry}`, `{stem}`, `{main}` and a whole-element `{sources}` in a command.
 
     `{sources}` becomes the entry followed by every other file with one of `extensions`
-    (sorted), so multi-file programs compile without the caller listing them.
+    (sorted), so multi-file programs compile without the caller listing them. `{main}` is what
+    entry_points.find_main found after compiling, else the stem.
     """
     stem = entry.rsplit(".", 1)[0] if "." in entry.lstrip(".") else entry
+    values = {"entry": entry, "stem": stem, "main": stem if main is None else main}
     suffixes = tuple("." + ext.lstrip(".") for ext in extensions)
     others = sorted({f for f in files if f != entry and f.endswith(suffixes)})
     out: list[str] = []
@@ -119,7 +123,8 @@ def expand_command(argv: list[str], entry: str, files: list[str], extensions: li
         if element == "{sources}":
             out.extend([entry, *others])
             continue
-        out.append(element.replace("{entry}", entry).replace("{stem}", stem))
+        # One pass, so a file name that contains "{stem}" is never expanded again.
+        out.append(_SINGLE_RE.sub(lambda m: values[m.group(1)], element))
     return out
 
 
@@ -263,9 +268,11 @@ async def probe_toolchain(language: Language, *, timeout: float = DETECT_TIMEOUT
     if proc.returncode != 0:
         return Toolchain(False, None, f"version command exited with {proc.returncode}: {_excerpt(text)}".rstrip(": "))
     match = re.search(language.version.pattern, text)
-    if match is None or not match.group(1):
+    # The first group that matched: a pattern may offer alternatives, best first.
+    version = next((g for g in match.groups() if g), None) if match is not None else None
+    if version is None:
         return Toolchain(False, None, f"version pattern did not match output: {_excerpt(text)!r}")
-    return Toolchain(True, match.group(1), f"{program} {match.group(1)}")
+    return Toolchain(True, version, f"{program} {version}")
 
 
 def _excerpt(text: str) -> str:
