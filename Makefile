@@ -31,7 +31,17 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
+# `stockade` as typed in a new root shell: a link on root's PATH to this checkout's entry point (kept
+# when it already points there; a regular file of that name is someone else's and is left alone).
+LAUNCHER := /usr/local/bin/stockade
+
 setup: $(STAMPS)/venv
+	@target="$(CURDIR)/$(BIN)/stockade"; \
+	if [ -e $(LAUNCHER) ] && [ ! -L $(LAUNCHER) ]; then \
+		echo "make: $(LAUNCHER) exists and is not a link: not replaced; call $$target instead"; \
+	elif [ "$$(readlink $(LAUNCHER))" != "$$target" ]; then \
+		ln -sfn "$$target" $(LAUNCHER) && echo "make: $(LAUNCHER) -> $$target"; \
+	fi
 
 toolchains: setup
 	$(BIN)/stockade toolchains install --all

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +45,7 @@ def test_tenants_and_keys(tmp_path: Path) -> None:
     assert u["disabled"] is True and u["name"] == "Acme Corp"  # untouched fields kept
 
     dup = cli("tenants", "create", "acme", data_dir=d, check=False)
-    assert dup.returncode == 1 and "error:" in dup.stderr and "acme" in dup.stderr
+    assert dup.returncode == 1 and dup.stderr == "stockade tenants create: tenant 'acme' already exists\n"
 
     k1 = cli_json("keys", "create", "acme", "--name", "ci", data_dir=d)
     k2 = cli_json("keys", "create", "beta", data_dir=d)
@@ -131,3 +135,75 @@ def test_revoked_key_audit_verify_tamper_and_export(tmp_path: Path) -> None:
     assert report["ok"] is False
     assert [(p["seq"], p["kind"]) for p in report["problems"]] == [(seq, "edited")]
     assert f"record {seq}" in report["problems"][0]["message"]
+
+
+def test_keys_create_for_a_missing_tenant_says_what_to_do_or_creates_it(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    cli("tenants", "create", "beta", data_dir=d)
+    refused = cli("keys", "create", "acme", data_dir=d, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (
+        "stockade keys create: no tenant 'acme': create it first with `stockade tenants create acme`, "
+        "or pass --create-tenant"
+    )
+    assert [t["id"] for t in cli_json("tenants", "list", data_dir=d)] == ["beta"]
+
+    token = cli("keys", "create", "acme", "--create-tenant", "--key-only", data_dir=d).stdout.strip()
+    assert re.fullmatch(r"sk_[0-9a-f]{16}_\S+", token)
+    tenants = {t["id"]: t for t in cli_json("tenants", "list", data_dir=d)}
+    assert set(tenants) == {"acme", "beta"} and tenants["acme"]["rate_per_minute"] == 60
+    (key,) = cli_json("keys", "list", "--tenant", "acme", data_dir=d)
+    assert token.startswith(f"sk_{key['key_id']}_")
+
+    revoked = cli_json("keys", "revoke", token, data_dir=d)  # the key itself names its id
+    assert revoked["key_id"] == key["key_id"] and revoked["revoked_at"] is not None
+    actions = [json.loads(line)["data"]["action"] for line in cli("audit", "export", data_dir=d).stdout.splitlines()]
+    assert actions == ["tenant.create", "tenant.create", "key.create", "key.revoke"]
+
+
+DOC = Path(__file__).parents[2] / "docs" / "tenants.md"
+SECTION = "## From open mode to keys: the operator's path"
+
+
+def operator_path() -> str:
+    """Every ```sh block of the section, in order, as one script."""
+    text = DOC.read_text()
+    section = text[text.index(SECTION) :]
+    section = section[: section.find("\n## ", len(SECTION))]
+    blocks = re.findall(r"^```sh\n(.*?)^```$", section, flags=re.S | re.M)
+    assert len(blocks) >= 4
+    return "".join(blocks)
+
+
+def test_the_operator_path_in_tenants_md_runs_as_written(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    script = operator_path()
+    with live_server("cli-doc", uid_base=66750, data_dir=d, slots=1) as server:
+        assert f"listening on {server.url}" in server.log()  # what `make run` shows
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKADE_")}
+        env |= {
+            "PATH": f"{Path(sys.executable).parent}:{env['PATH']}",  # this checkout's stockade
+            "STOCKADE_DATA_DIR": str(d),
+            "STOCKADE_URL": server.url,
+            "COLUMNS": "200",
+        }
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+        # Open mode, the first key, the new key, enabled again: four runs; three refusals, each for its reason.
+        assert proc.stdout.count("hello from a box") == 4, proc.stdout
+        for refusal in ("refused without a key", "refused: the old key is revoked", "refused: acme is disabled"):
+            assert refusal in proc.stdout
+        assert proc.stderr.count("UNAUTHENTICATED") == 3, proc.stderr
+
+        r = httpx.post(f"{server.url}/v1/execute", json={"language": "python", "code": "print(1)"})
+        assert r.status_code == 401 and r.json()["error"] == "UNAUTHENTICATED"  # open mode has ended
+    keys = {k["name"]: k for k in cli_json("keys", "list", "--tenant", "acme", data_dir=d)}
+    assert set(keys) == {"ci", "ci-2"}
+    assert keys["ci"]["revoked_at"] is not None and keys["ci-2"]["revoked_at"] is None
+    (acme,) = [t for t in cli_json("tenants", "list", data_dir=d) if t["id"] == "acme"]
+    assert (acme["name"], acme["rate_per_minute"], acme["executions_per_day"], acme["disabled"]) == (
+        "Acme Corp", 120, 10000, False,
+    )  # fmt: skip

@@ -1,20 +1,26 @@
-"""The `stockade` command: operator and user commands over every layer."""
+"""The `stockade` command: operator and user commands over every layer.
+
+One module per command, named after it (`run_cmd.py` holds `stockade run`). Importing this package loads
+click and those modules only: each command imports what it uses when it runs (the web stack only for
+`serve`, the engine only for `run`), so `stockade --help` and the light commands start at once.
+tests/clients/test_cli_startup.py holds that.
+"""
 
 from __future__ import annotations
 
-import typer
+from stockade.cli.audit_cmd import audit
+from stockade.cli.errors import OneLineErrors
+from stockade.cli.run_cmd import run
+from stockade.cli.runtimes_cmd import runtimes
+from stockade.cli.sandbox_cmd import sandbox
+from stockade.cli.serve_cmd import serve
+from stockade.cli.tenants_cmd import keys, tenants
+from stockade.cli.toolchains_cmd import toolchains
 
-from stockade.cli import admin as admin_cmds
-from stockade.cli import engine as engine_cmds
-from stockade.cli import sandbox as sandbox_cmds
-from stockade.cli import serve as serve_cmds
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Stockade: secure polyglot code execution.")
-app.add_typer(sandbox_cmds.app, name="sandbox")
-app.add_typer(engine_cmds.toolchains_app, name="toolchains")
-app.add_typer(admin_cmds.tenants_app, name="tenants")
-app.add_typer(admin_cmds.keys_app, name="keys")
-app.add_typer(admin_cmds.audit_app, name="audit")
-app.command()(engine_cmds.run)
-app.command()(engine_cmds.runtimes)
-app.command()(serve_cmds.serve)
+app = OneLineErrors(
+    "stockade",
+    help="Stockade: secure polyglot code execution.",
+    no_args_is_help=True,
+    commands=[serve, run, runtimes, toolchains, sandbox, tenants, keys, audit],
+)
+app.context_settings = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import typer
-
+from stockade.cli.errors import fail
 from stockade.sandbox import Sandbox, SandboxBusy, SandboxConfig, SandboxUnavailable
 
 LOCAL_INSTANCES = 8
@@ -33,7 +32,5 @@ def local_sandbox(slots: int | None = None, shared_ro_paths: tuple[str, ...] = (
         except SandboxBusy:
             continue
         except SandboxUnavailable as e:
-            typer.echo(f"cannot build a safe box: {e}", err=True)
-            raise typer.Exit(2) from e
-    typer.echo(f"all {LOCAL_INSTANCES} local sandbox instances are busy", err=True)
-    raise typer.Exit(2)
+            fail(f"cannot build a safe box: {e}", exit_code=2)
+    fail(f"all {LOCAL_INSTANCES} local sandbox instances are busy", exit_code=2)

@@ -1,0 +1,118 @@
+"""`stockade serve`: the HTTP service on an embedded default (SQLite file, no other server)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from stockade.cli.datadir import data_dir_option
+from stockade.cli.errors import fail
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from stockade.service.node import Service
+
+
+def listen_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def draining_server(service: Service, app: FastAPI, url: str) -> uvicorn.Server:
+    """uvicorn, with SIGTERM stopping admission first (503 with Retry-After) and a "listening on" line."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(f"stockade: listening on {url}", file=sys.stderr, flush=True)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            service.draining = True
+            super().handle_exit(sig, frame)
+            # A completed drain is a clean exit (status 0); uvicorn would re-raise the signal afterwards.
+            self._captured_signals.clear()
+
+        def capture_signals(self) -> contextlib._GeneratorContextManager[None]:
+            # uvicorn restores the handlers it found once serving ends. Make those "ignore": past that
+            # point the process is only exiting, and a late signal must not turn a clean exit into -15.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
+            return super().capture_signals()
+
+    drain = int(service.config.drain_seconds) + 1
+    config = uvicorn.Config(
+        app, host=service.config.host, port=service.config.port, log_config=None, access_log=False,
+        timeout_graceful_shutdown=drain,
+    )  # fmt: skip
+    return DrainingServer(config)
+
+
+@click.command("serve")
+@click.option("--host", envvar="STOCKADE_HOST", default="127.0.0.1", show_default=True, help="Bind address")
+@click.option("--port", envvar="STOCKADE_PORT", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@data_dir_option()
+@click.option(
+    "--slots", envvar="STOCKADE_SLOTS", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+    help="Boxes running at once",
+)  # fmt: skip
+@click.option(
+    "--queue", envvar="STOCKADE_QUEUE", type=click.IntRange(min=0), default=8, show_default=True,
+    help="Requests that may wait for a slot",
+)  # fmt: skip
+@click.option(
+    "--run-dir", envvar="STOCKADE_RUN_DIR", type=click.Path(path_type=Path), default=Path("/run/stockade"),
+    show_default=True, help="Per-box host dirs",
+)  # fmt: skip
+@click.option("--uid-base", envvar="STOCKADE_UID_BASE", type=int, default=60000, show_default=True,
+              help="Host uid of slot 0")  # fmt: skip
+@click.option("--cgroup-name", envvar="STOCKADE_CGROUP", default="stockade", show_default=True,
+              help="cgroup under the service's own")  # fmt: skip
+@click.option("--drain-seconds", envvar="STOCKADE_DRAIN_SECONDS", type=float, default=30.0, show_default=True,
+              help="SIGTERM grace")  # fmt: skip
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    slots: int,
+    queue: int,
+    run_dir: Path,
+    uid_base: int,
+    cgroup_name: str,
+    drain_seconds: float,
+) -> None:
+    """Start the service. Refuses to start, naming why, when the host cannot build a safe box."""
+    # The web stack loads only for this command, so `stockade run` and friends start fast.
+    from stockade.sandbox import SandboxConfig, SandboxUnavailable
+    from stockade.service.app import create_app
+    from stockade.service.config import ServiceConfig
+    from stockade.service.node import Service, StartupRefused
+    from stockade.service.telemetry import setup_logging
+
+    setup_logging()
+    config = ServiceConfig(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        sandbox=SandboxConfig(run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=cgroup_name),
+        queue_size=queue,
+        drain_seconds=drain_seconds,
+    )
+    service = Service(config)
+    server = draining_server(service, create_app(service=service), listen_url(host, port))
+    try:
+        service.start()
+    except (SandboxUnavailable, StartupRefused) as e:
+        fail(f"cannot start: {e}", exit_code=2)
+    server.run()
+    if not server.started:
+        fail(f"could not listen on {listen_url(host, port)} (see the log above)", exit_code=2)
