@@ -17,7 +17,8 @@ from stockade.sandbox.spec import BoxSpec, Limits, Status
 @dataclass
 class HostReport:
     ok: bool
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # a safe box cannot be built: refuse to serve
+    warnings: list[str] = field(default_factory=list)  # boxes are safe, but a defence is weaker here
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -27,6 +28,33 @@ def _bwrap_version(bwrap: str) -> str | None:
         return None
     out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False)
     return out.stdout.strip() or None
+
+
+CAP_SYS_RESOURCE = 24
+# The box tries to undo the launcher's oom_score_adj of 1000 and says what it has afterwards.
+OOM_PROBE = ["/bin/sh", "-c", "echo 0 > /proc/self/oom_score_adj 2>/dev/null; cat /proc/self/oom_score_adj"]
+OOM_UNPINNED = (
+    "a box can lower its OOM score (oom_score_adj 1000 -> 0): {cause}; in a host-wide out-of-memory kill "
+    "its processes are then no longer the first victims and a larger host process (often the service) may "
+    "go first. Grant CAP_SYS_RESOURCE to the service to pin it (see docs/sandbox.md)"
+)
+
+
+def _has_capability(cap: int) -> bool:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> cap & 1)
+    return False
+
+
+def _oom_cause() -> str:
+    if _has_capability(CAP_SYS_RESOURCE):
+        return "the supervisor holds CAP_SYS_RESOURCE, yet the launcher's write did not pin the minimum"
+    return (
+        "the supervisor lacks CAP_SYS_RESOURCE (a container's default set, or a systemd CapabilityBoundingSet), "
+        "so the launcher's write of 1000 does not set the kernel's oom_score_adj_min"
+    )
 
 
 def _swap_active() -> bool:
@@ -68,13 +96,28 @@ async def check_host(config: SandboxConfig | None = None, *, probe_run: bool = T
     if facts["swap_active"] and not swap_limited:
         report.problems.append("swap is on and this cgroup setup cannot limit it (enable swapaccount)")
     if probe_run and not report.problems:
-        result = await sandbox.run(BoxSpec(argv=["/bin/true"], limits=Limits(wall_ms=5000)))
-        facts["probe_run"] = {"status": result.status.value, "wall_time_ms": result.wall_time_ms}
-        if result.status is not Status.OK:
-            report.problems.append(f"a probe box failed: {result.status.value} {result.error or ''}".strip())
+        await _probe(sandbox, report)
+    else:
+        facts["oom_score_pinned"] = _has_capability(CAP_SYS_RESOURCE)  # what the launcher inherits as root
+    if facts.get("oom_score_pinned") is False:
+        report.warnings.append(OOM_UNPINNED.format(cause=_oom_cause()))
     report.ok = not report.problems
     sandbox.close()
     return report
+
+
+async def _probe(sandbox: Sandbox, report: HostReport) -> None:
+    """One real box proves the whole path; a second one tries to undo its OOM score."""
+    result = await sandbox.run(BoxSpec(argv=["/bin/true"], limits=Limits(wall_ms=5000)))
+    report.facts["probe_run"] = {"status": result.status.value, "wall_time_ms": result.wall_time_ms}
+    if result.status is not Status.OK:
+        report.problems.append(f"a probe box failed: {result.status.value} {result.error or ''}".strip())
+        return
+    oom = await sandbox.run(BoxSpec(argv=OOM_PROBE, limits=Limits(wall_ms=5000)))
+    if oom.status is not Status.OK:
+        report.problems.append(f"the OOM score probe box failed: {oom.status.value} {oom.error or ''}".strip())
+        return
+    report.facts["oom_score_pinned"] = oom.stdout.strip() == b"1000"
 
 
 def check_host_sync(config: SandboxConfig | None = None) -> HostReport:

@@ -3,10 +3,13 @@
  * Usage: launch [-p CGROUP_PROCS_FILE]... [-r RESOURCE:VALUE]... -u UID -g GID -- COMMAND [ARGS...]
  *
  * Joins the box cgroups (so everything the box starts is accounted and killable), makes itself the OOM
- * killer's first choice, sets each rlimit with hard = soft (so it cannot be raised back), drops every
- * group and switches to the slot's uid/gid, then execs COMMAND (bubblewrap). Doing this in a small C
- * program instead of a Python preexec_fn lets the supervisor spawn with vfork instead of fork()ing the
- * whole interpreter, and keeps Python code out of a forked child of a threaded process.
+ * killer's first choice (pinned there when it holds CAP_SYS_RESOURCE: the write then also sets the
+ * kernel's oom_score_adj_min, below which an unprivileged process cannot go), sets each rlimit with
+ * hard = soft (so it cannot be raised back) and RLIMIT_RTPRIO and RLIMIT_NICE to 0 whatever the host
+ * handed the service (no SCHED_FIFO/RR, no nice below 0), drops every group and switches to the slot's
+ * uid/gid, then execs COMMAND (bubblewrap). Doing this in a small C program instead of a Python
+ * preexec_fn lets the supervisor spawn with vfork instead of fork()ing the whole interpreter, and keeps
+ * Python code out of a forked child of a threaded process.
  *
  * Any failure before the exec prints "stockade-launch: ..." and exits 125: the box was never built.
  */
@@ -73,6 +76,9 @@ int main(int argc, char **argv) {
         struct rlimit rl = {value, value};
         if (setrlimit(resource, &rl) != 0) return fail("setrlimit", argv[j + 1]);
     }
+    static const struct rlimit zero = {0, 0};
+    if (setrlimit(RLIMIT_RTPRIO, &zero) != 0) return fail("setrlimit", "RLIMIT_RTPRIO");
+    if (setrlimit(RLIMIT_NICE, &zero) != 0) return fail("setrlimit", "RLIMIT_NICE");
     if (setgroups(0, NULL) != 0) return fail("setgroups", NULL);
     if (setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) != 0) return fail("setresgid", NULL);
     if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0) return fail("setresuid", NULL);

@@ -40,6 +40,12 @@ ENOSYS_CALLS = (
     "lookup_dcookie",
     "quotactl_fd",
     "modify_ldt",  # 16-bit segments: old exploit surface; Wine-style probes fall back
+    # inotify watches inodes, and the box's read-only view shares its inodes with the host and every
+    # other box: a watch there reports their opens as they happen. No runtime needs it to start; file
+    # watchers (tail -f, Node's fs.watch) fall back to polling or report ENOSYS (docs/sandbox.md).
+    "inotify_init",
+    "inotify_init1",
+    "inotify_add_watch",
 )
 
 EPERM_CALLS = (
@@ -66,6 +72,10 @@ EPERM_CALLS = (
     "iopl",
     "ioperm",
     "vhangup",
+    # Unprivileged fanotify (Linux 5.13+) watches opens of shared files like inotify; EPERM is what an
+    # unprivileged caller got before.
+    "fanotify_init",
+    "fanotify_mark",
 )
 
 # Nothing legitimate in a box loads kernels or modules or reboots: kill, and say so in the verdict.
