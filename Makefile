@@ -9,12 +9,13 @@ APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-l
 	sqlite3 chromium nodejs
 PYTHON ?= python3
 
-.PHONY: help setup run test lint typecheck unit toolchains bench clean
+.PHONY: help setup run test soak lint typecheck unit toolchains bench clean
 
 help:
 	@echo "make run         start the Stockade service (sets everything up first)"
 	@echo "make test        ruff, mypy and the whole pytest suite (sets everything up first)"
 	@echo "make toolchains  install every language toolchain (Debian packages)"
+	@echo "make soak        the soak and fault suite, tests/soak (STOCKADE_SOAK_N executions, default 5000)"
 	@echo "make bench       run the benchmarks in bench/"
 
 $(STAMPS)/apt: Makefile
@@ -58,6 +59,10 @@ typecheck: setup
 
 test: setup toolchains lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# Marked slow, so `make test` leaves it out; -s shows its figures.
+soak: setup
+	$(BIN)/pytest -q -p no:cacheprovider -m slow -s tests/soak
 
 bench: setup
 	$(BIN)/python bench/sandbox_overhead.py
