@@ -24,7 +24,7 @@ from stockade.engine import (
 from stockade.engine.engine import MAX_ARGS, MAX_DEPTH, MAX_FILES, MAX_NAME, MAX_PATH
 from stockade.engine.limits import COMPILE_BOUNDS, RUN_BOUNDS
 from stockade.runtimes import Registry, load_languages
-from stockade.runtimes.model import StageLimits as LanguageFloors
+from stockade.runtimes.model import LanguageFloors
 from stockade.sandbox import Sandbox
 
 from .conftest import assert_nothing_left

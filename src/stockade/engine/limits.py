@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from stockade.engine.errors import LimitOutOfRange
 from stockade.engine.model import StageLimits
-from stockade.runtimes.model import StageLimits as LanguageFloors
+from stockade.runtimes.model import LanguageFloors
 from stockade.sandbox.spec import Limits
 
 Bounds = dict[str, tuple[int, int]]

@@ -1,6 +1,6 @@
 """Language registry: languages are data (one TOML file each under languages/)."""
 
-from .model import Language, StageLimits, Toolchain
+from .model import Language, LanguageFloors, Toolchain
 from .registry import (
     BOX_PATH,
     LanguageDefinitionError,
@@ -17,8 +17,8 @@ __all__ = [
     "InstallReport",
     "Language",
     "LanguageDefinitionError",
+    "LanguageFloors",
     "Registry",
-    "StageLimits",
     "Toolchain",
     "UnknownLanguage",
     "all_packages",

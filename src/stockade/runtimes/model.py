@@ -93,8 +93,9 @@ class VersionProbe(_Strict):
         return value
 
 
-class StageLimits(_Strict):
-    """Floors for one stage: the engine uses max(requested, floor). Unset means no floor."""
+class LanguageFloors(_Strict):
+    """Floors for one stage: the engine uses max(requested, floor). Unset means no floor. (Not the limits a
+    caller sets, which are the engine's StageLimits: what this language needs whatever was asked.)"""
 
     memory_mb: int | None = Field(default=None, gt=0)
     processes: int | None = Field(default=None, gt=0)
@@ -136,8 +137,8 @@ class Language(_Strict):
     version: VersionProbe
     compile: Command | None = None
     run: RunCommand
-    limits: StageLimits = Field(default_factory=StageLimits)
-    compile_limits: StageLimits = Field(default_factory=StageLimits)
+    limits: LanguageFloors = Field(default_factory=LanguageFloors)
+    compile_limits: LanguageFloors = Field(default_factory=LanguageFloors)
     env: dict[str, str] = Field(default_factory=dict)
     sandbox: SandboxExtras = Field(default_factory=SandboxExtras)
 
