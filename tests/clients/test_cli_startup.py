@@ -82,6 +82,11 @@ def test_runtimes_answer_is_kept_and_reused_without_probing(tmp_path: Path) -> N
     kept_modules, kept = loaded(tmp_path, "runtimes", "--json", env=env)
     assert json.loads(kept) == rows
     assert top_level(kept_modules, HEAVY) == set()  # neither the registry nor a version command
+    table_modules, table = loaded(tmp_path, "runtimes", env=env)
+    assert f"{sum(r['available'] for r in rows)}/{len(rows)} languages available" in table
+    python = next(r for r in rows if r["language"] == "python")
+    assert any(line.split()[:1] == ["python"] and python["version"] in line for line in table.splitlines())
+    assert top_level(table_modules, HEAVY) == set()
     refreshed_modules, refreshed = loaded(tmp_path, "runtimes", "--json", "--refresh", env=env)
     assert "stockade.runtimes" in refreshed_modules
     assert [(r["language"], r["available"]) for r in json.loads(refreshed)] == [

@@ -21,15 +21,22 @@ def runtimes(as_json: bool, refresh: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
     available = sum(1 for r in rows if r["available"])
-    caption = f"probed {probed_at}, nothing changed since (--refresh probes again)" if probed_at else None
-    table = Table(title=f"{available}/{len(rows)} languages available", caption=caption)
-    for col in ("language", "name", "version", "kind"):
-        table.add_column(col)
-    for r in rows:
-        version = str(r["version"]) if r["available"] else f"[red]missing[/] ({r['detail']})"
-        table.add_row(str(r["language"]), str(r["name"]), version, "compiled" if r["compiled"] else "interpreted")
-    Console().print(table)
+    click.echo(f"{available}/{len(rows)} languages available")
+    table = [
+        [str(r["language"]), str(r["name"]), str(r["version"]) if r["available"] else f"missing ({r['detail']})",
+         "compiled" if r["compiled"] else "interpreted"]
+        for r in rows
+    ]  # fmt: skip
+    missing = {i for i, r in enumerate(rows) if not r["available"]}
+    print_table(["language", "name", "version", "kind"], table, red=missing)
+    if probed_at:
+        click.echo(f"(probed {probed_at}, nothing changed since; --refresh probes again)")
+
+
+def print_table(headers: list[str], rows: list[list[str]], red: set[int]) -> None:
+    """Plain aligned columns: rich would add ~40 ms of import and ~30 ms of layout to a 100 ms command."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for i, cells in enumerate([headers, ["-" * w for w in widths], *rows]):
+        line = "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+        click.echo(click.style(line, fg="red") if i - 2 in red else line)  # colour only on a terminal
