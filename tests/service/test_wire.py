@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import BaseModel
+
 from stockade.engine import StageLimits
 from stockade.service.store import TenantLimits
-from stockade.service.wire import ExecuteIn, LimitsIn
+from stockade.service.wire import CompileLimitsIn, ExecuteIn, RunLimitsIn
 
 
-def test_the_wire_limits_are_the_engines_fields_with_their_descriptions() -> None:
-    schema = LimitsIn.model_json_schema()
+@pytest.mark.parametrize("model", [RunLimitsIn, CompileLimitsIn])
+def test_the_wire_limits_are_the_engines_fields_with_their_descriptions(model: type[BaseModel]) -> None:
+    schema = model.model_json_schema()
     assert list(schema["properties"]) == list(StageLimits.names())
     assert {n: p["description"] for n, p in schema["properties"].items()} == StageLimits.docs()
     assert schema["additionalProperties"] is False

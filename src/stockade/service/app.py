@@ -1,6 +1,6 @@
 """`create_app`: the HTTP service composed from its rooms. Middleware, outermost first: BodyLimit
 (body_limit.py), Admission (admission.py); then the routers of each API surface (routes/), the
-playground at / below them, the exception handlers (one JSON error shape) and the lifespan.
+playground at every other path, the exception handlers (one JSON error shape) and the lifespan.
 
 A request to POST /v1/execute, in order, each step observable in metrics and logs: body cap ->
 admission's claim of a place -> authentication -> rate limit -> quota (routes/deps.py, node.py) ->
@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import stockade
@@ -27,7 +28,8 @@ from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
 from stockade.service.node import Service, StartupRefused
 from stockade.service.routes import playground, unversioned, v1
-from stockade.service.routes.deps import service_of
+from stockade.service.routes.deps import rate_headers, service_of
+from stockade.service.wire import LIMIT_FIELDS
 
 __all__ = ["Service", "StartupRefused", "create_app", "freeze_startup_heap"]
 
@@ -63,6 +65,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         version=stockade.__version__,
         description="Self-hosted, polyglot, secure code execution. See docs/api.md.",
         lifespan=lifespan,
+        redirect_slashes=False,  # `/v1/runtimes/` is not found, not redirected
     )
     app.state.service = service
     app.add_middleware(Admission, service=service)
@@ -75,39 +78,50 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     app.add_exception_handler(Exception, internal_error)
     app.include_router(v1.router)
     app.include_router(unversioned.router)
-    playground.mount(app)
+    app.router.default = playground.Playground()  # what no route matches, even by path alone
     return app
 
 
 # -- exception handlers: every refusal has the one JSON shape of errors.py -----------------------------
 
 
-async def api_error(_: Request, exc: Exception) -> Response:
+async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return exc.response()
+    return exc.response(rate_headers(request))
 
 
 async def invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    service_of(request).reject("invalid_request")
+    service = service_of(request)
     if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
+        service.reject("invalid_request")
         return ApiError("INVALID_REQUEST", "send a JSON body with `Content-Type: application/json`").response()
+    errors = exc.errors()
     parts = []
-    for e in exc.errors()[:5]:
+    for e in errors[:5]:
         loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
         parts.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
-    return ApiError("INVALID_REQUEST", "; ".join(parts) or "invalid request").response()
+    # A limit that is not an integer (`true`, "100", 1.5) is a bad limit, not a bad shape.
+    code = "LIMIT_OUT_OF_RANGE" if all(_not_an_integer_limit(e) for e in errors) else "INVALID_REQUEST"
+    service.reject(code.lower())
+    return ApiError(code, "; ".join(parts) or "invalid request").response(rate_headers(request))
 
 
-async def http_error(_: Request, exc: Exception) -> Response:
+def _not_an_integer_limit(error: Any) -> bool:
+    loc = tuple(error.get("loc", ()))
+    return len(loc) == 3 and loc[:2] in {("body", f) for f in LIMIT_FIELDS} and error.get("type") == "int_type"
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no route, a wrong method, a bad request line) in the one error shape."""
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "INVALID_REQUEST")
-    body = {"status": "failed", "error": code, "message": str(exc.detail)}
-    return JSONResponse(body, status_code=exc.status_code if code != "INVALID_REQUEST" else 400)
+    return ApiError(code, str(exc.detail), headers=exc.headers).response(rate_headers(request))
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
     service = service_of(request)
     error_id = service.internal_failure("internal error", exc)
     service.failures.add(type(exc).__name__)
-    return ApiError("INTERNAL_ERROR", "internal error; quote this id to the operator", error_id=error_id).response()
+    error = ApiError("INTERNAL_ERROR", "internal error; quote this id to the operator", error_id=error_id)
+    return error.response(rate_headers(request))

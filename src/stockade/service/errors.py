@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from fastapi.responses import JSONResponse
 
 STATUS_BY_CODE = {
     "INVALID_REQUEST": 400,
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
     "UNKNOWN_LANGUAGE": 404,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
     "PAYLOAD_TOO_LARGE": 413,
     "TOOLCHAIN_MISSING": 422,
     "LIMIT_OUT_OF_RANGE": 422,
@@ -20,21 +27,36 @@ STATUS_BY_CODE = {
 
 
 class ApiError(Exception):
-    def __init__(self, code: str, message: str, *, retry_after: int | None = None, error_id: str | None = None):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        error_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
         super().__init__(message)
         assert code in STATUS_BY_CODE, code
         self.code = code
         self.message = message
         self.retry_after = retry_after
         self.error_id = error_id
+        self.headers = dict(headers or {})
 
     @property
     def status(self) -> int:
         return STATUS_BY_CODE[self.code]
 
-    def response(self) -> JSONResponse:
+    def response(self, headers: Mapping[str, str] | None = None) -> JSONResponse:
+        """The JSON answer, with this error's headers and any `headers` given (a request's rate limit)."""
+        # Imported here: `stockade run` formats local results through wire.py without the web stack.
+        from fastapi.responses import JSONResponse
+
         body: dict[str, str] = {"status": "failed", "error": self.code, "message": self.message}
         if self.error_id:
             body["id"] = self.error_id
-        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        sent = {**(headers or {}), **self.headers}
+        if self.retry_after is not None:
+            sent["Retry-After"] = str(self.retry_after)
+        return JSONResponse(body, status_code=self.status, headers=sent or None)

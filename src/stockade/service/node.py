@@ -74,7 +74,6 @@ class Service:
         self.audit_ok = True  # false from a failed audit write until one succeeds (readiness)
         self._writing: set[asyncio.Future[None]] = set()  # audit writes of answered executions, until done
         self.started_at = time.time()
-        self.open_mode = False
         self.started = False
 
     @property
@@ -98,7 +97,6 @@ class Service:
                 raise StartupRefused(
                     f"refusing to serve on {cfg.host} without API keys: create one with `stockade keys create`"
                 )
-            self.open_mode = True
             log.warning("no API keys configured: open mode on loopback %s:%d", cfg.host, cfg.port)
         self.sandbox.start()  # fails closed: SandboxUnavailable names the cause
         self.started = True
@@ -116,19 +114,26 @@ class Service:
             self.store.close()
 
     # -- pipeline steps --------------------------------------------------------------------
+    @property
+    def open_mode(self) -> bool:
+        """No key is needed: we listen on loopback and no key exists. It ends with the first key."""
+        return self.config.loopback and self.store is not None and not self.store.has_any_keys()
+
     def authenticate(self, request: Request) -> Caller:
         assert self.store is not None
-        header = request.headers.get("authorization", "")
+        header = request.headers.get("authorization", "").strip()
         scheme, _, token = header.partition(" ")
-        if header:
+        token = token.strip()
+        # An empty bearer is what `Bearer $STOCKADE_API_KEY` sends with the variable unset: no key, which
+        # open mode accepts. Any other header is checked as a key.
+        if header and not (scheme.lower() == "bearer" and not token and self.open_mode):
             if scheme.lower() != "bearer" or not token:
                 raise ApiError("UNAUTHENTICATED", "use `Authorization: Bearer <api key>`")
-            ctx: AuthContext | None = self.store.authenticate(token.strip())
+            ctx: AuthContext | None = self.store.authenticate(token)
             if ctx is None:
                 raise ApiError("UNAUTHENTICATED", "unknown, revoked or disabled API key")
             return Caller(ctx.tenant, ctx.key_id)
-        # Open mode holds only while no key exists and we listen on loopback; it ends with the first key.
-        if self.config.loopback and not self.store.has_any_keys():
+        if self.open_mode:
             return Caller(self._open_tenant(), None)
         raise ApiError("UNAUTHENTICATED", "an API key is required: `Authorization: Bearer <api key>`")
 
@@ -142,15 +147,20 @@ class Service:
                 self.store.create_tenant(name, "open local mode", rate_per_minute=self.config.open_rate_per_minute)
             return self.store.get_tenant(name)
 
-    async def rate_limit(self, caller: Caller) -> None:
+    async def rate_limit(self, caller: Caller) -> dict[str, str]:
+        """Count the request against its tenant's rate; the X-RateLimit-* headers of its answer
+        (docs/tenants.md), or ApiError RATE_LIMITED carrying them."""
         decision = await self.limiter.hit(caller.tenant.id, caller.tenant.rate_per_minute)
+        headers = {"X-RateLimit-Limit": str(decision.limit), "X-RateLimit-Remaining": str(decision.remaining)}
         if not decision.allowed:
             self.reject("rate_limited")
             raise ApiError(
                 "RATE_LIMITED",
                 f"more than {caller.tenant.rate_per_minute} requests per minute",
                 retry_after=decision.retry_after_s,
+                headers=headers,
             )
+        return headers
 
     def check_quota(self, caller: Caller) -> QuotaHold:
         """The check and the hold it returns (quota.py) are one step: no await between them."""

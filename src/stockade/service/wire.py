@@ -7,29 +7,37 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema, create_model, model_validator
 
 from stockade.engine import ExecutionRequest, ExecutionResult, LimitPolicy, SourceFile, StageLimits
+from stockade.engine.limits import StagePolicy
 from stockade.runtimes.registry import Registry
 from stockade.sandbox.spec import BoxResult
 from stockade.service.errors import ApiError
 from stockade.service.tenants import Tenant
 
 Encoding = Literal["utf8", "base64"]
+# The bounds the schema documents: the engine's default policy, which the service runs with.
+DEFAULT_POLICY = LimitPolicy()
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _limits_model() -> type[BaseModel]:
-    """The wire form of the engine's StageLimits, field for field (its one declaration)."""
-    docs = StageLimits.docs()
-    fields: dict[str, Any] = {name: (int | None, Field(None, description=doc)) for name, doc in docs.items()}
+def _limits_model(name: str, stage: StagePolicy) -> type[BaseModel]:
+    """The wire form of the engine's StageLimits, field for field (its one declaration): strict integers
+    (a JSON `true` or `"100"` is not a limit) whose schema carries the stage's bounds. The bounds are
+    checked by the engine, as for every caller, so a value outside them is LIMIT_OUT_OF_RANGE."""
+    fields: dict[str, Any] = {}
+    for field_name, doc in StageLimits.docs().items():
+        lo, hi = stage.bounds[field_name]
+        bounded = Annotated[StrictInt, WithJsonSchema({"type": "integer", "minimum": lo, "maximum": hi})]
+        fields[field_name] = (bounded | None, Field(None, description=doc))
     return create_model(
-        "LimitsIn",
+        name,
         __base__=_Strict,
         __doc__="Per-stage limits; omitted fields take the server default. Out of range is refused, never clamped.",
         __module__=__name__,
@@ -37,10 +45,13 @@ def _limits_model() -> type[BaseModel]:
     )
 
 
-if TYPE_CHECKING:  # a model built at import: to mypy, any model
-    LimitsIn = BaseModel
+if TYPE_CHECKING:  # models built at import: to mypy, any model
+    RunLimitsIn = BaseModel
+    CompileLimitsIn = BaseModel
 else:
-    LimitsIn = _limits_model()
+    RunLimitsIn = _limits_model("RunLimitsIn", DEFAULT_POLICY.run)
+    CompileLimitsIn = _limits_model("CompileLimitsIn", DEFAULT_POLICY.compile)
+LIMIT_FIELDS = ("limits", "compile_limits")  # the body's fields of these models
 
 
 class FileIn(_Strict):
@@ -50,6 +61,17 @@ class FileIn(_Strict):
 
 
 class ExecuteIn(_Strict):
+    # The schema says what _one_source checks: exactly one of `code` (a string) and `files` (a list).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["code"], "properties": {"code": {"type": "string"}}},
+                {"required": ["files"], "properties": {"files": {"type": "array"}}},
+            ]
+        },
+    )
+
     language: str = Field(min_length=1, max_length=64, examples=["python"])
     version: str | None = Field(None, max_length=64, description="Prefix of the toolchain version, e.g. 3.11")
     code: str | None = Field(None, max_length=8 * 1024 * 1024, examples=["print(21*2)"])
@@ -58,8 +80,8 @@ class ExecuteIn(_Strict):
     stdin: str = Field("", max_length=8 * 1024 * 1024)
     stdin_encoding: Encoding = "utf8"
     args: list[str] = Field(default_factory=list, max_length=64)
-    limits: LimitsIn | None = None
-    compile_limits: LimitsIn | None = None
+    limits: RunLimitsIn | None = None
+    compile_limits: CompileLimitsIn | None = None
     output_encoding: Encoding = "utf8"
 
     @model_validator(mode="after")
@@ -167,7 +189,7 @@ def _names(registry: Registry, language: str) -> tuple[str, ...]:
         return ()
 
 
-def stage_limits(given: LimitsIn | None, tenant: Tenant, default: StageLimits, stage: str) -> StageLimits:
+def stage_limits(given: BaseModel | None, tenant: Tenant, default: StageLimits, stage: str) -> StageLimits:
     """Requested values above the tenant's maxima are refused; defaults above them are lowered."""
     requested = given.model_dump() if given else {}
     out: dict[str, int | None] = {}

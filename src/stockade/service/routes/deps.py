@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
 
 from stockade.service.errors import ApiError
 from stockade.service.node import Caller, Service
@@ -28,7 +27,7 @@ async def caller(request: Request) -> Caller:
     in WAL mode never wait for a writer, and the hop to a worker thread cost more than they do."""
     service = service_of(request)
     c = service.authenticate(request)
-    await service.rate_limit(c)
+    request.state.rate_headers = await service.rate_limit(c)
     # Held until the request ends (Admission): after its usage is written, if it runs.
     request.state.quota_hold = service.check_quota(c)
     return c
@@ -42,9 +41,6 @@ def admin(request: Request) -> Caller:
     return c
 
 
-async def method_not_allowed() -> Response:
-    return JSONResponse(
-        {"status": "failed", "error": "METHOD_NOT_ALLOWED", "message": "use POST"},
-        status_code=405,
-        headers={"Allow": "POST"},
-    )
+def rate_headers(request: Request) -> dict[str, str]:
+    """The X-RateLimit-* headers of a request the rate limit has counted (none for the others)."""
+    return cast(dict[str, str], getattr(request.state, "rate_headers", {}))

@@ -14,7 +14,7 @@ import stockade
 from stockade.engine import EngineError
 from stockade.service.errors import ApiError
 from stockade.service.node import Caller
-from stockade.service.routes.deps import ERROR_RESPONSES, admin, caller, method_not_allowed, service_of
+from stockade.service.routes.deps import ERROR_RESPONSES, admin, caller, rate_headers, service_of
 from stockade.service.wire import ExecuteIn, ExecuteOut, RuntimesOut, response_body, to_request
 
 SETTLE_WAIT_S = 5.0  # diagnostics wait at most this for answered executions to be recorded and their boxes replaced
@@ -44,13 +44,11 @@ async def execute(request: Request, body: ExecuteIn, who: Annotated[Caller, Depe
     # it, and also if the response cannot be: every run is recorded. Until then the request holds its
     # quota execution.
     request.state.audit_write = service.record(who, plan, result, execution_id, out)
-    return JSONResponse(out)
+    return JSONResponse(out, headers=rate_headers(request))
 
 
 def add_execute(router: APIRouter, path: str, *, documented: bool) -> None:
-    """POST `path` runs a program; other methods are refused with 405 (explicit, or the playground
-    mounted at / would answer them)."""
-    router.api_route(path, methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)(method_not_allowed)
+    """POST `path` runs a program (another method is answered 405, with `Allow: POST`)."""
     router.post(
         path,
         response_model=ExecuteOut,
