@@ -341,13 +341,19 @@ int main(int argc, char **argv) {
     close(ctl);
     environ = env; /* execvp searches the box's PATH, not the one bubblewrap started us with */
 
-    /* SIGCHLD through a descriptor, so one poll waits for children and notifications alike. */
-    sigset_t chld, old;
+    /* SIGCHLD through a descriptor, so one poll waits for children and notifications alike. The
+     * child hands init its filter's listener over `chan` (a socket: descriptors travel only there) and
+     * execs once init has closed its end (`ack`), so no socket of ours is left for the program to see
+     * in /proc/net/unix; `sync` is close-on-exec and carries only an exec failure's errno. */
+    sigset_t chld, blocked, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    int sigfd = -1, sync[2];
-    if (sigprocmask(SIG_BLOCK, &chld, &old) != 0 || (sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
-        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) {
+    blocked = chld;
+    sigaddset(&blocked, SIGPIPE); /* the ack to a child that died is EPIPE, not a signal */
+    int sigfd = -1, chan[2], ack[2], sync[2];
+    if (sigprocmask(SIG_BLOCK, &blocked, &old) != 0 || (sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) != 0 || pipe2(ack, O_CLOEXEC) != 0 ||
+        pipe2(sync, O_CLOEXEC) != 0) {
         report(status_fd, 'X', errno);
         return 126;
     }
@@ -357,17 +363,22 @@ int main(int argc, char **argv) {
         return 126;
     }
     if (child == 0) {
-        /* The child tells init the filter's listener, then that exec succeeded (EOF: the socket is
-         * close-on-exec) or why it failed. */
+        close(chan[0]);
+        close(ack[1]);
         close(sync[0]);
         sigprocmask(SIG_SETMASK, &old, NULL);
         int listener = install_fork_filter();
         if (listener < 0) {
-            send_word(sync[1], 'F', errno, -1);
+            send_word(chan[1], 'F', errno, -1);
             _exit(126);
         }
-        send_word(sync[1], 'L', 0, listener);
+        send_word(chan[1], 'L', 0, listener);
         close(listener);
+        close(chan[1]);
+        char byte;
+        while (read(ack[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        close(ack[0]);
         /* ETXTBSY: a process forked on the host while the service wrote this file into the box holds a
          * copy of its descriptor until that process execs, which is a matter of microseconds, or of the
          * host's scheduling. Wait that out, up to a second. */
@@ -376,17 +387,31 @@ int main(int argc, char **argv) {
             nanosleep(&ms, NULL);
         }
         int err = errno;
-        send_word(sync[1], 'E', err, -1);
+        ssize_t ignored = write(sync[1], &err, sizeof err);
+        (void)ignored;
         fprintf(stderr, "stockade-init: cannot execute %s: %s\n", command[0], strerror(err));
         _exit(127);
     }
+    close(chan[1]);
+    close(ack[0]);
     close(sync[1]);
     /* Only the command and what it starts hold the output pipes: they reach EOF when the box is empty. */
     for (int i = 0; i < NSTDIO; i++) close(i);
 
-    int listener = -1, exec_errno = 0, filter_errno = 0, status = 0, done = 0;
+    int listener = -1, filter_errno = 0;
+    char kind = 0;
+    int value = 0;
+    if (recv_word(chan[0], &kind, &value, &listener) == 1 && kind == 'F') filter_errno = value;
+    close(chan[0]); /* before the ack: the socket is gone once the program runs */
+    if (write(ack[1], "G", 1) != 1 && listener >= 0) { /* the child died: nothing will use the filter */
+        close(listener);
+        listener = -1;
+    }
+    close(ack[1]);
+
+    int exec_errno = 0, status = 0, done = 0;
     long refused = 0;
-    struct pollfd pfd[3] = {{sigfd, POLLIN, 0}, {sync[0], POLLIN, 0}, {-1, POLLIN, 0}};
+    struct pollfd pfd[3] = {{sigfd, POLLIN, 0}, {sync[0], POLLIN, 0}, {listener, POLLIN, 0}};
     while (!done) {
         if (poll(pfd, 3, -1) < 0) {
             if (errno == EINTR) continue;
@@ -396,17 +421,9 @@ int main(int argc, char **argv) {
         if (pfd[2].revents & POLLIN) answer_fork(listener, pids_fd, pids_max, &refused);
         if (pfd[2].revents & (POLLHUP | POLLERR)) pfd[2].fd = -1; /* no task uses the filter any more */
         if (pfd[1].revents) {
-            char kind = 0;
-            int value = 0, fd = -1;
-            int got = recv_word(sync[0], &kind, &value, &fd);
-            if (got == 1 && kind == 'L' && fd >= 0) {
-                listener = pfd[2].fd = fd;
-            } else if (got == 1 && kind == 'E') {
-                exec_errno = value;
-            } else if (got == 1 && kind == 'F') {
-                filter_errno = value;
-            }
-            if (got <= 0) pfd[1].fd = -1; /* EOF: exec succeeded, or the child is gone */
+            /* an errno when exec failed; EOF when it succeeded (or the child is gone) */
+            if (read(sync[0], &exec_errno, sizeof exec_errno) != (ssize_t)sizeof exec_errno) exec_errno = 0;
+            pfd[1].fd = -1;
         }
         if (pfd[0].revents & POLLIN) {
             struct signalfd_siginfo si;
@@ -423,15 +440,9 @@ int main(int argc, char **argv) {
             }
         }
     }
-    /* The command's exec result was sent before it could exit: drain what is still queued. */
-    if (pfd[1].fd >= 0) {
-        char kind = 0;
-        int value = 0, fd = -1;
-        while (recv_word(sync[0], &kind, &value, &fd) == 1) {
-            if (kind == 'E') exec_errno = value;
-            if (kind == 'F') filter_errno = value;
-            if (kind == 'L' && fd >= 0) close(fd);
-        }
+    /* The exec result was written before the child could exit: read it if the loop did not. */
+    if (pfd[1].fd >= 0 && read(sync[0], &exec_errno, sizeof exec_errno) != (ssize_t)sizeof exec_errno) {
+        exec_errno = 0;
     }
     if (listener >= 0) close(listener);
     close(sync[0]);

@@ -421,8 +421,14 @@ class Oracle:
         )
 
     def _other_mounts(self) -> int:
-        # Box tmpfs mounts of other engineers' sandboxes come and go; everything else must be stable.
-        return sum(1 for src, mp in _mounts() if src != "stockade-box")
+        # The boxes and read-only roots of other sandboxes on this machine (other engineers', other test
+        # areas') come and go under their own run dirs; everything else must be stable.
+        own = str(self.run_dir) + "/"
+        return sum(
+            1
+            for src, mp in _mounts()
+            if src != "stockade-box" and not (mp.startswith("/run/stockade") and not mp.startswith(own))
+        )
 
     def _own_mounts(self) -> list[str]:
         prefix = str(self.run_dir / "boxes") + "/"  # the boxes' read-only roots live as long as the sandbox
