@@ -67,10 +67,11 @@ from _common import (
     write_json,
 )
 from stockade.sandbox import BoxSpec, Limits, Sandbox, Status, hostfs, seccomp
+from stockade.sandbox.box import launch_argv
 from stockade.sandbox.bwrap import box_env, build_argv
 from stockade.sandbox.cgroups import BoxCgroup, CgroupManager
 from stockade.sandbox.helpers import decode_status
-from stockade.sandbox.runner import _launch_argv, run_message, run_rlimits
+from stockade.sandbox.supervise import run_message, run_rlimits
 
 TRUE = ["/bin/true"]
 PYTHON = ["/usr/bin/python3", "-c", "pass"]
@@ -82,12 +83,12 @@ NS_ONLY = ["--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", 
 class Bench:
     def __init__(self, sandbox: Sandbox, cold: Sandbox) -> None:
         assert sandbox.cgroups is not None and sandbox.layout is not None
-        assert sandbox.launch is not None and sandbox.init is not None
+        assert sandbox.builder is not None
         self.sandbox = sandbox
         self.cold = cold
         self.cgroups: CgroupManager = sandbox.cgroups
-        self.launch: Path = sandbox.launch
-        self.init: Path = sandbox.init
+        self.launch: Path = sandbox.builder.launch
+        self.init: Path = sandbox.builder.init
         self.limits = Limits()
         cfg = sandbox.config
         # Slot 0's uid. The sandbox runs one box at a time here and its boxes alternate slots 1 and 0,
@@ -161,10 +162,10 @@ class Bench:
                 pass_fds = (sfd, status_w, control_box.fileno())
                 # The run is queued before the spawn, as the runner's cold path does in effect; /bin/true
                 # writes nothing, so its stdout and stderr may be the stdin memfd.
-                socket.send_fds(control, [b"G"], [stdin_fd] * 3)
+                socket.send_fds(control, [b"G"], [stdin_fd] * 4)  # no process limit: init never reads the 4th
                 control.sendall(run_message(TRUE, self.box_env, run_rlimits(self.limits)))
                 control.shutdown(socket.SHUT_WR)
-            argv = [*_launch_argv(self.launch, cg.procs_files if cg else [], self.uid, self.gid), *command]
+            argv = [*launch_argv(self.launch, cg.procs_files if cg else [], self.uid, self.gid), *command]
             r = await spawn_timed(argv, env=self.box_env, cwd="/", stdin=stdin_fd, pass_fds=pass_fds)
             parts["spawn"] = r.ms
         finally:
@@ -406,8 +407,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "n": args.n,
             "warmup": args.warmup,
             "cgroups": cgroups,
-            "launch": str(sandbox.launch),
-            "init": str(sandbox.init),
+            "launch": str(sandbox.builder.launch if sandbox.builder else None),
+            "init": str(sandbox.builder.init if sandbox.builder else None),
         },
         "machine": info,
         "bench_process_rss_mb": rss_mb(),

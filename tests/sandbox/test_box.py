@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,8 +25,9 @@ from stockade.sandbox import (
     SandboxConfig,
     Status,
     TimeoutKind,
-    runner,
+    hostfs,
 )
+from stockade.sandbox import box as box_module
 from stockade.sandbox.cgroups import BoxCgroup, CgroupError
 
 PY = "/usr/bin/python3"
@@ -110,7 +112,7 @@ async def test_an_input_still_open_for_writing_elsewhere_for_a_moment_is_execute
 ) -> None:
     """Any process forked on the host while the service writes an input holds a copy of its descriptor
     until it execs; the command's exec then fails with ETXTBSY. Held here for 50 ms on purpose."""
-    write_inputs = runner.hostfs.write_inputs
+    write_inputs = hostfs.write_inputs
     holders: list[threading.Thread] = []
 
     def write_and_hold(box_dir: Path, files: list[InputFile], uid: int, gid: int) -> None:
@@ -119,7 +121,7 @@ async def test_an_input_still_open_for_writing_elsewhere_for_a_moment_is_execute
         holders.append(threading.Timer(0.05, os.close, (fd,)))
         holders[-1].start()
 
-    monkeypatch.setattr(runner.hostfs, "write_inputs", write_and_hold)
+    monkeypatch.setattr(hostfs, "write_inputs", write_and_hold)
     r = await sandbox.run(
         BoxSpec(argv=["./main"], files=[InputFile("main", b"#!/bin/sh\necho ran\n", executable=True)], limits=SMALL)
     )
@@ -305,9 +307,33 @@ async def test_a_run_needing_other_paths_gets_a_box_built_for_it(sandbox: Sandbo
     assert_clean(sandbox)
 
 
+async def test_a_box_killed_from_outside_is_an_internal_error_not_the_programs(sandbox: Sandbox) -> None:
+    """Nothing inside a box can signal its init; when it dies without a report and no limit explains it,
+    the host killed it, and the verdict says so instead of blaming the program (a compile_error with an
+    empty stderr, seen once for a Go compile on a busy host)."""
+
+    async def kill_init() -> None:
+        while True:
+            for cg in list(sandbox._running.values()):
+                for pid in Path(cg.procs_files[0]).read_text().split():
+                    with contextlib.suppress(OSError):
+                        if os.readlink(f"/proc/{pid}/exe") == "/.stockade-init":
+                            os.kill(int(pid), signal.SIGKILL)
+                            return
+            await asyncio.sleep(0.01)
+
+    killer = asyncio.create_task(kill_init())
+    r = await sandbox.run(BoxSpec(argv=["/bin/sleep", "30"], limits=Limits(wall_ms=20_000)))
+    await killer
+    assert r.status is Status.INTERNAL_ERROR and r.signal == signal.SIGKILL, r
+    assert r.error is not None and "killed from outside" in r.error, r
+    assert_clean(sandbox)
+
+
 async def test_a_box_that_died_while_waiting_is_replaced(sandbox: Sandbox) -> None:
     await warm(sandbox)
-    for box in sandbox._ready.values():
+    assert sandbox.pool is not None
+    for box in sandbox.pool._ready.values():
         box.proc.kill()
         box.proc.wait()
     r = await sandbox.run(BoxSpec(argv=["/bin/echo", "fine"]))
@@ -400,7 +426,7 @@ def started(name: str, slots: int, uid_base: int, bwrap: str = "bwrap") -> Sandb
 async def test_a_box_that_never_comes_up_is_never_offered_and_its_run_fails_with_the_reason(
     monkeypatch: pytest.MonkeyPatch, script: str, reason: str
 ) -> None:
-    monkeypatch.setattr(runner, "START_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(box_module, "START_TIMEOUT_S", 0.5)
     run_dir = Path("/run/stockade-t-nostart")
     run_dir.mkdir(mode=0o711, exist_ok=True)
     fake = run_dir / "fake-bwrap"  # what the slot uid runs in place of bubblewrap

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stockade.sandbox.helpers import build_helper, decode_status
-from stockade.sandbox.runner import _exit_facts, run_message
+from stockade.sandbox.supervise import _exit_facts, run_message
 
 
 @pytest.fixture(scope="module")

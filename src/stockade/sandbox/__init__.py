@@ -1,6 +1,7 @@
 """The sandbox layer: run one untrusted command in a fresh, kernel-limited, fully accounted box."""
 
-from stockade.sandbox.runner import CallerRuns, Sandbox, SandboxBusy, SandboxConfig, SandboxUnavailable
+from stockade.sandbox.pool import CallerRuns
+from stockade.sandbox.runner import Sandbox, SandboxBusy, SandboxConfig, SandboxUnavailable
 from stockade.sandbox.spec import BoxResult, BoxSpec, InputFile, Limits, OutputFile, Status, TimeoutKind
 
 __all__ = [
