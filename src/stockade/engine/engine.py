@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -155,7 +156,9 @@ class Engine:
             # The artifact crosses into the run box by the same no-follow copy rules as any output.
             inputs = [InputFile(f.path, f.content, f.executable) for f in compiled.files]
             names = [f.path for f in compiled.files]
-            main = find_main(lang, ((f.path, f.content) for f in compiled.files), entry)
+            if lang.run.main is not None:
+                # Bounded, but CPU-bound parsing of the box's output: off the event loop.
+                main = await asyncio.to_thread(find_main, lang, [(f.path, f.content) for f in compiled.files], entry)
 
         ran = await self.sandbox.run(
             BoxSpec(
