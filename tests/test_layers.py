@@ -54,6 +54,7 @@ SERVICE_ROOMS = {
     "body_limit": 1,
     "wire": 1,
     "audit": 2,
+    "compat": 2,  # other APIs' wire forms (Judge0, Piston) over wire.py's
     "admission": 3,
     "node": 4,
     "routes": 5,  # one module per API surface, over node's pipeline and wire's translation
