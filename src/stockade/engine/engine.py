@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stockade.engine.errors import InvalidRequest, PayloadTooLarge, ToolchainMissing, UnknownLanguage
@@ -12,6 +12,7 @@ from stockade.engine.model import (
     ExecutionRequest,
     ExecutionResult,
     SourceFile,
+    StageLimits,
     Verdict,
     verdict_of_compile,
     verdict_of_run,
@@ -20,7 +21,7 @@ from stockade.runtimes.entry_points import find_main
 from stockade.runtimes.model import Language, Toolchain
 from stockade.runtimes.registry import Registry, expand_command
 from stockade.runtimes.registry import UnknownLanguage as RegistryUnknownLanguage
-from stockade.sandbox import BoxSpec, InputFile, Sandbox
+from stockade.sandbox import BoxResult, BoxSpec, InputFile, Sandbox
 
 log = logging.getLogger("stockade.engine")
 
@@ -50,6 +51,16 @@ def check_file_name(name: str) -> str:
         if any(ord(c) < 32 or c in "\\\x7f" for c in part):
             raise InvalidRequest(f"file name contains a control character or backslash: {name[:64]!r}")
     return name
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What a run box starts from: the compile box's regular files (or the sources), their names for
+    the run command, and the class/module that has `main` where the language needs one named."""
+
+    files: list[InputFile]
+    names: list[str]
+    main: str | None
 
 
 @dataclass(frozen=True)
@@ -131,45 +142,64 @@ class Engine:
         return await self.run(await self.prepare(req))
 
     async def run(self, plan: Plan) -> ExecutionResult:
-        lang, req, entry = plan.language, plan.request, plan.entry
-        names = [f.name for f in plan.files]
-        inputs = [InputFile(f.name, f.content) for f in plan.files]
+        req, lang = plan.request, plan.language
         result = ExecutionResult(status=Verdict.INTERNAL_ERROR, language=lang.id, version=plan.toolchain.version)
-        main: str | None = None
-
-        if lang.compile is not None:
-            compiled = await self.sandbox.run(
-                BoxSpec(
-                    argv=expand_command(lang.compile.command, entry, names, lang.extensions),
-                    env=dict(lang.env),
-                    files=inputs,
-                    limits=self.policy.compile.resolve(req.compile_limits, lang.compile_limits),
-                    ro_paths=list(lang.sandbox.ro_paths),
-                    collect_files=True,
-                )
-            )
-            result.compile = compiled
-            stop = verdict_of_compile(compiled.status)
-            if stop is not None:
-                result.status = stop
-                return result
-            # The artifact crosses into the run box by the same no-follow copy rules as any output.
-            inputs = [InputFile(f.path, f.content, f.executable) for f in compiled.files]
-            names = [f.path for f in compiled.files]
-            if lang.run.main is not None:
-                # Bounded, but CPU-bound parsing of the box's output: off the event loop.
-                main = await asyncio.to_thread(find_main, lang, [(f.path, f.content) for f in compiled.files], entry)
-
-        ran = await self.sandbox.run(
-            BoxSpec(
-                argv=expand_command(lang.run.command, entry, names, lang.extensions, main=main) + list(req.args),
-                env=dict(lang.env),
-                stdin=req.stdin,
-                files=inputs,
-                limits=self.policy.run.resolve(req.limits, lang.limits),
-                ro_paths=list(lang.sandbox.ro_paths),
-            )
-        )
+        result.compile, stop, artifact = await self.compile_stage(plan)
+        if stop is not None:
+            result.status = stop
+            return result
+        ran = await self.run_stage(plan, artifact, stdin=req.stdin, args=req.args, limits=req.limits)
         result.run = ran
         result.status = verdict_of_run(ran.status)
         return result
+
+    async def compile_stage(self, plan: Plan) -> tuple[BoxResult | None, Verdict | None, Artifact]:
+        """(the compile box's result, the verdict that stops here or None, what the run box starts from).
+        A language without a compile step starts from its sources."""
+        lang, req = plan.language, plan.request
+        names = [f.name for f in plan.files]
+        sources = Artifact([InputFile(f.name, f.content) for f in plan.files], names, None)
+        if lang.compile is None:
+            return None, None, sources
+        box = await self.sandbox.run(
+            BoxSpec(
+                argv=expand_command(lang.compile.command, plan.entry, names, lang.extensions),
+                env=dict(lang.env),
+                files=sources.files,
+                limits=self.policy.compile.resolve(req.compile_limits, lang.compile_limits),
+                ro_paths=list(lang.sandbox.ro_paths),
+                collect_files=True,
+            )
+        )
+        stop = verdict_of_compile(box.status)
+        if stop is not None:
+            return box, stop, sources
+        # The artifact crosses into the run box by the same no-follow copy rules as any output.
+        main = find_main(lang, ((f.path, f.content) for f in box.files), plan.entry)
+        files = [InputFile(f.path, f.content, f.executable) for f in box.files]
+        return box, None, Artifact(files, [f.path for f in box.files], main)
+
+    async def run_stage(
+        self,
+        plan: Plan,
+        artifact: Artifact,
+        *,
+        stdin: bytes,
+        args: Sequence[str],
+        limits: StageLimits,
+        extra_files: Sequence[InputFile] = (),
+    ) -> BoxResult:
+        """One run of the plan's program in a fresh box: its artifact (plus `extra_files`), stdin, args
+        and run limits (already checked: Engine.prepare checks the plan's own)."""
+        lang = plan.language
+        argv = expand_command(lang.run.command, plan.entry, artifact.names, lang.extensions, main=artifact.main)
+        return await self.sandbox.run(
+            BoxSpec(
+                argv=argv + list(args),
+                env=dict(lang.env),
+                stdin=stdin,
+                files=[*artifact.files, *extra_files],
+                limits=self.policy.run.resolve(limits, lang.limits),
+                ro_paths=list(lang.sandbox.ro_paths),
+            )
+        )
