@@ -106,6 +106,11 @@ class Engine:
         names = [check_file_name(f.name) for f in files]
         if len(set(names)) != len(names):
             raise InvalidRequest("file names must be unique")
+        # `a` and `a/b.py` cannot both exist in one tree.
+        dirs = {name.rsplit("/", depth)[0] for name in names for depth in range(1, name.count("/") + 1)}
+        both = sorted(dirs.intersection(names))
+        if both:
+            raise InvalidRequest(f"{both[0][:64]!r} is both a file and a directory")
         if sum(len(f.content) for f in files) > MAX_SOURCE_BYTES:
             raise PayloadTooLarge(f"source files exceed {MAX_SOURCE_BYTES} bytes")
         if req.entry is not None:

@@ -12,12 +12,17 @@ from stockade.sandbox.spec import Limits
 
 Bounds = dict[str, tuple[int, int]]
 
+# pids.max counts the box's own two processes (bubblewrap and init) too. Every language's echo program
+# ran at 10 (ada, cobol, nim and ocaml compiles need 7 to 10; at 3 or less the box could not start its
+# command: internal_error), so 16 leaves room. A program that needs more is told so by its verdict.
+MIN_PROCESSES = 16
+
 RUN_DEFAULT = StageLimits(cpu_ms=5_000, wall_ms=10_000, memory_mb=256, processes=64, output_kb=1024, file_size_kb=16384)
 RUN_BOUNDS: Bounds = {
     "cpu_ms": (1, 60_000),
     "wall_ms": (1, 120_000),
     "memory_mb": (16, 4096),
-    "processes": (1, 512),
+    "processes": (MIN_PROCESSES, 512),
     "output_kb": (1, 65_536),
     "file_size_kb": (1, 1_048_576),
 }
@@ -28,7 +33,7 @@ COMPILE_BOUNDS: Bounds = {
     "cpu_ms": (1, 120_000),
     "wall_ms": (1, 240_000),
     "memory_mb": (16, 4096),
-    "processes": (1, 512),
+    "processes": (MIN_PROCESSES, 512),
     "output_kb": (1, 4096),
     "file_size_kb": (1, 1_048_576),
 }
