@@ -155,3 +155,19 @@ def test_an_internal_error_is_one_line_with_an_id_and_a_logged_traceback(
     assert Path(m.group(2)) == log
     logged = log.read_text()
     assert f"internal error {m.group(1)}" in logged and "Traceback" in logged and "wires crossed" in logged
+
+
+@pytest.mark.parametrize("args", [["toolchains", "install", "python"], ["runtimes", "--refresh"]], ids=" ".join)
+def test_an_invalid_language_definition_is_one_line(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stockade.runtimes import registry
+
+    (tmp_path / "python.toml").write_text('id = "python"\nname = 3\n')
+    monkeypatch.setattr(registry, "packaged_languages_dir", lambda: tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        app.main(args)
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"stockade {args[0]}") and "invalid language definition" in err and "python.toml" in err
+    assert len(err.splitlines()) == 1

@@ -196,10 +196,10 @@ def run(
     with a progress bar and a summary table. Exit 2 when any run was refused (not for a verdict)."""
     import asyncio
 
+    from stockade.cli.languages import default_registry
     from stockade.engine import ExecutionRequest, SourceFile, StageLimits
-    from stockade.runtimes.registry import Registry
 
-    registry = Registry.default()
+    registry = default_registry()
     targets = _targets(paths, registry, language)
     if not targets:
         fail("nothing to run: no file with a known extension", exit_code=2)

@@ -113,9 +113,10 @@ def probe() -> list[Row]:
     """Probe every language now; keep the answer when it is complete and nothing changed meanwhile."""
     import asyncio
 
-    from stockade.runtimes.registry import BOX_PATH, Registry
+    from stockade.cli.languages import default_registry
+    from stockade.runtimes.registry import BOX_PATH
 
-    registry = Registry.default()
+    registry = default_registry()
     programs = {lang.id: lang.version.command[0] for lang in registry.languages}
     before = fingerprint(programs, BOX_PATH)
     found = asyncio.run(registry.detect_all())

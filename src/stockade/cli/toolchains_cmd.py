@@ -19,10 +19,11 @@ def toolchains_install(languages: tuple[str, ...], all_: bool) -> None:
     """apt-get install the toolchains of the given LANGUAGES (idempotent)."""
     if all_ == bool(languages):
         raise click.UsageError("give either --all or a list of languages")
-    from stockade.runtimes.registry import Registry, UnknownLanguage
+    from stockade.cli.languages import default_registry
+    from stockade.runtimes.registry import UnknownLanguage
     from stockade.runtimes.toolchains import install_packages
 
-    registry = Registry.default()
+    registry = default_registry()
     try:
         chosen = list(registry.languages) if all_ else [registry.get(name) for name in languages]
     except UnknownLanguage as e:
