@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -57,6 +58,14 @@ def draining_server(service: Service, app: FastAPI, url: str) -> uvicorn.Server:
     return DrainingServer(config)
 
 
+def _prefix(value: str) -> str:
+    """A path prefix: '' (the root) or /segment[/segment...], each of URL-safe characters."""
+    value = "" if value == "/" else value
+    if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)*", value):
+        raise click.BadParameter(f"{value!r}: '/' or a path such as /judge0 (no trailing slash)")
+    return value
+
+
 @click.command("serve")
 @click.option("--host", envvar="STOCKADE_HOST", default="127.0.0.1", show_default=True, help="Bind address")
 @click.option("--port", envvar="STOCKADE_PORT", type=click.IntRange(1, 65535), default=8000, show_default=True)
@@ -79,6 +88,12 @@ def draining_server(service: Service, app: FastAPI, url: str) -> uvicorn.Server:
               help="cgroup under the service's own")  # fmt: skip
 @click.option("--drain-seconds", envvar="STOCKADE_DRAIN_SECONDS", type=float, default=30.0, show_default=True,
               help="SIGTERM grace")  # fmt: skip
+@click.option("--judge0/--no-judge0", envvar="STOCKADE_JUDGE0", default=True, show_default=True,
+              help="The Judge0 CE compatible API (docs/compat.md)")  # fmt: skip
+@click.option("--judge0-prefix", envvar="STOCKADE_JUDGE0_PREFIX", default="/judge0", show_default=True,
+              callback=lambda _c, _p, v: _prefix(v), help="Its path prefix ('/' for the root)")  # fmt: skip
+@click.option("--piston/--no-piston", envvar="STOCKADE_PISTON", default=True, show_default=True,
+              help="The Piston v2 compatible API at /api/v2")  # fmt: skip
 def serve(
     host: str,
     port: int,
@@ -89,6 +104,9 @@ def serve(
     uid_base: int,
     cgroup_name: str,
     drain_seconds: float,
+    judge0: bool,
+    judge0_prefix: str,
+    piston: bool,
 ) -> None:
     """Start the service. Refuses to start, naming why, when the host cannot build a safe box."""
     # The web stack loads only for this command, so `stockade run` and friends start fast.
@@ -106,6 +124,9 @@ def serve(
         sandbox=SandboxConfig(run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=cgroup_name),
         queue_size=queue,
         drain_seconds=drain_seconds,
+        judge0=judge0,
+        judge0_prefix=judge0_prefix,
+        piston=piston,
     )
     service = Service(config)
     server = draining_server(service, create_app(service=service), listen_url(host, port))

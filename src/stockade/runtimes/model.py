@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -29,6 +29,7 @@ EXT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_+-]*(\.[A-Za-z0-9_+-]+)*$"
 PLACEHOLDERS = frozenset({"entry", "stem", "sources", "main"})
 # Rules that find the run stage's `{main}` among the compiled files (runtimes.entry_points).
 MainFinder = Literal["jvm-class"]
+_T = TypeVar("_T")
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 LanguageId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -141,6 +142,8 @@ class Language(_Strict):
     compile_limits: LanguageFloors = Field(default_factory=LanguageFloors)
     env: dict[str, str] = Field(default_factory=dict)
     sandbox: SandboxExtras = Field(default_factory=SandboxExtras)
+    # Judge0 CE's language ids this language answers to on the Judge0-compatible API (docs/compat.md).
+    judge0_ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
 
     @field_validator("source_file")
     @classmethod
@@ -149,9 +152,9 @@ class Language(_Strict):
             raise ValueError(f"source_file must be a plain file name, got {value!r}")
         return value
 
-    @field_validator("aliases", "extensions", "packages")
+    @field_validator("aliases", "extensions", "packages", "judge0_ids")
     @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
+    def _unique(cls, value: list[_T]) -> list[_T]:
         if len(set(value)) != len(value):
             raise ValueError("entries must be unique")
         return value

@@ -140,6 +140,12 @@ class Registry:
                 if name in self._by_name:
                     raise LanguageDefinitionError(f"language {language.id!r}: name {name!r} used twice")
                 self._by_name[name] = language
+        self.by_judge0_id: dict[int, Language] = {}
+        for language in self.languages:
+            for judge0_id in language.judge0_ids:
+                if judge0_id in self.by_judge0_id:
+                    raise LanguageDefinitionError(f"language {language.id!r}: judge0 id {judge0_id} used twice")
+                self.by_judge0_id[judge0_id] = language
         self._by_ext: dict[str, Language] = {}
         for language in self.languages:
             for ext in language.extensions:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,6 +76,7 @@ class Places:
 
 
 EXECUTE_PATHS = ("/v1/execute", "/execute")
+Refusal = Callable[[ApiError], ASGIApp]  # a refusal as another API words it
 
 
 class Admission:
@@ -84,12 +86,14 @@ class Admission:
     client's next request must find it free. A request whose client leaves before its run has taken a
     slot is dropped. An execution's audit record is written here, once the app has answered or failed."""
 
-    def __init__(self, app: ASGIApp, service: Service) -> None:
+    def __init__(self, app: ASGIApp, service: Service, surfaces: Mapping[str, Refusal] | None = None) -> None:
         self.app = app
         self.service = service
+        # Every execute path, with how its API words a refusal (the compatible surfaces: Judge0, Piston).
+        self.paths: dict[str, Refusal | None] = {**dict.fromkeys(EXECUTE_PATHS), **(surfaces or {})}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in EXECUTE_PATHS:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
         try:
@@ -101,7 +105,8 @@ class Admission:
                 return
             place = self.service.claim()
         except ApiError as e:
-            await e.response()(scope, receive, send)
+            refusal = self.paths[scope["path"]]
+            await (refusal(e) if refusal else e.response())(scope, receive, send)
             return
 
         scope.setdefault("state", {})["place"] = place

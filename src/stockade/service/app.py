@@ -27,7 +27,7 @@ from stockade.service.body_limit import BodyLimit
 from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
 from stockade.service.node import Service, StartupRefused
-from stockade.service.routes import playground, unversioned, v1
+from stockade.service.routes import judge0, piston, playground, unversioned, v1
 from stockade.service.routes.deps import rate_headers, service_of
 from stockade.service.wire import LIMIT_FIELDS
 
@@ -68,7 +68,13 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         redirect_slashes=False,  # `/v1/runtimes/` is not found, not redirected
     )
     app.state.service = service
-    app.add_middleware(Admission, service=service)
+    cfg = service.config
+    surfaces = {
+        **({f"{cfg.judge0_prefix}/submissions": judge0.refusal} if cfg.judge0 else {}),
+        **({f"{cfg.judge0_prefix}/submissions/batch": judge0.refusal} if cfg.judge0 else {}),
+        **(dict.fromkeys(piston.EXECUTE_PATHS, piston.refusal) if cfg.piston else {}),
+    }
+    app.add_middleware(Admission, service=service, surfaces=surfaces)
     app.add_middleware(  # outermost: an oversized body is refused whatever the load
         BodyLimit, max_bytes=service.config.max_body_bytes, on_reject=lambda: service.reject("payload_too_large")
     )
@@ -78,6 +84,11 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     app.add_exception_handler(Exception, internal_error)
     app.include_router(v1.router)
     app.include_router(unversioned.router)
+    if cfg.judge0:  # Judge0 CE and Piston v2 compatibility (docs/compat.md)
+        app.include_router(judge0.build(service, cfg.judge0_prefix))
+    if cfg.piston:
+        for router in piston.routers():
+            app.include_router(router)
     app.router.default = playground.Playground()  # what no route matches, even by path alone
     return app
 

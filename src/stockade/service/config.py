@@ -21,10 +21,21 @@ class ServiceConfig:
     admin_tenants: tuple[str, ...] = ("admin",)
     open_tenant: str = "local"  # the tenant of open mode (no keys, loopback bind)
     open_rate_per_minute: int = 6000
+    # The Judge0 CE and Piston v2 compatible APIs (docs/compat.md), each switchable off.
+    judge0: bool = True
+    judge0_prefix: str = "/judge0"
+    judge0_queue_size: int = 100  # wait=false submissions waiting to run; beyond it: 503 "queue is full"
+    judge0_keep_seconds: int = 24 * 3600  # finished submissions stay readable by token this long...
+    judge0_keep_rows: int = 2000  # ...and at most this many, the oldest go first
+    piston: bool = True
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "stockade.db"
+
+    @property
+    def judge0_db_path(self) -> Path:
+        return self.data_dir / "judge0.db"
 
     @property
     def audit_key_path(self) -> Path:

@@ -1,0 +1,102 @@
+"""Piston v2's API (docs/compat.md) at /api/v2, and at /api/v2/piston as the public Piston host lays it
+out (clients such as pistonpy have that path built in). POST /execute runs like POST /v1/execute (the
+steps of routes/compat.py); refusals are Piston's `{"message": ...}`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from stockade.service.compat import piston as pi
+from stockade.service.errors import ApiError
+from stockade.service.routes import compat
+from stockade.service.routes.deps import caller, service_of
+
+PREFIXES = ("/api/v2", "/api/v2/piston")
+EXECUTE_PATHS = tuple(f"{p}/execute" for p in PREFIXES)
+VALIDATION = {"INVALID_REQUEST", "UNKNOWN_LANGUAGE", "TOOLCHAIN_MISSING", "LIMIT_OUT_OF_RANGE"}
+
+
+def refusal(e: ApiError) -> Response:
+    """Admission's refusals (overloaded, draining) in Piston's words."""
+    headers = {"Retry-After": str(e.retry_after)} if e.retry_after is not None else None
+    return JSONResponse({"message": e.message}, status_code=e.status, headers=headers)
+
+
+def wording(request: Request, exc: Exception) -> Response | None:
+    if isinstance(exc, (pi.PistonInvalid, compat.BadJson)):
+        return compat.answer({"message": str(exc)}, 400, request)
+    if isinstance(exc, ApiError):
+        status = 400 if exc.code in VALIDATION else exc.status
+        return JSONResponse({"message": exc.message}, status_code=status, headers=compat.error_headers(request, exc))
+    return None
+
+
+def _router(prefix: str) -> APIRouter:
+    router = APIRouter(prefix=prefix, route_class=compat.worded_route(wording), include_in_schema=False)
+
+    @router.post("/execute")
+    async def execute(request: Request) -> Response:
+        content_type = request.headers.get("content-type")
+        if content_type is not None and not content_type.startswith("application/json"):
+            return compat.answer({"message": "requests must be of type application/json"}, 415)
+        service = service_of(request)
+        who = await caller(request)
+        body = await compat.json_body(request)
+        language, version, files = pi.check_shape(body)
+        try:
+            lang = service.registry.get(language)
+        except LookupError:
+            raise pi.PistonInvalid(f"{language}-{version} runtime is unknown") from None
+        tc = await service.registry.detect(lang)
+        if not tc.available or not pi.version_matches(version, tc.version):
+            raise pi.PistonInvalid(f"{language}-{version} runtime is unknown")
+        plan = await compat.prepare(service, who, pi.to_execute_in(body, lang, files, service.engine.policy))
+        result = await compat.run(request, plan)
+        out: dict[str, Any] = {"language": lang.id, "version": result.version}
+        if result.compile is not None:
+            out["compile"] = pi.stage(result.compile)
+        # Piston's answer when the compile stage failed: its result as the run stage too.
+        final = result.run or result.compile
+        out["run"] = pi.stage(final) if final is not None else None
+        compat.record(request, who, plan, result, uuid.uuid4().hex)
+        return compat.answer(out, 200, request)
+
+    @router.get("/runtimes")
+    async def runtimes(request: Request) -> Response:
+        await compat.identify(request)
+        service = service_of(request)
+        found = await service.registry.detect_all()
+        out = [
+            {"language": lang.id, "version": found[lang.id].version, "aliases": list(lang.aliases)}
+            for lang in service.registry.languages
+            if found[lang.id].available
+        ]
+        return compat.answer(out, 200, request)
+
+    @router.get("/packages")
+    async def packages(request: Request) -> Response:
+        await compat.identify(request)
+        service = service_of(request)
+        found = await service.registry.detect_all()
+        out = [
+            {"language": lang.id, "language_version": found[lang.id].version, "installed": found[lang.id].available}
+            for lang in service.registry.languages
+        ]
+        return compat.answer(out, 200, request)
+
+    @router.api_route("/packages", methods=["POST", "DELETE"])
+    async def install(request: Request) -> Response:
+        await compat.identify(request)
+        message = "packages are read-only here: an operator installs toolchains (stockade toolchains install)"
+        return JSONResponse({"message": message}, status_code=405, headers={"Allow": "GET"})
+
+    return router
+
+
+def routers() -> list[APIRouter]:
+    return [_router(p) for p in PREFIXES]
