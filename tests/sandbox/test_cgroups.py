@@ -113,6 +113,7 @@ def test_v1_fake_tree_limits(tmp_path: Path) -> None:
     box = m.create("x", LIMITS)
     mem = box.dirs["memory"]
     assert (mem / "memory.limit_in_bytes").read_text() == str(64 * 1024 * 1024)
+    assert (mem / "memory.kmem.tcp.limit_in_bytes").read_text() == str(64 * 1024 * 1024)  # socket buffers
     assert (box.dirs["pids"] / "pids.max").read_text() == "10"
     assert (box.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "50000"
     assert len(box.procs_files) == 3  # cpu and cpuacct share one directory
@@ -125,11 +126,32 @@ def test_v1_fake_tree_limits(tmp_path: Path) -> None:
         assert f.read_text() == "untouched"
     m.apply_limits(box, replace(LIMITS, memory_mb=8, cpu_cores=2.0), since=LIMITS)
     assert (mem / "memory.limit_in_bytes").read_text() == str(8 * 1024 * 1024)
+    assert (mem / "memory.kmem.tcp.limit_in_bytes").read_text() == str(8 * 1024 * 1024)
     assert (box.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "200000"
     m.set_cpu_weight(box, running=False)
     assert (box.dirs["cpu"] / "cpu.shares").read_text() == "2"
     m.set_cpu_weight(box, running=True)
     assert (box.dirs["cpu"] / "cpu.shares").read_text() == "1024"
+
+
+def test_socket_accounting_turned_off_at_boot_is_refused(fake_v2: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    root, mountinfo, self_cg = fake_v2
+    cmdline = tmp_path / "cmdline"
+    for line, off in (
+        ("ro quiet cgroup.memory=nokmem,nosocket\n", True),
+        ("cgroup.memory=nosocket", True),
+        ("ro cgroup.memory=nokmem", False),
+        ("ro -- cgroup.memory=nosocket", False),  # an argument of init, not the kernel's
+    ):
+        assert cgroups.socket_accounting_off(line) is off, line
+    cmdline.write_text("ro cgroup.memory=nosocket\n")
+    with pytest.raises(cgroups.CgroupError, match="nosocket"):
+        cgroups.detect(
+            mountinfo_path=str(mountinfo),
+            proc_self_cgroup_path=str(self_cg),
+            cmdline_path=str(cmdline),
+            root_override=root,
+        )
 
 
 def test_real_host_box_limits_can_be_raised_and_lowered_after_creation() -> None:
@@ -141,7 +163,11 @@ def test_real_host_box_limits_can_be_raised_and_lowered_after_creation() -> None
         for mb, pids in ((1024, 128), (32, 8), (32, 16), (256, 64)):
             m.apply_limits(box, Limits(memory_mb=mb, processes=pids), since=had)
             had = Limits(memory_mb=mb, processes=pids)
-            mem_files = ["memory.max"] if m.mode == "v2" else ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+            mem_files = (
+                ["memory.max"]
+                if m.mode == "v2"
+                else ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.kmem.tcp.limit_in_bytes"]
+            )
             for name in mem_files:
                 path = box.dirs["unified" if m.mode == "v2" else "memory"] / name
                 if path.exists():

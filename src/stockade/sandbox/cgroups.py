@@ -244,6 +244,7 @@ class CgroupV2(CgroupManager):
             _write(d / "memory.oom.group", "1")
         changed = _to_write(limits, since)
         if "memory_mb" in changed:
+            # Socket buffers are charged here too on v2 (unless cgroup.memory=nosocket, which detect refuses).
             _write(d / "memory.max", str(limits.memory_mb * 1024 * 1024))
         if "processes" in changed:
             _write(d / "pids.max", str(limits.processes))
@@ -398,11 +399,24 @@ def _enable_v2_controllers(own_dir: Path, parent: Path) -> None:
     _write(parent / "cgroup.subtree_control", want)
 
 
+def socket_accounting_off(cmdline: str) -> bool:
+    """`cgroup.memory=nosocket` on the kernel command line stops charging socket buffers to memory
+    cgroups, on v1 and v2 alike: a box's sockets would then hold host memory past its limit."""
+    for word in cmdline.split():
+        if word == "--":  # what follows is init's, not the kernel's
+            break
+        key, _, value = word.partition("=")
+        if key == "cgroup.memory" and "nosocket" in value.split(","):
+            return True
+    return False
+
+
 def detect(
     name: str = "stockade",
     *,
     mountinfo_path: str = "/proc/self/mountinfo",
     proc_self_cgroup_path: str = "/proc/self/cgroup",
+    cmdline_path: str = "/proc/cmdline",
     root_override: Path | None = None,
 ) -> CgroupManager:
     """Choose v2 when the unified hierarchy carries memory, pids and cpu; else v1 controllers.
@@ -410,6 +424,8 @@ def detect(
     `root_override` replaces every mount point (tests run against a fake cgroupfs tree).
     Raises CgroupError, naming what is missing, when neither can confine a box.
     """
+    if socket_accounting_off(Path(cmdline_path).read_text()):
+        raise CgroupError("the kernel runs with cgroup.memory=nosocket: box socket memory would be unbounded")
     mounts = _mounts(Path(mountinfo_path).read_text())
     own = _own_paths(Path(proc_self_cgroup_path).read_text())
 
