@@ -49,16 +49,44 @@ NZEC, OTHER, INTERNAL_ERROR = 11, 12, 13
 SIGNAL_STATUS = {11: 7, 25: 8, 8: 9, 6: 10}  # SIGSEGV, SIGXFSZ, SIGFPE, SIGABRT; others: 12
 
 TEXT_FIELDS = ("source_code", "stdin", "expected_output", "stdout", "stderr", "compile_output")
-# Every attribute Judge0's serializer has (its table's columns but `id`, plus status and language).
+# Every attribute Judge0 1.13.1's serializer has (its table's columns but `id`, plus status and language).
 ALL_FIELDS = (
-    "source_code", "language_id", "stdin", "expected_output", "stdout", "status_id", "created_at",
-    "finished_at", "time", "memory", "stderr", "token", "number_of_runs", "cpu_time_limit", "cpu_extra_time",
-    "wall_time_limit", "memory_limit", "stack_limit", "max_processes_and_or_threads",
-    "enable_per_process_and_thread_time_limit", "enable_per_process_and_thread_memory_limit", "max_file_size",
-    "compile_output", "exit_code", "exit_signal", "message", "wall_time", "compiler_options",
-    "command_line_arguments", "redirect_stderr_to_stdout", "callback_url", "additional_files", "enable_network",
-    "started_at", "queued_at", "updated_at", "queue_host", "execution_host", "status", "language",
-)  # fmt: skip
+    "source_code",
+    "language_id",
+    "stdin",
+    "expected_output",
+    "stdout",
+    "status_id",
+    "created_at",
+    "finished_at",
+    "time",
+    "memory",
+    "stderr",
+    "token",
+    "number_of_runs",
+    "cpu_time_limit",
+    "cpu_extra_time",
+    "wall_time_limit",
+    "memory_limit",
+    "stack_limit",
+    "max_processes_and_or_threads",
+    "enable_per_process_and_thread_time_limit",
+    "enable_per_process_and_thread_memory_limit",
+    "max_file_size",
+    "compile_output",
+    "exit_code",
+    "exit_signal",
+    "message",
+    "wall_time",
+    "compiler_options",
+    "command_line_arguments",
+    "redirect_stderr_to_stdout",
+    "callback_url",
+    "additional_files",
+    "enable_network",
+    "status",
+    "language",
+)  # fmt: skip  (v1.13.1's: master's started_at, queued_at, ... are unreleased, and the SDK refuses them)
 DEFAULT_FIELDS = ("token", "time", "memory", "stdout", "stderr", "compile_output", "message", "status")
 MAX_TEXT_ARG = 512  # Judge0's cap on compiler_options and command_line_arguments
 MAX_EXTRACT_BYTES = 4 * 1024 * 1024  # additional_files unpacked: the engine's cap on all sources

@@ -1,0 +1,32 @@
+"""The mappings that no real program reaches from outside (an internal error, a compile time limit)."""
+
+from __future__ import annotations
+
+from stockade.engine import ExecutionResult, Verdict
+from stockade.sandbox.spec import BoxResult, Status
+from stockade.service.compat import judge0 as j0
+from stockade.service.compat import piston as pi
+
+
+def test_internal_error_is_judge0_13_and_piston_xx() -> None:
+    box = BoxResult(Status.INTERNAL_ERROR, error="cgroup gone")
+    result = ExecutionResult(Verdict.INTERNAL_ERROR, "python", "3.11", run=box)
+    status, message = j0.status_of(result, None)
+    assert status == 13 and message is not None and "cgroup" not in message  # no internals leak
+    assert pi.stage(box)["status"] == "XX"
+
+
+def test_compile_time_limit_is_a_compilation_error_saying_so() -> None:
+    compiled = BoxResult(Status.TIMEOUT, stdout=b"partial")
+    result = ExecutionResult(Verdict.COMPILE_LIMIT, "c", "12", compile=compiled)
+    record = j0.finish({"expected_output": None, "status_id": 1}, result)
+    assert record["status_id"] == 6 and j0.render(record, ("compile_output",), False) == {
+        "compile_output": "Compilation time limit exceeded."
+    }
+
+
+def test_versions_match_as_node_semver_does() -> None:
+    assert pi.version_matches("3.11", "3.11.2") and pi.version_matches("~3.11.0", "3.11.2")
+    assert pi.version_matches("3.11.2", "3.11.2") and pi.version_matches("*", "1")
+    assert not pi.version_matches("3.12", "3.11.2") and not pi.version_matches("3", None)
+    assert not pi.version_matches("not a range", "3.11.2")
