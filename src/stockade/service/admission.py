@@ -75,7 +75,7 @@ class Places:
         return None if self.full else Place(self)
 
 
-EXECUTE_PATHS = ("/v1/execute", "/execute")
+EXECUTE_PATHS = ("/v1/execute", "/execute", "/v1/judge")
 Refusal = Callable[[ApiError], ASGIApp]  # a refusal as another API words it
 
 
@@ -115,7 +115,8 @@ class Admission:
         finally:
             # The run's boxes went to a builder thread for teardown as _admitted ended: this runs meanwhile.
             if write := scope["state"].get("audit_write"):
-                await self.service.write_audit(write)
+                for one in write if isinstance(write, list) else [write]:  # a judgement: one per test
+                    await self.service.write_audit(one)
             if hold := scope["state"].get("quota_hold"):
                 hold.release()
 

@@ -28,6 +28,8 @@ class ServiceConfig:
     judge0_keep_seconds: int = 24 * 3600  # finished submissions stay readable by token this long...
     judge0_keep_rows: int = 2000  # ...and at most this many, the oldest go first
     piston: bool = True
+    judge_max_tests: int = 256  # POST /v1/judge (docs/judge.md): tests per request...
+    judge_max_bytes: int = 8 * 1024 * 1024  # ...and their stdin and expected output together
 
     @property
     def db_path(self) -> Path:

@@ -229,10 +229,17 @@ class Service:
             self.metrics.in_flight.set(self.in_flight)
 
     def record(
-        self, caller: Caller, plan: Plan, result: ExecutionResult, execution_id: str, out: dict[str, Any]
+        self,
+        caller: Caller,
+        plan: Plan,
+        result: ExecutionResult,
+        execution_id: str,
+        out: dict[str, Any],
+        audit_extra: dict[str, Any] | None = None,
     ) -> AuditWrite:
         """Telemetry (one log line, metrics) now; returns the write of the signed audit record and the
-        quota usage, for write_audit() once the response is written."""
+        quota usage, for write_audit() once the response is written. `audit_extra` goes into the
+        record's data (judge mode: the judgement and test an execution belongs to)."""
         lang = plan.language.id
         self.metrics.executions.labels(lang, result.status.value).inc()
         for stage, box in (("compile", result.compile), ("run", result.run)):
@@ -284,6 +291,7 @@ class Service:
                     verdict=result.status.value,
                     timings={"cpu_ms": cpu_ms, "wall_ms": out["wall_time_ms"]},
                     execution_id=execution_id,
+                    **(audit_extra or {}),
                 ),
                 also=lambda conn: self._saturation(Store.count_usage(conn, caller.tenant.id, cpu_ms)),
             )
