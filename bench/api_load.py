@@ -12,7 +12,10 @@ every place held by a long program, then single requests one after another, each
 turned away. Then two overload curves, counting served and rejected requests and how
 fast a rejection comes back: hello world arriving open-loop at multiples (--factors) of the throughput
 measured at concurrency = cores, for 3 s each; and bursts of sleeping programs at multiples of
-capacity, written at once on connections opened beforehand.
+capacity, written at once on connections opened beforehand. First of all (alone with --compat-only),
+hello world at concurrency 1 through /v1/execute, Judge0's POST /judge0/submissions?wait=true and
+Piston's POST /api/v2/execute, taking turns (docs/compat.md). The module is over 500 lines: one
+benchmark's stages, kept together so that one run measures them all on one host state.
 
 The service gets as many slots as the host has cores and a queue large enough that the highest
 concurrency level is admitted whole (default max(8, top level - slots)), so every level measures
@@ -129,11 +132,11 @@ async def api_call(client: httpx.AsyncClient, code: str) -> tuple[float, int]:
     return ms_since(t0), r.status_code
 
 
-def execute_request(url: str, code: str) -> bytes:
+def execute_request(url: str, code: str, path: str = "/v1/execute", payload: dict[str, Any] | None = None) -> bytes:
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    body = json.dumps({"language": "python", "code": code}).encode()
+    body = json.dumps(payload or {"language": "python", "code": code}).encode()
     head = (
-        f"POST /v1/execute HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -144,10 +147,10 @@ class LeanClient:
     latency levels use it so that they measure the service, not the client: httpx spends ~5 ms of CPU
     per request on the same two cores (printed alongside for comparison)."""
 
-    def __init__(self, url: str, code: str) -> None:
+    def __init__(self, url: str, code: str, path: str = "/v1/execute", payload: dict[str, Any] | None = None) -> None:
         self.host, port = url.removeprefix("http://").rsplit(":", 1)
         self.port = int(port)
-        self.request = execute_request(url, code)
+        self.request = execute_request(url, code, path, payload)
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def call(self) -> tuple[float, int]:
@@ -157,11 +160,38 @@ class LeanClient:
         _, status = await read_status(conn[0])
         ms = ms_since(t0)
         self.idle.append(conn)
-        return ms, status
+        return ms, 200 if status == 201 else status  # Judge0 answers a submission with 201
 
     async def close(self) -> None:
         for _, writer in self.idle:
             writer.close()
+
+
+# The compatible APIs' execute calls (docs/compat.md) for the same hello world.
+COMPAT = {
+    "judge0": ("/judge0/submissions?wait=true", {"language_id": 71, "source_code": HELLO}),
+    "piston": ("/api/v2/execute", {"language": "python", "version": "*", "files": [{"content": HELLO}]}),
+}
+
+
+async def compat_at_one(url: str, n: int) -> dict[str, dict[str, Any]]:
+    """Hello world at concurrency 1 through /v1/execute and each compatible API, taking turns."""
+    clients = {"v1": LeanClient(url, HELLO), **{k: LeanClient(url, HELLO, p, b) for k, (p, b) in COMPAT.items()}}
+    try:
+        return await paired(n, 1, {k: c.call for k, c in clients.items()})
+    finally:
+        for c in clients.values():
+            await c.close()
+
+
+def print_compat(compat: dict[str, dict[str, Any]], n: int) -> None:
+    base = compat["v1"]["latency"]["median"]
+    print(f"\nCompatible APIs: hello world at concurrency 1, {n} executions each (ms)")
+    print_table(
+        ["api", "p50", "p95", "p50 - v1", "errors"],
+        [[k, fmt_ms(v["latency"]["median"]), fmt_ms(v["latency"]["p95"]),
+          f"{v['latency']['median'] - base:+.2f}", str(v["errors"])] for k, v in compat.items()],
+    )  # fmt: skip
 
 
 async def bare_call(home: str, code: str = HELLO) -> tuple[float, int]:
@@ -387,6 +417,7 @@ async def main() -> None:
     ap.add_argument("--probes", type=int, default=20, help="single requests at steady saturation")
     ap.add_argument("--queue", type=int, help="service queue (default max(8, top level - slots))")
     ap.add_argument("--json", help="write results and raw samples here")
+    ap.add_argument("--compat-only", action="store_true", help="only the compatible APIs against /v1/execute")
     # Two benchmark runs on one host (e.g. two checkouts) need their own run dir, slot uids and cgroup.
     ap.add_argument("--run-dir", default="/run/stockade-bench-api", help="the service's run dir")
     ap.add_argument("--uid-base", type=int, default=65100, help="the service's uid of slot 0")
@@ -411,6 +442,12 @@ async def main() -> None:
                 for _ in range(5):  # warm-up: first imports
                     await api_call(client, HELLO)
                     await bare_call(tmp)
+                with gc_paused():
+                    compat = await compat_at_one(url, args.n)
+                print_compat(compat, args.n)
+                if args.compat_only:
+                    write_json(args.json, {"benchmark": "api_load", "machine": info, "compat": compat})
+                    return
                 rows, levels = [], {}
                 lean = LeanClient(url, HELLO)
                 for c in args.levels:
@@ -513,6 +550,7 @@ async def main() -> None:
         "saturated": sat,
         "overload_rate": rates,
         "overload": curve,
+        "compat": compat,
     }
     write_json(args.json, {**out, **results})
 

@@ -30,13 +30,14 @@ from stockade.service.routes.deps import caller
 BATCH_SIZE = 20  # Judge0's MAX_SUBMISSION_BATCH_SIZE
 HOMEPAGE = "https://github.com/stockade/stockade/blob/main/docs/compat.md"
 # Which submission field a refusal of ours is about.
-FIELD_OF_CODE = {"UNKNOWN_LANGUAGE": "language_id", "TOOLCHAIN_MISSING": "language_id", "FORBIDDEN": "language_id"}
+LANGUAGE_CODES = ("UNKNOWN_LANGUAGE", "TOOLCHAIN_MISSING", "VERSION_UNAVAILABLE", "FORBIDDEN")
+FIELD_OF_CODE = dict.fromkeys(LANGUAGE_CODES, "language_id")
 FIELD_OF_LIMIT = {
     "cpu_ms": "cpu_time_limit", "wall_ms": "wall_time_limit", "memory_mb": "memory_limit",
     "processes": "max_processes_and_or_threads", "file_size_kb": "max_file_size",
 }  # fmt: skip
 # Our refusals of a submission's content (FORBIDDEN: a language the tenant may not use): Judge0's 422.
-VALIDATION = {"INVALID_REQUEST", "UNKNOWN_LANGUAGE", "TOOLCHAIN_MISSING", "LIMIT_OUT_OF_RANGE", "FORBIDDEN"}
+VALIDATION = {"INVALID_REQUEST", "LIMIT_OUT_OF_RANGE", *LANGUAGE_CODES}
 TOKEN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 

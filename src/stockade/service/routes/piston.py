@@ -18,7 +18,7 @@ from stockade.service.routes.deps import caller, service_of
 
 PREFIXES = ("/api/v2", "/api/v2/piston")
 EXECUTE_PATHS = tuple(f"{p}/execute" for p in PREFIXES)
-VALIDATION = {"INVALID_REQUEST", "UNKNOWN_LANGUAGE", "TOOLCHAIN_MISSING", "LIMIT_OUT_OF_RANGE"}
+VALIDATION = {"INVALID_REQUEST", "UNKNOWN_LANGUAGE", "TOOLCHAIN_MISSING", "VERSION_UNAVAILABLE", "LIMIT_OUT_OF_RANGE"}
 
 
 def refusal(e: ApiError) -> Response:
