@@ -49,6 +49,7 @@ def root(tree: Path) -> Iterator[Path]:
     yield target
     rootfs.remove(target)
     assert not target.exists() and hostfs.mounts_under(target) == []
+    RUN.rmdir()  # empty now: the test leaves nothing in /run
 
 
 def test_root_holds_the_box_view(root: Path, tree: Path) -> None:
@@ -121,3 +122,4 @@ def test_a_failed_build_leaves_nothing_mounted(tmp_path: Path) -> None:
         rootfs.build(target, layout=HostLayout.probe(), init=tmp_path / "no-init", ro_paths=())
     assert hostfs.mounts_under(target) == []
     target.rmdir()
+    RUN.rmdir()

@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import residue
+
 STOCKADE = str(Path(sys.executable).with_name("stockade"))
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 START_TIMEOUT_S = 60.0
@@ -250,6 +252,7 @@ def start_server(
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKADE_")}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    residue.track(run_dir, cgroup_name, pid=proc.pid)  # removed once the server has gone (tests/conftest.py)
     url = f"http://127.0.0.1:{port}"
     server = LiveServer(name, url, host, port, proc, data_dir, run_dir, cgroup_name, uid_base, slots, log_path)
     if wait:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from tests import residue
 from tests.service.live import LiveServer, live_server, make_key, start_server
 
 HELLO = {"language": "python", "code": "print('hello')"}
@@ -146,6 +147,7 @@ asyncio.run(main())
 def test_lifespan_shutdown_leaves_no_tasks(tmp_path: Path) -> None:
     """After the app's lifespan ends (shutdown), none of its tasks may still run: leftover toolchain probes
     outlive the service and can hang the event loop's teardown. In a subprocess, so a hang stays contained."""
+    residue.track(Path("/run/stockade-t-life-span"), "stockade-t-life-span")
     proc = subprocess.run(
         [sys.executable, "-c", LIFESPAN_SCRIPT, str(tmp_path / "data")], capture_output=True, text=True, timeout=120
     )
@@ -181,6 +183,7 @@ asyncio.run(main())
 def test_the_start_up_heap_is_left_out_of_garbage_collection(tmp_path: Path) -> None:
     """Once detection is done, what start-up built is frozen: a full collection walking it stopped the event
     loop for 40-90 ms under load (docs/benchmarks.md, "Readings")."""
+    residue.track(Path("/run/stockade-t-life-gc"), "stockade-t-life-gc")
     proc = subprocess.run(
         [sys.executable, "-c", FREEZE_SCRIPT, str(tmp_path / "data")], capture_output=True, text=True, timeout=120
     )
