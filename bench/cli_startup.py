@@ -13,8 +13,11 @@ whole process: spawn to exit with its output read, as a shell or a script callin
                where `stockade run`'s time goes, as differences of medians
 
 `stockade runtimes --refresh` (probing every toolchain, seconds) is timed apart, --probe-n times.
+With --before SRC (a `src` directory of an earlier commit, e.g. from `git archive OLD src | tar -x -C DIR`),
+that code's `stockade --help`, `sandbox run` and `run hello.py` run in the same rounds, through this venv.
 
-Usage: .venv/bin/python bench/cli_startup.py [--n 40] [--warmup 3] [--probe-n 3] [--json PATH]  (as root)
+Usage: .venv/bin/python bench/cli_startup.py [--n 40] [--warmup 3] [--probe-n 3] [--before SRC] [--json PATH]
+(as root)
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ VENV_PY = sys.executable
 STOCKADE = str(Path(sys.executable).with_name("stockade"))
 SYSTEM_PY = "/usr/bin/python3"
 Series = dict[str, list[str]]
+# The console script's body, for code outside the venv's install (PYTHONPATH first on sys.path).
+ENTRY = "import sys; sys.argv[0] = 'stockade'; from stockade.cli import app; sys.exit(app())"
 
 
-def series(work: Path) -> Series:
+def series(work: Path, before: Path | None) -> Series:
     hello = str(work / "hello.py")
     out: Series = {
         "python3 -c pass": [SYSTEM_PY, "-c", "pass"],
@@ -67,6 +72,13 @@ def series(work: Path) -> Series:
         "import stockade.engine": [VENV_PY, "-c", "import stockade.engine"],
         "Registry.default()": [VENV_PY, "-c", "from stockade.runtimes.registry import Registry; Registry.default()"],
     }
+    if before is not None:
+        old = ["env", f"PYTHONPATH={before}", VENV_PY, "-c", ENTRY]
+        out |= {
+            "before: stockade --help": [*old, "--help"],
+            "before: stockade sandbox run -- /bin/true": [*old, "sandbox", "run", "--", "/bin/true"],
+            "before: stockade run hello.py": [*old, "run", hello],
+        }
     return out
 
 
@@ -90,6 +102,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=40, help="rounds (every series once per round; >= 30)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first (page cache, kept answer)")
     ap.add_argument("--probe-n", type=int, default=3, help="runs of `stockade runtimes --refresh`")
+    ap.add_argument("--before", type=Path, help="src/ of an earlier commit, timed beside this one")
     ap.add_argument("--json", help="write raw samples and summaries here")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -105,7 +118,7 @@ def main() -> None:
             "COLUMNS": "100",
             "STOCKADE_CACHE_DIR": str(work / "cache"),  # the bench's own kept answer of `stockade runtimes`
         }
-        plan = series(work)
+        plan = series(work, args.before.resolve() if args.before else None)
         info = machine_info()
         load = LoadMeter()
         probe = [timed([STOCKADE, "runtimes", "--refresh", "--json"], env, work) for _ in range(max(1, args.probe_n))]
@@ -134,6 +147,8 @@ def main() -> None:
         ("stockade --help / import click", ratio(samples, "stockade --help", "python -c 'import click'")),
         ("stockade --help / venv python -c pass", ratio(samples, "stockade --help", "venv python -c pass")),
         ("stockade run hello.py / python3 hello.py", ratio(samples, "stockade run hello.py", "python3 hello.py")),
+        ("stockade --help / before", ratio(samples, "stockade --help", "before: stockade --help")),
+        ("stockade run hello.py / before", ratio(samples, "stockade run hello.py", "before: stockade run hello.py")),
     ]
     print_table(["ratio of medians", "value"], checks)
     write_json(
