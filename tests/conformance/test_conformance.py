@@ -1,7 +1,9 @@
 """Every defined language keeps the one contract: same programs, same verdicts, through the real engine.
 
-A language whose toolchain is absent must be refused with TOOLCHAIN_MISSING (asserted, never skipped).
-CI installs every toolchain first (make test -> make toolchains).
+Every toolchain of every language (each version `candidates` declares or its globs find) runs the cases,
+asked for by its detected version. A language whose toolchain is absent must be refused with
+TOOLCHAIN_MISSING, a missing toolchain of a language that has others is listed missing with the reason
+(asserted, never skipped). CI installs every toolchain first (make test -> make toolchains).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from stockade.engine import Engine, ExecutionRequest, SourceFile, StageLimits, ToolchainMissing, Verdict
+from stockade.runtimes.detection import candidates
 from stockade.runtimes.model import Language
 from stockade.runtimes.registry import Registry
 from stockade.sandbox import Sandbox, SandboxConfig
@@ -23,6 +26,9 @@ from stockade.sandbox.bwrap import check_ro_path
 PROGRAMS = Path(__file__).parent / "programs"
 REGISTRY = Registry.default()
 LANGUAGES = [lang.id for lang in REGISTRY.languages]
+# (language, toolchain name): found without running anything (globs only); probed by the tests.
+TARGETS = [(lang.id, c.name) for lang in REGISTRY.languages for c in candidates(lang)]
+TARGET_IDS = [f"{lang}@{name.rsplit('/', 1)[-1]}" for lang, name in TARGETS]
 LOOP_LIMITS = StageLimits(cpu_ms=1500, wall_ms=4000)
 MIN_AVAILABLE_AFTER_TOOLCHAINS = 35
 
@@ -43,14 +49,24 @@ def program(lang: Language, name: str) -> bytes:
     return matches[0].read_bytes()
 
 
-async def execute(engine: Engine, lang: Language, code: bytes, **kw: object) -> object:
-    request = ExecutionRequest(language=lang.id, files=[SourceFile(lang.source_file, code)], **kw)  # type: ignore[arg-type]
-    tc = await engine.registry.detect(lang)
+async def execute(engine: Engine, lang: Language, code: bytes, toolchain: str | None = None, **kw: object) -> object:
+    """The program's result on the named toolchain (default: the language's default), or None when that is
+    missing, after checking that it is refused or listed as such."""
+    found = await engine.registry.detect_versions(lang)
+    chosen = [t for t in found if t.name == toolchain] if toolchain is not None else [found[0]]
+    assert chosen, f"{lang.id}: toolchain {toolchain} is not listed (another of the same version hides it?)"
+    tc = chosen[0]
+    version = tc.version if toolchain is not None else None
+    request = ExecutionRequest(language=lang.id, files=[SourceFile(lang.source_file, code)], version=version, **kw)  # type: ignore[arg-type]
     if not tc.available:
-        with pytest.raises(ToolchainMissing):
-            await engine.execute(request)
+        if not any(t.available for t in found):
+            with pytest.raises(ToolchainMissing):
+                await engine.execute(request)
+        assert tc.detail, f"{lang.id}: a missing toolchain says why"
         return None
-    return await engine.execute(request)
+    result = await engine.execute(request)
+    assert result.version == tc.version, f"{lang.id}: asked for {tc.version}, ran {result.version}"
+    return result
 
 
 def out(result: object) -> str:
@@ -63,10 +79,10 @@ def diag(result: object) -> str:
     return " | ".join(f"{s.status} exit={s.exit_code} sig={s.signal} err={s.stderr[-600:]!r}" for s in stages)
 
 
-@pytest.mark.parametrize("lang_id", LANGUAGES)
-async def test_hello_world(engine: Engine, lang_id: str) -> None:
+@pytest.mark.parametrize(("lang_id", "toolchain"), TARGETS, ids=TARGET_IDS)
+async def test_hello_world(engine: Engine, lang_id: str, toolchain: str) -> None:
     lang = REGISTRY.get(lang_id)
-    r = await execute(engine, lang, lang.hello.encode())
+    r = await execute(engine, lang, lang.hello.encode(), toolchain)
     if r is not None:
         assert (r.status, out(r)) == (Verdict.OK, "Hello, World!\n"), diag(r)  # type: ignore[attr-defined]
 
@@ -115,12 +131,13 @@ def case_for(lang: Language, name: str) -> Case:
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
-@pytest.mark.parametrize("lang_id", LANGUAGES)
-async def test_case(engine: Engine, lang_id: str, case_name: str) -> None:
+@pytest.mark.parametrize(("lang_id", "toolchain"), TARGETS, ids=TARGET_IDS)
+async def test_case(engine: Engine, lang_id: str, toolchain: str, case_name: str) -> None:
     lang = REGISTRY.get(lang_id)
     case = case_for(lang, case_name)
     limits = LOOP_LIMITS if case_name == "loop" else StageLimits()
-    r = await execute(engine, lang, program(lang, case_name), stdin=case.stdin.encode(), limits=limits)
+    code = program(lang, case_name)
+    r = await execute(engine, lang, code, toolchain, stdin=case.stdin.encode(), limits=limits)
     if r is None:
         return
     assert r.status == case.status, diag(r)  # type: ignore[attr-defined]
@@ -133,10 +150,10 @@ async def test_case(engine: Engine, lang_id: str, case_name: str) -> None:
         assert case.stderr_contains in r.run.stderr.decode("utf-8", "replace"), diag(r)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("lang_id", LANGUAGES)
-async def test_syntax_error(engine: Engine, lang_id: str) -> None:
+@pytest.mark.parametrize(("lang_id", "toolchain"), TARGETS, ids=TARGET_IDS)
+async def test_syntax_error(engine: Engine, lang_id: str, toolchain: str) -> None:
     lang = REGISTRY.get(lang_id)
-    r = await execute(engine, lang, program(lang, "syntax_error"))
+    r = await execute(engine, lang, program(lang, "syntax_error"), toolchain)
     if r is None:
         return
     if override := exceptions(lang).get("syntax_error"):

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stockade.runtimes import Language, Registry, Toolchain
+from stockade.runtimes import Language, Registry
 from stockade.runtimes.registry import probe_toolchain
 
 
@@ -41,7 +41,7 @@ def script(tmp_path: Path, name: str, body: str) -> str:
 async def test_missing_binary_is_unavailable() -> None:
     lang = make_language("ghost", ["stockade-no-such-compiler-xyz", "--version"])
     result = await Registry([lang]).detect("ghost")
-    assert result == Toolchain(False, None, result.detail)
+    assert (result.available, result.version) == (False, None)
     assert "stockade-no-such-compiler-xyz not found" in result.detail
 
 

@@ -16,6 +16,7 @@ from stockade.runtimes import (
     load_languages,
     packaged_languages_dir,
 )
+from stockade.runtimes.detection import TOOLCHAINS_DIR, fill
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "conformance" / "programs"
 FIXTURES = ("echo", "sum", "exit3", "syntax_error", "loop")
@@ -82,7 +83,12 @@ def test_packaged_definition_is_sane(registry: Registry, lang_id: str) -> None:
     assert "Hello, World!" in lang.hello or lang.id == "brainfuck"
     assert any(lang.source_file.endswith("." + ext) for ext in lang.extensions)
     for command in filter(None, [lang.compile, lang.run]):
-        assert not command.command[0].startswith("/usr/local"), "box toolchains come from Debian"
+        program = fill(command.command[0], lang.vars)
+        assert not program.startswith("/usr/local"), "box toolchains come from Debian (or [[toolchains]])"
+    for toolchain in lang.toolchains:
+        # What is no Debian package lives where `stockade toolchains install` puts it.
+        if toolchain.glob is not None and toolchain.glob.startswith("/usr/local"):
+            assert toolchain.glob.startswith(f"{TOOLCHAINS_DIR}/{lang.id}/")
     for path in lang.sandbox.ro_paths:
         assert path.startswith(("/etc/", "/var/lib/")), "only state outside /usr needs binding"
 
@@ -144,7 +150,7 @@ def test_minimal_definition_loads(tmp_path: Path) -> None:
         (minimal(replace=('source_file = "main.toy"', "source_file = 3")), "field source_file"),
         (minimal(extra='\ncolour = "blue"\n'), "field colour"),
         (minimal(replace=("[run]", "[rnu]")), "field run"),
-        (minimal(replace=('command = ["toy", "{entry}"]', 'command = ["toy", "{entyr}"]')), "field run.command"),
+        (minimal(replace=('command = ["toy", "{entry}"]', 'command = ["toy", "{entyr}"]')), "run.command: unknown"),
         (minimal(replace=("'toy ([0-9.]+)'", "'toy [0-9.]+'")), "field version.pattern"),
         (minimal(replace=("'toy ([0-9.]+)'", "'toy ([0-9.+'")), "field version.pattern"),
         (minimal(extra='\n[limits]\nmemory_mb = "lots"\n'), "field limits.memory_mb"),

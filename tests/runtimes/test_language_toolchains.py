@@ -48,7 +48,19 @@ class FakeApt:
 def test_union_of_packages_is_sorted_and_unique() -> None:
     registry = Registry.default()
     langs = [registry.get("c"), registry.get("cpp"), registry.get("c-clang")]
-    assert packages_of(langs) == ["clang", "g++", "gcc", "libc6-dev"]
+    # The languages' own packages and their toolchains' (gcc-11 and -12, clang-14), not the optional ones.
+    assert packages_of(langs) == [
+        "clang",
+        "clang-14",
+        "g++",
+        "g++-11",
+        "g++-12",
+        "gcc",
+        "gcc-11",
+        "gcc-12",
+        "libc6-dev",
+    ]
+    assert set(packages_of(langs, optional=True)) - set(packages_of(langs)) == {"clang-13", "clang-15", "clang-16"}
     everything = all_packages(registry)
     assert everything == sorted(set(everything))
     assert {"python3", "openjdk-17-jdk-headless", "golang-go"} <= set(everything)
@@ -65,7 +77,8 @@ def test_nothing_to_do_when_installed() -> None:
 
 def test_installs_missing_without_update_when_cached() -> None:
     registry = Registry.default()
-    apt = FakeApt(installed={"gcc"}, cached={"libc6-dev", "g++"})
+    compilers = {"gcc-11", "gcc-12", "g++-11", "g++-12"}
+    apt = FakeApt(installed={"gcc", *compilers}, cached={"libc6-dev", "g++"})
     report = install_packages([registry.get("c"), registry.get("cpp")], runner=apt)
     assert report.ok and report.installed == ["g++", "libc6-dev"]
     assert apt.commands("update") == []

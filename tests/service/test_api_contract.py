@@ -253,12 +253,31 @@ def test_unknown_language(client: httpx.Client) -> None:
     assert_error(run(client, {"language": "cobol-2077", "code": "1"}), "UNKNOWN_LANGUAGE", 404)
 
 
-def test_toolchain_missing_version(client: httpx.Client) -> None:
-    body = assert_error(run(client, {**HELLO, "version": "0.0.1"}), "TOOLCHAIN_MISSING", 422)
-    assert "0.0.1" in body["message"]
+def test_unavailable_version_lists_the_available_ones(client: httpx.Client) -> None:
+    body = assert_error(run(client, {**HELLO, "version": "0.0.1"}), "VERSION_UNAVAILABLE", 422)
+    listed = [v["version"] for v in runtime_of(client, "python")["versions"] if v["available"]]
+    assert "'0.0.1'" in body["message"] and ", ".join(listed) in body["message"]
     # A prefix of the installed version is accepted.
     version = run(client, HELLO).json()["runtime"]["version"]
     assert run(client, {**HELLO, "version": version.rsplit(".", 1)[0]}).json()["status"] == "ok"
+
+
+def runtime_of(client: httpx.Client, language: str) -> dict[str, Any]:
+    (found,) = [rt for rt in client.get("/v1/runtimes").json()["runtimes"] if rt["language"] == language]
+    return found
+
+
+def test_version_picks_the_toolchain_and_the_result_names_it(client: httpx.Client) -> None:
+    c = runtime_of(client, "c")
+    available = [v["version"] for v in c["versions"] if v["available"]]
+    assert len(available) >= 2 and c["version"] == available[0], c  # GCC 11 and 12; the newest by default
+    code = '#include <stdio.h>\nint main(void) { printf("%d\\n", __GNUC__); return 0; }\n'
+    for version in available:
+        out = run(client, {"language": "c", "version": version, "code": code}).json()
+        assert (out["status"], out["runtime"]) == ("ok", {"language": "c", "version": version}), out
+        assert out["stdout"] == version.split(".")[0] + "\n"
+    ranged = run(client, {"language": "c", "version": f"<{available[0]}", "code": code}).json()
+    assert ranged["runtime"]["version"] == available[1]
 
 
 @pytest.mark.parametrize(
@@ -423,11 +442,18 @@ def test_runtimes_shape_and_limits(client: httpx.Client) -> None:
     assert r.status_code == 200
     body = r.json()
     by_id = {rt["language"]: rt for rt in body["runtimes"]}
-    keys = {"language", "name", "aliases", "extensions", "version", "available", "compiled", "hello", "detail"}
+    keys = {"language", "name", "aliases", "extensions", "version", "available", "compiled", "hello", "detail",
+            "versions"}  # fmt: skip
     for rt in body["runtimes"]:
         assert set(rt) == keys, rt
         assert isinstance(rt["available"], bool) and isinstance(rt["compiled"], bool)
         assert rt["available"] is (rt["version"] is not None) or not rt["available"]
+        # Every toolchain: the default (the newest available) first, the missing ones last.
+        first = rt["versions"][0]
+        assert (first["version"], first["available"], first["detail"]) == (rt["version"], rt["available"], rt["detail"])
+        flags = [v["available"] for v in rt["versions"]]
+        assert flags == sorted(flags, reverse=True) and all(set(v) == {"version", "available", "toolchain", "detail"}
+                                                            for v in rt["versions"])  # fmt: skip
     py = by_id["python"]
     assert py["available"] is True and py["compiled"] is False and "py" in py["aliases"]
     assert by_id["c"]["compiled"] is True

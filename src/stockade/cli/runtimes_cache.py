@@ -15,6 +15,7 @@ version command uses besides its program (a JVM deleted by hand under a kotlinc 
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib.util
 import json
 import os
@@ -26,7 +27,7 @@ from typing import Any
 
 CACHE_ENV = "STOCKADE_CACHE_DIR"
 DPKG_STATUS = Path("/var/lib/dpkg/status")
-FORMAT = 1
+FORMAT = 2  # 2: a row per toolchain
 Row = dict[str, Any]
 
 
@@ -63,15 +64,17 @@ def _program(name: str, box_path: str) -> list[Any] | None:
     return [found, real, _stat(real)]
 
 
-def fingerprint(programs: dict[str, str], box_path: str) -> dict[str, Any]:
-    """Everything a kept answer depends on, as JSON values (so a loaded one compares equal)."""
+def fingerprint(programs: dict[str, str], box_path: str, globs: list[str] | None = None) -> dict[str, Any]:
+    """Everything a kept answer depends on, as JSON values (so a loaded one compares equal). `programs`: each
+    toolchain's ("lang#n") version command program; `globs`: the toolchain rules' patterns, and what they match."""
     pkg = _runtimes_dir()
     files = sorted([*pkg.rglob("*.py"), *(pkg / "languages").glob("*.toml")])
     return {
         "code": {str(f.relative_to(pkg)): _stat(f) for f in files} | {"cli": _stat(__file__)},
         "dpkg": _stat(DPKG_STATUS),
         "box_path": box_path,
-        "programs": {lang: [name, _program(name, box_path)] for lang, name in sorted(programs.items())},
+        "programs": {key: [name, _program(name, box_path)] for key, name in sorted(programs.items())},
+        "globs": {pattern: sorted(glob.glob(pattern)) for pattern in sorted(globs or [])},
     }
 
 
@@ -82,8 +85,8 @@ def load() -> tuple[list[Row], str] | None:
         if data["format"] != FORMAT:
             return None
         kept = data["fingerprint"]
-        programs = {str(lang): str(entry[0]) for lang, entry in kept["programs"].items()}
-        if fingerprint(programs, str(kept["box_path"])) != kept:
+        programs = {str(key): str(entry[0]) for key, entry in kept["programs"].items()}
+        if fingerprint(programs, str(kept["box_path"]), [str(g) for g in kept["globs"]]) != kept:
             return None
         rows, probed_at = data["rows"], str(data["probed_at"])
     except (OSError, ValueError, LookupError, TypeError, AttributeError):
@@ -110,28 +113,40 @@ def _save(rows: list[Row], kept: dict[str, Any]) -> None:
 
 
 def probe() -> list[Row]:
-    """Probe every language now; keep the answer when it is complete and nothing changed meanwhile."""
+    """Probe every language now, a row per toolchain (the default first); keep the answer when it is complete
+    and nothing changed meanwhile."""
     import asyncio
 
     from stockade.cli.languages import default_registry
+    from stockade.runtimes.detection import candidates
     from stockade.runtimes.registry import BOX_PATH
 
     registry = default_registry()
-    programs = {lang.id: lang.version.command[0] for lang in registry.languages}
-    before = fingerprint(programs, BOX_PATH)
-    found = asyncio.run(registry.detect_all())
+    declared = {lang.id: candidates(lang) for lang in registry.languages}
+    programs = {f"{lang}#{i}": c.probe.command[0] for lang, cs in declared.items() for i, c in enumerate(cs)}
+    globs = [t.glob for lang in registry.languages for t in lang.toolchains if t.glob is not None]
+    before = fingerprint(programs, BOX_PATH, globs)
+    found = asyncio.run(registry.detect_all_versions())
     rows = [
         {
             "language": lang.id,
             "name": lang.name,
-            "available": found[lang.id].available,
-            "version": found[lang.id].version,
-            "detail": found[lang.id].detail,
+            "toolchain": toolchain.name,
+            "default": i == 0,
+            "available": toolchain.available,
+            "version": toolchain.version,
+            "detail": toolchain.detail,
             "compiled": lang.compiled,
         }
         for lang in registry.languages
+        for i, toolchain in enumerate(found[lang.id])
     ]
-    settled = all(found[lang].available or before["programs"][lang][1] is None for lang in programs)
-    if settled and fingerprint(programs, BOX_PATH) == before:
+    ready = {(lang, t.name) for lang, toolchains in found.items() for t in toolchains if t.available}
+    settled = all(
+        (lang, c.name) in ready or before["programs"][f"{lang}#{i}"][1] is None
+        for lang, cs in declared.items()
+        for i, c in enumerate(cs)
+    )
+    if settled and fingerprint(programs, BOX_PATH, globs) == before:
         _save(rows, before)
     return rows

@@ -11,7 +11,8 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list")
 @click.option("--refresh", is_flag=True, help="Probe every toolchain again, even if nothing changed")
 def runtimes(as_json: bool, refresh: bool) -> None:
-    """Every language with its toolchain version and availability on this host. The answer is kept and
+    """Every language with each of its toolchains' versions and availability on this host (the default,
+    the newest available, first). The answer is kept and
     reused while the language definitions, the installed packages and each version command's program are
     unchanged (see stockade/cli/runtimes_cache.py)."""
     from stockade.cli import runtimes_cache
@@ -21,15 +22,19 @@ def runtimes(as_json: bool, refresh: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    available = sum(1 for r in rows if r["available"])
-    click.echo(f"{available}/{len(rows)} languages available")
+    languages = {r["language"] for r in rows}
+    available = {r["language"] for r in rows if r["available"]}
+    versions = sum(1 for r in rows if r["available"])
+    click.echo(f"{len(available)}/{len(languages)} languages available, {versions} versions")
     table = [
-        [str(r["language"]), str(r["name"]), str(r["version"]) if r["available"] else f"missing ({r['detail']})",
-         "compiled" if r["compiled"] else "interpreted"]
+        [str(r["language"]) if r.get("default", True) else "", str(r["name"]) if r.get("default", True) else "",
+         "compiled" if r["compiled"] else "interpreted", str(r.get("toolchain", "")),
+         (str(r["version"]) + (" (default)" if r.get("default", True) and r["available"] else ""))
+         if r["available"] else f"missing ({r['detail']})"]
         for r in rows
     ]  # fmt: skip
     missing = {i for i, r in enumerate(rows) if not r["available"]}
-    print_table(["language", "name", "version", "kind"], table, red=missing)
+    print_table(["language", "name", "kind", "toolchain", "version"], table, red=missing)
     if probed_at:
         click.echo(f"(probed {probed_at}, nothing changed since; --refresh probes again)")
 

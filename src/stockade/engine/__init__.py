@@ -8,6 +8,7 @@ from stockade.engine.errors import (
     PayloadTooLarge,
     ToolchainMissing,
     UnknownLanguage,
+    VersionUnavailable,
 )
 from stockade.engine.limits import LimitPolicy
 from stockade.engine.model import ExecutionRequest, ExecutionResult, SourceFile, StageLimits, Verdict
@@ -27,5 +28,6 @@ __all__ = [
     "ToolchainMissing",
     "UnknownLanguage",
     "Verdict",
+    "VersionUnavailable",
     "check_file_name",
 ]

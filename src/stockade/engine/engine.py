@@ -6,7 +6,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stockade.engine.errors import InvalidRequest, PayloadTooLarge, ToolchainMissing, UnknownLanguage
+from stockade.engine.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    ToolchainMissing,
+    UnknownLanguage,
+    VersionUnavailable,
+)
 from stockade.engine.limits import LimitPolicy
 from stockade.engine.model import (
     ExecutionRequest,
@@ -21,6 +27,7 @@ from stockade.runtimes.entry_points import find_main
 from stockade.runtimes.model import Language, Toolchain
 from stockade.runtimes.registry import Registry, expand_command
 from stockade.runtimes.registry import UnknownLanguage as RegistryUnknownLanguage
+from stockade.runtimes.registry import VersionUnavailable as RegistryVersionUnavailable
 from stockade.sandbox import BoxResult, BoxSpec, InputFile, Sandbox
 
 log = logging.getLogger("stockade.engine")
@@ -90,12 +97,13 @@ class Engine:
             raise UnknownLanguage(f"unknown language {name!r}") from None
 
     async def toolchain(self, lang: Language, version: str | None) -> Toolchain:
-        tc = await self.registry.detect(lang)
-        if not tc.available:
-            raise ToolchainMissing(f"{lang.id}: toolchain not installed ({tc.detail})")
-        if version and not (tc.version == version or (tc.version or "").startswith(version + ".")):
-            raise ToolchainMissing(f"{lang.id}: version {version} not available (installed: {tc.version})")
-        return tc
+        """The newest available toolchain whose version matches `version` (runtimes.versions)."""
+        try:
+            return await self.registry.resolve(lang, version)
+        except RegistryVersionUnavailable as e:
+            if e.requested is None:
+                raise ToolchainMissing(e.message) from None
+            raise VersionUnavailable(e.message, e.available) from None
 
     def _files(self, req: ExecutionRequest, lang: Language) -> tuple[list[SourceFile], str]:
         files = [SourceFile(f.name or lang.source_file, f.content) for f in req.files]
@@ -161,18 +169,19 @@ class Engine:
     async def compile_stage(self, plan: Plan) -> tuple[BoxResult | None, Verdict | None, Artifact]:
         """(the compile box's result, the verdict that stops here or None, what the run box starts from).
         A language without a compile step starts from its sources."""
-        lang, req = plan.language, plan.request
+        lang, req, tc = plan.language, plan.request, plan.toolchain
         names = [f.name for f in plan.files]
         sources = Artifact([InputFile(f.name, f.content) for f in plan.files], names, None)
         if lang.compile is None:
             return None, None, sources
+        values = {**lang.vars, **tc.vars}  # the toolchain's: which compiler, which JDK
         box = await self.sandbox.run(
             BoxSpec(
-                argv=expand_command(lang.compile.command, plan.entry, names, lang.extensions),
-                env=dict(lang.env),
+                argv=expand_command(lang.compile.command, plan.entry, names, lang.extensions, vars=values),
+                env={**lang.env, **tc.env},
                 files=sources.files,
                 limits=self.policy.compile.resolve(req.compile_limits, lang.compile_limits),
-                ro_paths=list(lang.sandbox.ro_paths),
+                ro_paths=[*lang.sandbox.ro_paths, *tc.ro_paths],
                 collect_files=True,
             )
         )
@@ -197,14 +206,18 @@ class Engine:
         """One run of the plan's program in a fresh box: its artifact (plus `extra_files`), stdin, args
         and run limits (already checked: Engine.prepare checks the plan's own)."""
         lang = plan.language
-        argv = expand_command(lang.run.command, plan.entry, artifact.names, lang.extensions, main=artifact.main)
+        tc = plan.toolchain
+        values = {**lang.vars, **tc.vars}
+        argv = expand_command(
+            lang.run.command, plan.entry, artifact.names, lang.extensions, main=artifact.main, vars=values
+        )
         return await self.sandbox.run(
             BoxSpec(
                 argv=argv + list(args),
-                env=dict(lang.env),
+                env={**lang.env, **tc.env},
                 stdin=stdin,
                 files=[*artifact.files, *extra_files],
                 limits=self.policy.run.resolve(limits, lang.limits),
-                ro_paths=list(lang.sandbox.ro_paths),
+                ro_paths=[*lang.sandbox.ro_paths, *tc.ro_paths],
             )
         )

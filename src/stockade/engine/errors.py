@@ -29,3 +29,14 @@ class LimitOutOfRange(EngineError):
 
 class PayloadTooLarge(EngineError):
     code = "PAYLOAD_TOO_LARGE"
+
+
+class VersionUnavailable(ToolchainMissing):
+    """No available toolchain of the language matches the requested version; `available` lists those that are.
+    A ToolchainMissing (what a caller that knows no versions catches) with its own code."""
+
+    code = "VERSION_UNAVAILABLE"
+
+    def __init__(self, message: str, available: list[str]) -> None:
+        super().__init__(message)
+        self.available = available

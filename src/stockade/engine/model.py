@@ -69,7 +69,9 @@ class ExecutionRequest:
     language: str
     files: list[SourceFile]
     entry: str | None = None  # defaults to the only file, or the language's source_file
-    version: str | None = None  # a prefix of the detected version ("3.11" matches "3.11.2")
+    # Exact, a prefix ("3.11" matches "3.11.2") or a semver range ("^3.9", ">=3.8 <3.12"): runtimes.versions.
+    # None: the newest available. ExecutionResult.version says which one ran.
+    version: str | None = None
     stdin: bytes = b""
     args: list[str] = field(default_factory=list)
     limits: StageLimits = field(default_factory=StageLimits)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
-import shutil
-import tempfile
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
@@ -16,15 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from . import versions
+from .detection import BOX_PATH, DETECT_TIMEOUT_S, candidates, order, probe_candidate, probe_toolchain
 from .model import Language, Toolchain
 
-# The PATH the box sees; detection uses the same so the host never finds a tool the box lacks.
-BOX_PATH = "/usr/local/bin:/usr/bin:/bin"
-DETECT_TIMEOUT_S = 10.0
+__all__ = ["BOX_PATH", "DETECT_TIMEOUT_S", "probe_toolchain"]  # re-exported: they lived here
 _DETECT_CONCURRENCY = 4  # some probes start a JVM or a big runtime; keep the host responsive
-_DETAIL_MAX = 300
-# Runs a version command ("$@") in the dir "$0", then removes that dir; exits with the command's status.
-_REMOVE_HOME_AFTER = '"$@"; status=$?; cd / && rm -rf -- "$0"; exit $status'
 
 
 class LanguageDefinitionError(ValueError):
@@ -35,6 +28,21 @@ class UnknownLanguage(LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown language: {name!r}")
         self.name = name
+
+
+class VersionUnavailable(LookupError):
+    """No available toolchain of `language` matches `requested` (None: none is available at all);
+    `available` lists the versions that are, newest first, and `detail` why the default is missing."""
+
+    def __init__(self, language: str, requested: str | None, available: list[str], detail: str) -> None:
+        if requested is None:
+            message = f"{language}: toolchain not installed ({detail})"
+        else:
+            listed = ", ".join(available) if available else f"none ({detail})"
+            message = f"{language}: no version matches {requested!r}; available: {listed}"
+        super().__init__(message)
+        self.language, self.requested, self.available, self.detail = language, requested, available, detail
+        self.message = message
 
 
 def packaged_languages_dir() -> Path:
@@ -102,20 +110,26 @@ def _check_extension_defaults(languages: Iterable[Language], directory: Path) ->
             claimed[ext] = language.id
 
 
-_SINGLE_RE = re.compile(r"\{(entry|stem|main)\}")
+_SINGLE_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def expand_command(
-    argv: list[str], entry: str, files: list[str], extensions: list[str], *, main: str | None = None
+    argv: list[str],
+    entry: str,
+    files: list[str],
+    extensions: list[str],
+    *,
+    main: str | None = None,
+    vars: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Expand `{entry}`, `{stem}`, `{main}` and a whole-element `{sources}` in a command.
+    """Expand `{entry}`, `{stem}`, `{main}`, the toolchain's `vars` and a whole-element `{sources}`.
 
     `{sources}` becomes the entry followed by every other file with one of `extensions`
     (sorted), so multi-file programs compile without the caller listing them. `{main}` is what
-    entry_points.find_main found after compiling, else the stem.
+    entry_points.find_main found after compiling, else the stem. `vars` are a Toolchain's.
     """
     stem = entry.rsplit(".", 1)[0] if "." in entry.lstrip(".") else entry
-    values = {"entry": entry, "stem": stem, "main": stem if main is None else main}
+    values = {**(vars or {}), "entry": entry, "stem": stem, "main": stem if main is None else main}
     suffixes = tuple("." + ext.lstrip(".") for ext in extensions)
     others = sorted({f for f in files if f != entry and f.endswith(suffixes)})
     out: list[str] = []
@@ -124,7 +138,7 @@ def expand_command(
             out.extend([entry, *others])
             continue
         # One pass, so a file name that contains "{stem}" is never expanded again.
-        out.append(_SINGLE_RE.sub(lambda m: values[m.group(1)], element))
+        out.append(_SINGLE_RE.sub(lambda m: values.get(m.group(1), m.group(0)), element))
     return out
 
 
@@ -152,8 +166,8 @@ class Registry:
                 current = self._by_ext.get(ext)
                 if current is None or (language.is_default_for(ext) and not current.is_default_for(ext)):
                     self._by_ext[ext] = language
-        self._cache: dict[str, Toolchain] = {}
-        self._inflight: dict[str, asyncio.Task[Toolchain]] = {}
+        self._cache: dict[str, tuple[Toolchain, ...]] = {}
+        self._inflight: dict[str, asyncio.Task[tuple[Toolchain, ...]]] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self._semaphore_loop: asyncio.AbstractEventLoop | None = None
 
@@ -176,8 +190,10 @@ class Registry:
 
     @property
     def ro_paths(self) -> tuple[str, ...]:
-        """Every host path some language binds read-only into its boxes."""
-        return tuple(sorted({p for lang in self.languages for p in lang.sandbox.ro_paths}))
+        """Every host path some language or toolchain binds read-only into its boxes."""
+        paths = {p for lang in self.languages for p in lang.sandbox.ro_paths}
+        paths.update(p for lang in self.languages for t in lang.toolchains for p in t.ro_paths if "{" not in p)
+        return tuple(sorted(paths))
 
     def get(self, name: str) -> Language:
         try:
@@ -191,9 +207,15 @@ class Registry:
 
     def cached(self, lang: str | Language) -> Toolchain | None:
         language = lang if isinstance(lang, Language) else self.get(lang)
-        return self._cache.get(language.id)
+        found = self._cache.get(language.id)
+        return found[0] if found else None
 
     async def detect(self, lang: str | Language, *, refresh: bool = False) -> Toolchain:
+        """The language's default toolchain: the newest available one, else the first declared."""
+        return (await self.detect_versions(lang, refresh=refresh))[0]
+
+    async def detect_versions(self, lang: str | Language, *, refresh: bool = False) -> tuple[Toolchain, ...]:
+        """Every toolchain of the language: the available ones newest first, then the missing ones."""
         language = lang if isinstance(lang, Language) else self.get(lang)
         if not refresh and language.id in self._cache:
             return self._cache[language.id]
@@ -201,7 +223,7 @@ class Registry:
         task = self._inflight.get(language.id)
         # A task from another (finished) event loop cannot be awaited here.
         if task is None or task.get_loop() is not loop or (refresh and task.done()):
-            task = loop.create_task(self._probe_limited(language))
+            task = loop.create_task(self._probe_all(language))
             self._inflight[language.id] = task
         try:
             result = await asyncio.shield(task)
@@ -211,8 +233,26 @@ class Registry:
         self._cache[language.id] = result
         return result
 
+    async def resolve(self, lang: str | Language, requested: str | None = None) -> Toolchain:
+        """The toolchain to run: the newest available one whose version matches `requested` (exact, a
+        prefix such as "3.11", or a range such as "^3.9", see runtimes.versions); None, "" or "*": the
+        newest available. VersionUnavailable (with the available versions) if there is none."""
+        language = lang if isinstance(lang, Language) else self.get(lang)
+        found = await self.detect_versions(language)
+        available = [t for t in found if t.available]
+        for toolchain in available:
+            if versions.matches(requested, toolchain.version):
+                return toolchain
+        wanted = None if requested is None or requested.strip() in versions.ANY else requested
+        listed = [t.version for t in available if t.version is not None]
+        raise VersionUnavailable(language.id, wanted, listed, found[0].detail)
+
     async def detect_all(self, *, refresh: bool = False) -> dict[str, Toolchain]:
-        results = await asyncio.gather(*(self.detect(lang, refresh=refresh) for lang in self.languages))
+        found = await self.detect_all_versions(refresh=refresh)
+        return {lang_id: toolchains[0] for lang_id, toolchains in found.items()}
+
+    async def detect_all_versions(self, *, refresh: bool = False) -> dict[str, tuple[Toolchain, ...]]:
+        results = await asyncio.gather(*(self.detect_versions(lang, refresh=refresh) for lang in self.languages))
         return {lang.id: result for lang, result in zip(self.languages, results, strict=True)}
 
     async def cancel_probes(self) -> None:
@@ -223,64 +263,15 @@ class Registry:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
 
-    async def _probe_limited(self, language: Language) -> Toolchain:
+    async def _probe_all(self, language: Language) -> tuple[Toolchain, ...]:
         loop = asyncio.get_running_loop()
         if self._semaphore is None or self._semaphore_loop is not loop:
             self._semaphore = asyncio.Semaphore(_DETECT_CONCURRENCY)
             self._semaphore_loop = loop
-        async with self._semaphore:
-            return await probe_toolchain(language)
+        semaphore = self._semaphore
 
+        async def one(candidate: Any) -> Toolchain:
+            async with semaphore:
+                return await probe_candidate(language, candidate)
 
-async def probe_toolchain(language: Language, *, timeout: float = DETECT_TIMEOUT_S) -> Toolchain:
-    """Run the language's version command on the host and parse its version."""
-    argv = list(language.version.command)
-    program = shutil.which(argv[0], path=BOX_PATH)
-    if program is None:
-        return Toolchain(False, None, f"{argv[0]} not found on {BOX_PATH}")
-    argv[0] = program
-    # The pid names the creator; the shell removes the dir once the command ends, even if this process was
-    # killed meanwhile (the command then dies of SIGPIPE at its next write, or ends on its own).
-    home = tempfile.mkdtemp(prefix=f"stockade-detect-{os.getpid()}-")
-    try:
-        env = {"PATH": BOX_PATH, "LANG": "C.UTF-8", "TZ": "UTC", "HOME": home, **language.env}
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *("/bin/sh", "-c", _REMOVE_HOME_AFTER, home, *argv),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=env,
-                cwd=home,
-                start_new_session=True,  # lets a timeout kill the whole process group
-            )
-        except OSError as exc:
-            return Toolchain(False, None, f"{argv[0]}: cannot execute: {exc}")
-        try:
-            output, _ = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
-            await proc.wait()
-            return Toolchain(False, None, f"version command timed out after {timeout:g} s")
-        except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
-            await asyncio.shield(proc.wait())
-            raise
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    text = output.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        return Toolchain(False, None, f"version command exited with {proc.returncode}: {_excerpt(text)}".rstrip(": "))
-    match = re.search(language.version.pattern, text)
-    # The first group that matched: a pattern may offer alternatives, best first.
-    version = next((g for g in match.groups() if g), None) if match is not None else None
-    if version is None:
-        return Toolchain(False, None, f"version pattern did not match output: {_excerpt(text)!r}")
-    return Toolchain(True, version, f"{program} {version}")
-
-
-def _excerpt(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
+        return order(await asyncio.gather(*(one(c) for c in candidates(language))))

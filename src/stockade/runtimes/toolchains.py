@@ -31,9 +31,15 @@ class InstallReport:
         return bool(self.installed)
 
 
-def packages_of(languages: Iterable[Language]) -> list[str]:
-    """Union of the languages' packages, sorted and without duplicates."""
-    return sorted({pkg for language in languages for pkg in language.packages})
+def packages_of(languages: Iterable[Language], *, optional: bool = False) -> list[str]:
+    """Union of the languages' packages and their toolchains' (the optional ones too if `optional`)."""
+    found: set[str] = set()
+    for language in languages:
+        found.update(language.packages)
+        for toolchain in language.toolchains:
+            if optional or not toolchain.optional:
+                found.update(toolchain.packages)
+    return sorted(found)
 
 
 def all_packages(registry: Registry | Mapping[str, Language] | Iterable[Language]) -> list[str]:
@@ -79,13 +85,15 @@ def _known_to_apt(packages: Sequence[str], runner: Runner) -> set[str]:
     return known
 
 
-def install_packages(languages: Iterable[Language], *, runner: Runner = subprocess.run) -> InstallReport:
+def install_packages(
+    languages: Iterable[Language], *, runner: Runner = subprocess.run, optional: bool = False
+) -> InstallReport:
     """Idempotently apt-get install the union of the languages' packages.
 
     The package index is refreshed only when a missing package has no candidate,
     so a warm machine installs without touching the network.
     """
-    requested = packages_of(languages)
+    requested = packages_of(languages, optional=optional)
     report = InstallReport(requested=requested)
     present = installed_packages(requested, runner=runner)
     report.already_installed = [p for p in requested if p in present]

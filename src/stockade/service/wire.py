@@ -73,7 +73,12 @@ class ExecuteIn(_Strict):
     )
 
     language: str = Field(min_length=1, max_length=64, examples=["python"])
-    version: str | None = Field(None, max_length=64, description="Prefix of the toolchain version, e.g. 3.11")
+    version: str | None = Field(
+        None,
+        max_length=64,
+        description="Toolchain version: exact (3.11.2), a prefix (3.11, 3.x) or a semver range (^3.9, >=3.8 <3.12);"
+        " default the newest available. VERSION_UNAVAILABLE lists the available ones",
+    )
     code: str | None = Field(None, max_length=8 * 1024 * 1024, examples=["print(21*2)"])
     files: list[FileIn] | None = Field(None, max_length=64)
     entry: str | None = Field(None, max_length=512, description="Entry file among `files`")
@@ -136,16 +141,24 @@ class ErrorOut(BaseModel):
     id: str | None = None
 
 
+class VersionOut(BaseModel):
+    version: str | None = Field(description="Detected version; null while the toolchain is missing")
+    available: bool
+    toolchain: str = Field(description="Which toolchain: gcc-11, /usr/lib/jvm/temurin-25-jdk-amd64, …")
+    detail: str
+
+
 class RuntimeOut(BaseModel):
     language: str
     name: str
     aliases: list[str]
     extensions: list[str]
-    version: str | None
+    version: str | None = Field(description="The default: the newest available version")
     available: bool
     compiled: bool
     hello: str
     detail: str
+    versions: list[VersionOut] = Field(description="Every toolchain, available ones newest first, then missing ones")
 
 
 class RuntimesOut(BaseModel):

@@ -64,7 +64,8 @@ add_execute(router, "/execute", documented=True)
 @router.get("/runtimes", response_model=RuntimesOut, summary="Languages, versions and limits")
 async def runtimes(request: Request) -> dict[str, Any]:
     service = service_of(request)
-    found = await service.registry.detect_all()
+    every = await service.registry.detect_all_versions()
+    found = {lang_id: toolchains[0] for lang_id, toolchains in every.items()}
     policy = service.engine.policy
     return {
         "runtimes": [
@@ -78,6 +79,10 @@ async def runtimes(request: Request) -> dict[str, Any]:
                 "compiled": lang.compiled,
                 "hello": lang.hello,
                 "detail": found[lang.id].detail,
+                "versions": [
+                    {"version": t.version, "available": t.available, "toolchain": t.name, "detail": t.detail}
+                    for t in every[lang.id]
+                ],
             }
             for lang in service.registry.languages
         ],

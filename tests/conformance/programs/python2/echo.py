@@ -1,0 +1,4 @@
+import sys
+
+line = sys.stdin.readline()
+sys.stdout.write(line)
