@@ -30,3 +30,28 @@ def test_versions_match_as_node_semver_does() -> None:
     assert pi.version_matches("3.11.2", "3.11.2") and pi.version_matches("*", "1")
     assert not pi.version_matches("3.12", "3.11.2") and not pi.version_matches("3", None)
     assert not pi.version_matches("not a range", "3.11.2")
+
+
+def test_each_surface_switches_off_and_judge0_moves() -> None:
+    """Wired or not: Admission's execute paths, and whether a route answers (a service never started
+    answers a wired route with 500, an absent one with the playground's 404)."""
+    from starlette.testclient import TestClient
+
+    from stockade.service.admission import Admission
+    from stockade.service.app import create_app
+    from stockade.service.config import ServiceConfig
+
+    def wired(**cfg: object) -> tuple[set[str], dict[str, int]]:
+        app = create_app(ServiceConfig(**cfg))  # type: ignore[arg-type]
+        surfaces = next(m.kwargs["surfaces"] for m in app.user_middleware if m.cls is Admission)
+        client = TestClient(app, raise_server_exceptions=False)  # no lifespan: nothing starts
+        probes = ("/judge0/statuses", "/j0/statuses", "/api/v2/runtimes")
+        return set(surfaces), {p: client.get(p).status_code for p in probes}
+
+    paths, status = wired()
+    assert paths == {"/judge0/submissions", "/judge0/submissions/batch", "/api/v2/execute", "/api/v2/piston/execute"}
+    assert status == {"/judge0/statuses": 500, "/j0/statuses": 404, "/api/v2/runtimes": 500}
+    paths, status = wired(judge0=False, piston=False)
+    assert paths == set() and set(status.values()) == {404}
+    paths, status = wired(judge0_prefix="/j0", piston=False)
+    assert paths == {"/j0/submissions", "/j0/submissions/batch"} and status["/j0/statuses"] == 500
