@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stockade.engine import outputs
 from stockade.engine.errors import (
     InvalidRequest,
     PayloadTooLarge,
@@ -28,7 +29,7 @@ from stockade.runtimes.model import Language, Toolchain
 from stockade.runtimes.registry import Registry, expand_command
 from stockade.runtimes.registry import UnknownLanguage as RegistryUnknownLanguage
 from stockade.runtimes.registry import VersionUnavailable as RegistryVersionUnavailable
-from stockade.sandbox import BoxResult, BoxSpec, InputFile, Sandbox
+from stockade.sandbox import BoxResult, BoxSpec, InputFile, Sandbox, Status
 
 log = logging.getLogger("stockade.engine")
 
@@ -142,6 +143,13 @@ class Engine:
             raise InvalidRequest(f"at most {MAX_ARGS} args of at most {MAX_ARG_BYTES} bytes, without NUL")
         self.policy.run.check(req.limits, "run")
         self.policy.compile.check(req.compile_limits, "compile")
+        try:
+            outputs.check_patterns(req.collect)
+        except outputs.BadPattern as e:
+            raise InvalidRequest(str(e)) from None
+        box_bytes = sum(len(f.content) for f in req.box_files or ())
+        if box_bytes > self.policy.run.tmpfs_mb * 1024 * 1024 // 2:  # the run's own files need room too
+            raise PayloadTooLarge(f"workspace files of {box_bytes} bytes do not fit the run box")
 
     async def prepare(self, req: ExecutionRequest) -> Plan:
         """Every check that can refuse the request, toolchain included, before any box is built."""
@@ -161,9 +169,17 @@ class Engine:
         if stop is not None:
             result.status = stop
             return result
-        ran = await self.run_stage(plan, artifact, stdin=req.stdin, args=req.args, limits=req.limits)
+        # A workspace's files go into the run box beside the program's own (outputs.py: which win).
+        copied, shadowed = outputs.seed(req.box_files or (), artifact.names)
+        wanted = bool(req.collect) or req.box_files is not None
+        ran = await self.run_stage(
+            plan, artifact, stdin=req.stdin, args=req.args, limits=req.limits, extra_files=copied, collect=wanted
+        )
         result.run = ran
         result.status = verdict_of_run(ran.status)
+        if wanted and ran.status is not Status.INTERNAL_ERROR:  # no read-out: a workspace stays as it was
+            keep = shadowed if req.box_files is not None else None
+            result.outputs = outputs.after_run(ran.files, ran.files_skipped, artifact.files, req.collect, keep)
         return result
 
     async def compile_stage(self, plan: Plan) -> tuple[BoxResult | None, Verdict | None, Artifact]:
@@ -202,22 +218,28 @@ class Engine:
         args: Sequence[str],
         limits: StageLimits,
         extra_files: Sequence[InputFile] = (),
+        collect: bool = False,
     ) -> BoxResult:
         """One run of the plan's program in a fresh box: its artifact (plus `extra_files`), stdin, args
-        and run limits (already checked: Engine.prepare checks the plan's own)."""
+        and run limits (already checked: Engine.prepare checks the plan's own). With `collect`, every
+        regular file left in /box is read back (the box's tmpfs bounds them: no cap of its own cuts)."""
         lang = plan.language
         tc = plan.toolchain
         values = {**lang.vars, **tc.vars}
         argv = expand_command(
             lang.run.command, plan.entry, artifact.names, lang.extensions, main=artifact.main, vars=values
         )
+        box_limits = self.policy.run.resolve(limits, lang.limits)
         return await self.sandbox.run(
             BoxSpec(
                 argv=argv + list(args),
                 env={**lang.env, **tc.env},
                 stdin=stdin,
                 files=[*artifact.files, *extra_files],
-                limits=self.policy.run.resolve(limits, lang.limits),
+                limits=box_limits,
                 ro_paths=[*lang.sandbox.ro_paths, *tc.ro_paths],
+                collect_files=collect,
+                collect_max_bytes=box_limits.tmpfs_mb * 1024 * 1024,
+                collect_max_files=box_limits.tmpfs_inodes,
             )
         )

@@ -6,7 +6,8 @@ import enum
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from stockade.sandbox.spec import BoxResult, Status
+from stockade.engine.outputs import Outputs
+from stockade.sandbox.spec import BoxResult, InputFile, Status
 
 
 class Verdict(enum.StrEnum):
@@ -76,6 +77,10 @@ class ExecutionRequest:
     args: list[str] = field(default_factory=list)
     limits: StageLimits = field(default_factory=StageLimits)
     compile_limits: StageLimits = field(default_factory=StageLimits)
+    # Files out (engine/outputs.py): glob patterns of the files under /box the result returns, and a
+    # workspace's files for the run box's /box (None: no workspace; the result then has no `box`).
+    collect: tuple[str, ...] = ()
+    box_files: tuple[InputFile, ...] | None = None
 
     @classmethod
     def from_code(cls, language: str, code: str | bytes, **kw: object) -> ExecutionRequest:
@@ -91,6 +96,7 @@ class ExecutionResult:
     version: str | None
     compile: BoxResult | None = None
     run: BoxResult | None = None
+    outputs: Outputs | None = None  # with `collect` or `box_files`: what the run box left
 
     @property
     def final(self) -> BoxResult | None:
