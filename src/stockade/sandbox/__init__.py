@@ -3,6 +3,7 @@
 from stockade.sandbox.pool import CallerRuns
 from stockade.sandbox.runner import Sandbox, SandboxBusy, SandboxConfig, SandboxUnavailable
 from stockade.sandbox.spec import BoxResult, BoxSpec, InputFile, Limits, OutputFile, Status, TimeoutKind
+from stockade.sandbox.supervise import LiveIO
 
 __all__ = [
     "BoxResult",
@@ -10,6 +11,7 @@ __all__ = [
     "CallerRuns",
     "InputFile",
     "Limits",
+    "LiveIO",
     "OutputFile",
     "Sandbox",
     "SandboxBusy",

@@ -31,7 +31,7 @@ from stockade.sandbox.cgroups import BoxCgroup, CgroupError, CgroupManager, dete
 from stockade.sandbox.helpers import HelperBuildError, build_helper
 from stockade.sandbox.pool import CallerRuns, NoSlotLeft, Pool
 from stockade.sandbox.spec import BoxResult, BoxSpec, Status
-from stockade.sandbox.supervise import run_box
+from stockade.sandbox.supervise import LiveIO, run_box
 
 log = logging.getLogger("stockade.sandbox")
 
@@ -238,7 +238,8 @@ class Sandbox:
         return len(running)
 
     # -- one run -------------------------------------------------------------------------------
-    async def run(self, spec: BoxSpec) -> BoxResult:
+    async def run(self, spec: BoxSpec, live: LiveIO | None = None) -> BoxResult:
+        """Run `spec` in a box of its own; with `live`, its stdio is live (supervise.LiveIO)."""
         if self.pool is None or self.builder is None or self.layout is None:
             raise SandboxUnavailable("sandbox not started")
         try:
@@ -257,7 +258,7 @@ class Sandbox:
                 box = self.builder.build(slot, needed)
                 self.builder.started(box, await first_word(box.control))
             self._running[box.box_id] = box.cg
-            result = await run_box(box, spec, self.builder.uid(slot))
+            result = await run_box(box, spec, self.builder.uid(slot), live)
         except BUILD_ERRORS as e:
             box_id = box.box_id if box is not None else ""
             log.exception("box %s could not be built or started", box_id or "?")

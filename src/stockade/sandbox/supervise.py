@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from stockade.sandbox import hostfs
@@ -78,12 +78,30 @@ def run_message(argv: list[str], env: dict[str, str], rlimits: list[tuple[int, i
     return b"".join(f.encode() + b"\0" for f in fields)
 
 
-async def _read_capped(fd: int, cap: int, on_exceed: Callable[[], None]) -> tuple[bytes, bool]:
+class _Capture:
+    """What a reader kept of one output stream (kept when its task is cancelled, too)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.truncated = False
+
+    def result(self) -> tuple[bytes, bool]:
+        return bytes(self.buf), self.truncated
+
+
+async def _read_capped(
+    fd: int,
+    cap: int,
+    on_exceed: Callable[[], None],
+    into: _Capture,
+    on_chunk: Callable[[bytes], Awaitable[None]] | None = None,
+) -> None:
+    """Read `fd` to EOF into `into`, up to `cap` bytes; past it call `on_exceed` and drain the rest.
+    Each kept chunk goes to `on_chunk` first when given: awaiting it is the consumer's back-pressure
+    (the pipe fills and the program's writes block)."""
     loop = asyncio.get_running_loop()
     readable = asyncio.Event()
     loop.add_reader(fd, readable.set)
-    buf = bytearray()
-    truncated = False
     try:
         while True:
             try:
@@ -94,18 +112,87 @@ async def _read_capped(fd: int, cap: int, on_exceed: Callable[[], None]) -> tupl
                 continue
             if not chunk:
                 break
-            if truncated:
+            if into.truncated:
                 continue  # drain so the writer is never stuck on a full pipe before the kill lands
-            room = cap - len(buf)
+            room = cap - len(into.buf)
+            kept = chunk[:room]
+            into.buf += kept
+            if on_chunk is not None and kept:
+                await on_chunk(kept)
             if len(chunk) > room:
-                buf += chunk[:room]
-                truncated = True
+                into.truncated = True
                 on_exceed()
-            else:
-                buf += chunk
     finally:
         loop.remove_reader(fd)
-    return bytes(buf), truncated
+
+
+async def _feed_stdin(fd: int, first: bytes, live: LiveIO) -> None:
+    """Write `first`, then what the caller sends, to the run's stdin pipe; close it at the caller's end
+    of input. A program that exits or closes its stdin ends the feed (EPIPE), not the run."""
+    loop = asyncio.get_running_loop()
+    try:
+        data: bytes | None = first
+        while data is not None:
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(fd, view) :]
+                except BlockingIOError:
+                    writable = loop.create_future()
+                    loop.add_writer(fd, writable.set_result, None)
+                    try:
+                        await writable
+                    finally:
+                        loop.remove_writer(fd)
+            data = await live._next()
+    except BrokenPipeError:
+        pass
+    finally:
+        live._end()
+        os.close(fd)
+
+
+class LiveIO:
+    """Live stdio of one run, for streaming and interactive use. `send` and `close` feed the program's
+    stdin while it runs (a bounded queue: awaiting them is back-pressure toward the sender);
+    `on_output(stream, chunk)` is awaited for each chunk of stdout ("stdout") or stderr ("stderr")
+    within the output cap, as it is produced. The result still carries the whole (capped) output. A
+    consumer that stalls holds the program's writes, so its run ends at its wall limit at the latest."""
+
+    def __init__(self, on_output: Callable[[str, bytes], Awaitable[None]], stdin_chunks: int = 16) -> None:
+        self.on_output = on_output
+        self._stdin: asyncio.Queue[bytes | None] = asyncio.Queue(stdin_chunks)
+        self._ended = asyncio.Event()  # the program's input is over: nothing more is read
+
+    async def send(self, data: bytes) -> bool:
+        """Queue `data` for the program's stdin; False once its input has ended (it exited or closed
+        its stdin, or close() was called), when nothing more will be read."""
+        return await self._put(bytes(data)) if data else not self._ended.is_set()
+
+    async def close(self) -> None:
+        """End of input: the program reads EOF once it has read what was sent."""
+        await self._put(None)
+
+    async def _put(self, item: bytes | None) -> bool:
+        if self._ended.is_set():
+            return False
+        put = asyncio.ensure_future(self._stdin.put(item))
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({put, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for f in (put, ended):
+                f.cancel()
+        return put.done() and not put.cancelled()
+
+    async def _next(self) -> bytes | None:
+        item = await self._stdin.get()
+        if item is None:
+            self._ended.set()
+        return item
+
+    def _end(self) -> None:
+        self._ended.set()
 
 
 async def _read_report(fd: int) -> bytes:
@@ -186,9 +273,10 @@ def _stdin_fd(data: bytes) -> int:
         os.close(mfd)
 
 
-async def run_box(box: Box, spec: BoxSpec, uid: int) -> BoxResult:
+async def run_box(box: Box, spec: BoxSpec, uid: int, live: LiveIO | None = None) -> BoxResult:
     """Fit the built box to this run (tmpfs size, inputs, cgroup limits), hand init the command, then
-    supervise it. `uid` is the box's slot uid (its files' owner)."""
+    supervise it. `uid` is the box's slot uid (its files' owner). With `live`, stdin is a pipe fed from
+    it (spec.stdin first) and output goes to it as it comes."""
     limits = spec.limits
     message = run_message(spec.argv, box_env(spec.env), run_rlimits(limits), limits.processes)
     gid = uid
@@ -206,7 +294,13 @@ async def run_box(box: Box, spec: BoxSpec, uid: int) -> BoxResult:
     os.set_blocking(box.stdout_r, False)  # never the write ends: they are the command's stdout and stderr
     os.set_blocking(box.stderr_r, False)
     pids_current = os.open(box.cg.manager.pids_current_file(box.cg), os.O_RDONLY | os.O_CLOEXEC)
-    passed = (_stdin_fd(spec.stdin), out_w, err_w, pids_current)
+    stdin_w = -1
+    if live is None:
+        stdin_r = _stdin_fd(spec.stdin)
+    else:
+        stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(stdin_w, False)
+    passed = (stdin_r, out_w, err_w, pids_current)
     try:
         socket.send_fds(box.control, [b"G"], list(passed))
         await asyncio.get_running_loop().sock_sendall(box.control, message)
@@ -218,15 +312,35 @@ async def run_box(box: Box, spec: BoxSpec, uid: int) -> BoxResult:
         for fd in passed:
             os.close(fd)
     kill = _Kill(box.cg, box.proc.pid)
-    ending = await _supervise(box, limits, kill, t0, cpu_base_us)
+    feeder = None if live is None else asyncio.create_task(_feed_stdin(stdin_w, spec.stdin, live))
+    try:
+        ending = await _supervise(box, limits, kill, t0, cpu_base_us, live)
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder  # it closes the pipe's write end
     return _result(box, spec, kill, ending, cpu_base_us)
 
 
-async def _supervise(box: Box, limits: Limits, kill: _Kill, t0: float, cpu_base_us: int) -> _Ending:
+async def _supervise(
+    box: Box, limits: Limits, kill: _Kill, t0: float, cpu_base_us: int, live: LiveIO | None
+) -> _Ending:
     """Stream the output under its cap and watch CPU and wall time until the box is empty."""
     cap = limits.output_kb * 1024
-    out_task = asyncio.create_task(_read_capped(box.stdout_r, cap, lambda: kill("output")))
-    err_task = asyncio.create_task(_read_capped(box.stderr_r, cap, lambda: kill("output")))
+    out, err = _Capture(), _Capture()
+    to_out = to_err = None
+    if live is not None:
+        on_output = live.on_output
+
+        async def to_out(chunk: bytes) -> None:
+            await on_output("stdout", chunk)
+
+        async def to_err(chunk: bytes) -> None:
+            await on_output("stderr", chunk)
+
+    out_task = asyncio.create_task(_read_capped(box.stdout_r, cap, lambda: kill("output"), out, to_out))
+    err_task = asyncio.create_task(_read_capped(box.stderr_r, cap, lambda: kill("output"), err, to_err))
     # init reports once the command has exited and it has killed and reaped the rest of the box;
     # EOF without a report means init was killed (our kill, an OOM kill of the box).
     report_task = asyncio.create_task(_read_report(box.status_r))
@@ -263,8 +377,13 @@ async def _supervise(box: Box, limits: Limits, kill: _Kill, t0: float, cpu_base_
                 returncode = await wait_task
             kill.everything()
         # With a report the box is empty (init's certificate): no process can race the copy-out, and
-        # its namespaces are torn down after the result is handed back (BoxBuilder.discard).
-        stdout, stderr = await asyncio.wait_for(asyncio.gather(out_task, err_task), REAP_TIMEOUT_S)
+        # its namespaces are torn down after the result is handed back (BoxBuilder.discard). A live
+        # consumer that still stalls its stream by then gets no more of it: the result keeps what was read.
+        done, stalled = await asyncio.wait({out_task, err_task}, timeout=REAP_TIMEOUT_S)
+        for reader in stalled:
+            reader.cancel()
+        for reader in done:
+            reader.result()  # a reader's own failure is the run's
     except BaseException:
         # Cancelled (client gone, shutdown) or failed: the box dies now, teardown follows in the caller.
         kill.everything()
@@ -272,7 +391,7 @@ async def _supervise(box: Box, limits: Limits, kill: _Kill, t0: float, cpu_base_
             if task is not None:
                 task.cancel()
         raise
-    return _Ending(report, returncode, wall_ms, stdout, stderr)
+    return _Ending(report, returncode, wall_ms, out.result(), err.result())
 
 
 def _result(box: Box, spec: BoxSpec, kill: _Kill, end: _Ending, cpu_base_us: int) -> BoxResult:
