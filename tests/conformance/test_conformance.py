@@ -216,3 +216,39 @@ def test_languages_run_by_name_have_a_named_program() -> None:
     by_name = {lang.id for lang in REGISTRY.languages if lang.run.main or any("{stem}" in a for a in lang.run.command)}
     covered = {fixture.parts[0] for fixture in NAMED}
     assert by_name | {"groovy"} <= covered, sorted(by_name | {"groovy"} - covered)
+
+
+# A program that ends by a signal (issue 22): the result names the signal and explains it, on every
+# toolchain of each compiled language family. Go, Crystal, Pascal, Haskell and Ada runtimes turn SIGSEGV and
+# SIGABRT into their own exits, so theirs kill themselves with SIGKILL.
+SIGNAL_LANGUAGES = sorted(p.parent.name for p in PROGRAMS.glob("*/signal.*"))
+SIGNAL_TARGETS = [(lang, name) for lang, name in TARGETS if lang in SIGNAL_LANGUAGES]
+COMPILED_FAMILIES = {"c", "c-clang", "cpp", "cpp-clang", "tcc", "objective-c", "rust", "go", "d", "d-ldc",
+                     "fortran", "nim", "crystal", "ada", "pascal", "haskell", "nasm"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lang_id", "toolchain"), SIGNAL_TARGETS, ids=[f"{a}@{b.rsplit('/', 1)[-1]}" for a, b in SIGNAL_TARGETS]
+)
+async def test_a_crash_names_its_signal(engine: Engine, lang_id: str, toolchain: str) -> None:
+    lang = REGISTRY.get(lang_id)
+    r = await execute(engine, lang, program(lang, "signal"), toolchain)
+    if r is None:
+        return
+    assert r.status is Verdict.RUNTIME_ERROR and r.run.signal is not None, diag(r)  # type: ignore[attr-defined]
+    assert r.signal_name in ("SIGSEGV", "SIGABRT", "SIGKILL"), diag(r)  # type: ignore[attr-defined]
+    assert r.explanation.startswith(f"{r.signal_name} ("), r.explanation  # type: ignore[attr-defined]
+
+
+def test_every_compiled_family_has_a_signal_case() -> None:
+    assert set(SIGNAL_LANGUAGES) >= COMPILED_FAMILIES, sorted(COMPILED_FAMILIES - set(SIGNAL_LANGUAGES))
+    assert all(REGISTRY.get(lang).compiled for lang in COMPILED_FAMILIES)
+
+
+async def test_32_bit_x86_is_refused_and_says_so(engine: Engine) -> None:
+    lang = REGISTRY.get("nasm")
+    r = await execute(engine, lang, program(lang, "i386"))
+    if r is None:
+        return
+    assert (r.status, r.signal_name) == (Verdict.SYSCALL_BLOCKED, "SIGSYS"), diag(r)  # type: ignore[attr-defined]
+    assert "32-bit x86 is not supported" in r.explanation and "syscall" in r.explanation  # type: ignore[attr-defined]

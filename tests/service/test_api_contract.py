@@ -10,9 +10,11 @@ import contextlib
 import json
 import logging
 import re
+import signal
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -175,7 +177,7 @@ VERDICTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "syscall_blocked": (
         # kexec_load (x86-64 syscall 246) through the C library's syscall(2)
         {"language": "python", "code": "import ctypes\nprint(ctypes.CDLL(None).syscall(246, 0, 0, 0, 0))"},
-        {"signal": 31},
+        {"signal": 31, "signal_name": "SIGSYS"},
     ),
 }
 
@@ -202,6 +204,23 @@ def test_every_verdict(client: httpx.Client, case: str) -> None:
         assert "undeclared" in out["compile"]["stderr"]
     if out["status"] != "ok":
         assert out["timeout_kind"] == (expect.get("timeout_kind"))
+    # A signal is explained where it is the program's own end, not the sandbox's kill for a limit.
+    explained = out["signal"] is not None and out["status"] in ("runtime_error", "syscall_blocked")
+    assert (out["explanation"] is not None) is explained, out
+    assert out["signal_name"] == (None if out["signal"] is None else signal.Signals(out["signal"]).name)
+
+
+def test_a_crash_names_its_signal_and_says_what_it_means(client: httpx.Client) -> None:
+    segv = run(client, {"language": "c", "code": "int main(void) { volatile int *p = 0; *p = 1; return 0; }"}).json()
+    assert (segv["status"], segv["exit_code"], segv["signal"], segv["signal_name"]) == (
+        "runtime_error", None, 11, "SIGSEGV"
+    ), segv  # fmt: skip
+    assert segv["explanation"].startswith("SIGSEGV (Segmentation fault): ") and "pointer" in segv["explanation"]
+    # 32-bit x86 is not supported: its first `int 0x80` is killed by the box's seccomp filter, and says so.
+    asm = "section .text\nglobal _start\n_start:\n    mov eax, 1\n    xor ebx, ebx\n    int 0x80\n"
+    i386 = run(client, {"language": "nasm", "code": asm}).json()
+    assert (i386["status"], i386["signal_name"]) == ("syscall_blocked", "SIGSYS"), i386
+    assert "int 0x80" in i386["explanation"] and "32-bit x86 is not supported" in i386["explanation"]
 
 
 def test_compiled_language_ok_has_compile_record(client: httpx.Client) -> None:
@@ -653,8 +672,16 @@ def test_the_response_does_not_wait_for_the_audit_record(kclient: httpx.Client, 
     key = add_tenant(keyed_server.data_dir, tenant)[1]
     db = sqlite3.connect(keyed_server.data_dir / "stockade.db", isolation_level=None)
     try:
-        db.execute("BEGIN IMMEDIATE")  # another process holds the database's write lock
-        out = run(kclient, HELLO, key).json()
+        # The run is journaled before its box (a write: journal.py), so the lock is taken once it is,
+        # while the program still sleeps.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            slow = {**HELLO, "code": "import time\ntime.sleep(3)\nprint('hello')"}
+            answer = pool.submit(run, kclient, slow, key)
+            deadline = time.monotonic() + 60
+            while not db.execute("SELECT 1 FROM runs_pending").fetchall() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            db.execute("BEGIN IMMEDIATE")  # another process holds the database's write lock
+            out = answer.result(timeout=60).json()
         assert out["status"] == "ok"  # answered while its record cannot be written
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             diag = pool.submit(httpx.get, f"{keyed_server.url}/v1/diagnostics", headers=bearer(admin), timeout=30)

@@ -43,8 +43,10 @@ def print_human(result: Result) -> None:
     if result.get("exit_code") not in (None, 0):
         facts.append(f"exit {result['exit_code']}")
     if result.get("signal"):
-        facts.append(f"signal {result['signal']}")
+        facts.append(f"signal {result.get('signal_name') or result['signal']}")
     console.print("  " + " · ".join(facts), style="dim", highlight=False)
+    if result.get("explanation"):
+        console.print("  " + str(result["explanation"]), style="yellow", highlight=False)
     for label, text in (("compile output", compile_output(result)), ("stdout", result["stdout"]),
                         ("stderr", result["stderr"])):  # fmt: skip
         if text:

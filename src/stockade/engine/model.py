@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from stockade.engine.explain import explain, signal_name
 from stockade.engine.outputs import Outputs
 from stockade.sandbox.spec import BoxResult, InputFile, Status
 
@@ -102,6 +103,20 @@ class ExecutionResult:
     def final(self) -> BoxResult | None:
         """The stage that decided the verdict."""
         return self.run or self.compile
+
+    @property
+    def signal_name(self) -> str | None:
+        """The signal that ended the deciding stage, named ("SIGSEGV"), or None."""
+        return signal_name(self.final.signal if self.final else None)
+
+    @property
+    def explanation(self) -> str | None:
+        """One line on what that signal means (engine.explain), or None: also when the signal was the
+        sandbox's own kill for a limit, which the status names."""
+        final = self.final
+        if final is None or final.status not in (Status.RUNTIME_ERROR, Status.SYSCALL_BLOCKED):
+            return None
+        return explain(final.signal, self.language)
 
 
 def verdict_of_run(status: Status) -> Verdict:

@@ -126,6 +126,8 @@ class ExecuteOut(BaseModel):
     stderr_truncated: bool
     exit_code: int | None
     signal: int | None
+    signal_name: str | None = Field(description="The signal that ended the program, named: SIGSEGV, SIGABRT, …")
+    explanation: str | None = Field(description="One line on what that signal means, e.g. why SIGSYS (32-bit x86)")
     timeout_kind: Literal["cpu", "wall"] | None
     time_ms: int = Field(description="CPU time of the run stage, ms")
     wall_time_ms: int
@@ -273,6 +275,8 @@ def response_body(execution_id: str, result: ExecutionResult, encoding: str) -> 
         "stderr_truncated": run.stderr_truncated if run else False,
         "exit_code": final.exit_code if final else None,
         "signal": final.signal if final else None,
+        "signal_name": result.signal_name,
+        "explanation": result.explanation,
         "timeout_kind": run.timeout_kind.value if run and run.timeout_kind else None,
         "time_ms": run.cpu_time_ms if run else 0,
         "wall_time_ms": sum(b.wall_time_ms for b in (result.compile, result.run) if b is not None),

@@ -93,6 +93,8 @@
 
   function describeVerdict(result) {
     const status = result.status;
+    // The server's one line on a signal (what SIGSEGV means, why SIGSYS: 32-bit x86 is not supported).
+    if (typeof result.explanation === "string" && result.explanation) return result.explanation;
     if (status === "timeout" && result.timeout_kind === "cpu") return "CPU time limit exceeded";
     if (status === "timeout" && result.timeout_kind === "wall") return "Wall-clock time limit exceeded";
     if (status === "runtime_error") {

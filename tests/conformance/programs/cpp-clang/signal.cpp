@@ -1,0 +1,6 @@
+// An exception nobody catches: std::terminate, SIGABRT.
+#include <stdexcept>
+
+int main() {
+    throw std::runtime_error("unhandled");
+}

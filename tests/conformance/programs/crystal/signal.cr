@@ -1,0 +1,2 @@
+# A SIGKILL to itself.
+Process.signal(Signal::KILL, Process.pid)

@@ -1,0 +1,6 @@
+// abort(): SIGABRT.
+import core.stdc.stdlib : abort;
+
+void main() {
+    abort();
+}

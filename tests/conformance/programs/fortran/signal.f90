@@ -1,0 +1,4 @@
+! The abort intrinsic: SIGABRT.
+program crash
+    call abort()
+end program crash

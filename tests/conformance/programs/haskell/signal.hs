@@ -1,0 +1,5 @@
+-- A SIGKILL to itself.
+import System.Posix.Signals (raiseSignal, sigKILL)
+
+main :: IO ()
+main = raiseSignal sigKILL

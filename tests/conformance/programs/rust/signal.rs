@@ -1,0 +1,4 @@
+// abort(): SIGABRT.
+fn main() {
+    std::process::abort();
+}
