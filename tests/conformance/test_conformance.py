@@ -252,3 +252,17 @@ async def test_32_bit_x86_is_refused_and_says_so(engine: Engine) -> None:
         return
     assert (r.status, r.signal_name) == (Verdict.SYSCALL_BLOCKED, "SIGSYS"), diag(r)  # type: ignore[attr-defined]
     assert "32-bit x86 is not supported" in r.explanation and "syscall" in r.explanation  # type: ignore[attr-defined]
+
+
+async def test_a_public_class_is_compiled_under_the_name_javac_requires(engine: Engine) -> None:
+    lang = REGISTRY.get("java")
+    code = (PROGRAMS / "java" / "named" / "program.java").read_bytes()
+    request = ExecutionRequest(language="java", files=[SourceFile("src/program.java", code)], stdin=b"2 40\n")
+    if not (await engine.registry.detect(lang)).available:
+        with pytest.raises(ToolchainMissing):
+            await engine.execute(request)
+        return
+    r = await engine.execute(request)
+    assert (r.status, out(r).strip()) == (Verdict.OK, "42"), diag(r)
+    note = "stockade: src/program.java declares public HelloWorld: compiled as src/HelloWorld.java\n"
+    assert r.compile is not None and r.compile.stdout.startswith(note.encode()), r.compile.stdout

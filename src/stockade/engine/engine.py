@@ -29,6 +29,7 @@ from stockade.runtimes.model import Language, Toolchain
 from stockade.runtimes.registry import Registry, expand_command
 from stockade.runtimes.registry import UnknownLanguage as RegistryUnknownLanguage
 from stockade.runtimes.registry import VersionUnavailable as RegistryVersionUnavailable
+from stockade.runtimes.source_names import renames as source_renames
 from stockade.sandbox import BoxResult, BoxSpec, InputFile, Sandbox, Status
 
 log = logging.getLogger("stockade.engine")
@@ -80,6 +81,9 @@ class Plan:
     toolchain: Toolchain
     files: list[SourceFile]
     entry: str
+    # What the engine did to the sources before compiling (a file moved to the name its declaration
+    # requires), put at the top of the compile output.
+    notes: tuple[str, ...] = ()
 
 
 class Engine:
@@ -157,7 +161,11 @@ class Engine:
         self._check(req)
         files, entry = self._files(req, lang)
         tc = await self.toolchain(lang, req.version)
-        return Plan(req, lang, tc, files, entry)
+        moves, notes = source_renames(lang, [(f.name, f.content) for f in files])
+        if moves:
+            files = [SourceFile(moves.get(f.name, f.name), f.content) for f in files]
+            entry = moves.get(entry, entry)
+        return Plan(req, lang, tc, files, entry, tuple(notes))
 
     async def execute(self, req: ExecutionRequest) -> ExecutionResult:
         return await self.run(await self.prepare(req))
@@ -201,6 +209,8 @@ class Engine:
                 collect_files=True,
             )
         )
+        if plan.notes:
+            box.stdout = "".join(f"{note}\n" for note in plan.notes).encode() + box.stdout
         stop = verdict_of_compile(box.status)
         if stop is not None:
             return box, stop, sources

@@ -32,6 +32,8 @@ PLACEHOLDERS = frozenset({"entry", "stem", "sources", "main"})
 PREFIX = "prefix"
 # Rules that find the run stage's `{main}` among the compiled files (runtimes.entry_points).
 MainFinder = Literal["jvm-class"]
+# Rules that move a source to the file name its declaration requires (runtimes.source_names).
+SourceNameRule = Literal["java-public-class"]
 _T = TypeVar("_T")
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -69,6 +71,13 @@ class Command(_Strict):
     @classmethod
     def _placeholders(cls, value: list[str]) -> list[str]:
         return _check_placeholders(value)
+
+
+class CompileCommand(Command):
+    """The compile stage; `source_name` names the rule that places a source under the name its
+    declaration requires (runtimes.source_names)."""
+
+    source_name: SourceNameRule | None = None
 
 
 class RunCommand(Command):
@@ -219,7 +228,7 @@ class Language(_Strict):
     packages: list[NonEmpty] = Field(default_factory=list)
     hello: NonEmpty
     version: VersionProbe
-    compile: Command | None = None
+    compile: CompileCommand | None = None
     run: RunCommand
     limits: LanguageFloors = Field(default_factory=LanguageFloors)
     compile_limits: LanguageFloors = Field(default_factory=LanguageFloors)
