@@ -223,7 +223,7 @@ def test_languages_run_by_name_have_a_named_program() -> None:
 # SIGABRT into their own exits, so theirs kill themselves with SIGKILL.
 SIGNAL_LANGUAGES = sorted(p.parent.name for p in PROGRAMS.glob("*/signal.*"))
 SIGNAL_TARGETS = [(lang, name) for lang, name in TARGETS if lang in SIGNAL_LANGUAGES]
-COMPILED_FAMILIES = {"c", "c-clang", "cpp", "cpp-clang", "tcc", "objective-c", "rust", "go", "d", "d-ldc",
+COMPILED_FAMILIES = {"zig", "c", "c-clang", "cpp", "cpp-clang", "tcc", "objective-c", "rust", "go", "d", "d-ldc",
                      "fortran", "nim", "crystal", "ada", "pascal", "haskell", "nasm"}  # fmt: skip
 
 

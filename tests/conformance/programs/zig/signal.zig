@@ -1,0 +1,4 @@
+// abort(): SIGABRT.
+pub fn main() void {
+    @import("std").posix.abort();
+}
