@@ -1,0 +1,5 @@
+import sys
+
+import scipy
+
+sys.exit(3)
