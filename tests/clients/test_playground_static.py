@@ -168,7 +168,8 @@ assert.equal(h.describeVerdict({status: "timeout", timeout_kind: "wall"}), "Wall
 assert.equal(h.describeVerdict({status: "runtime_error", exit_code: 3, signal: null}), "Exited with code 3");
 const killed = {status: "runtime_error", exit_code: null, signal: 11};
 assert.equal(h.describeVerdict(killed), "Killed by signal 11 (SIGSEGV)");
-assert.equal(h.describeVerdict({...killed, explanation: "SIGSEGV (Segmentation fault): x"}), "SIGSEGV (Segmentation fault): x");
+const explained = {...killed, explanation: "SIGSEGV (Segmentation fault): x"};
+assert.equal(h.describeVerdict(explained), "SIGSEGV (Segmentation fault): x");
 assert.equal(h.formatKb(512), "512 KiB");
 assert.equal(h.formatKb(9312), "9.1 MiB");
 assert.equal(h.formatMs(42), "42 ms");
