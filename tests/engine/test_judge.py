@@ -21,7 +21,7 @@ from stockade.engine.judge import (
     TestCase,
 )
 from stockade.runtimes import Registry
-from stockade.sandbox import BoxResult, BoxSpec, Sandbox
+from stockade.sandbox import BoxResult, BoxSpec, LiveIO, Sandbox
 
 from .conftest import assert_nothing_left
 
@@ -55,9 +55,9 @@ class CountingSandbox:
         self._sandbox = sandbox
         self.specs: list[BoxSpec] = []
 
-    async def run(self, spec: BoxSpec) -> BoxResult:
+    async def run(self, spec: BoxSpec, live: LiveIO | None = None) -> BoxResult:
         self.specs.append(spec)
-        return await self._sandbox.run(spec)
+        return await self._sandbox.run(spec, live)
 
     @property
     def compiles(self) -> int:

@@ -30,7 +30,7 @@ from stockade.runtimes.registry import Registry, expand_command
 from stockade.runtimes.registry import UnknownLanguage as RegistryUnknownLanguage
 from stockade.runtimes.registry import VersionUnavailable as RegistryVersionUnavailable
 from stockade.runtimes.source_names import renames as source_renames
-from stockade.sandbox import BoxResult, BoxSpec, InputFile, Sandbox, Status
+from stockade.sandbox import BoxResult, BoxSpec, InputFile, LiveIO, Sandbox, Status
 
 log = logging.getLogger("stockade.engine")
 
@@ -229,10 +229,12 @@ class Engine:
         limits: StageLimits,
         extra_files: Sequence[InputFile] = (),
         collect: bool = False,
+        live: LiveIO | None = None,
     ) -> BoxResult:
         """One run of the plan's program in a fresh box: its artifact (plus `extra_files`), stdin, args
         and run limits (already checked: Engine.prepare checks the plan's own). With `collect`, every
-        regular file left in /box is read back (the box's tmpfs bounds them: no cap of its own cuts)."""
+        regular file left in /box is read back (the box's tmpfs bounds them: no cap of its own cuts).
+        With `live`, its stdio is live (sandbox LiveIO: judge mode's interactive tests)."""
         lang = plan.language
         tc = plan.toolchain
         values = {**lang.vars, **tc.vars}
@@ -251,5 +253,6 @@ class Engine:
                 collect_files=collect,
                 collect_max_bytes=box_limits.tmpfs_mb * 1024 * 1024,
                 collect_max_files=box_limits.tmpfs_inodes,
-            )
+            ),
+            live,
         )

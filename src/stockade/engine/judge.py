@@ -9,8 +9,13 @@ arguments, in testlib's order (input, output, answer). Its exit code decides, te
 1 wrong answer, 2 presentation error, 3 (or anything else: a crash, a limit) checker error. Its
 message is its stdout, or its stderr when stdout is empty (testlib writes there).
 
-Overall verdict, in this order (docs/judge.md): the compile's failure; a checker program's compile
-failure (checker_error); the first test, in test order, whose verdict is internal_error or
+An interactive test (an `interactor` instead of a checker) runs the submission and the interactor at
+once, each in its own box, each one's stdout relayed to the other's stdin (interactive.py); the
+interactor gets the test's files as arguments, in testlib's order, and its exit code decides, as a
+checker's does (_pair_verdict: which side's verdict counts when both end badly).
+
+Overall verdict, in this order (docs/judge.md): the compile's failure; a checker program's (or
+interactor's) compile failure (checker_error); the first test, in test order, whose verdict is internal_error or
 checker_error (the judgement itself failed); the first test, in test order, that is not accepted;
 else accepted.
 """
@@ -24,12 +29,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from stockade.engine import interactive
 from stockade.engine.checkers import Checker, CheckResult, check
 from stockade.engine.engine import Artifact, Engine, Plan
 from stockade.engine.errors import InvalidRequest, PayloadTooLarge
 from stockade.engine.model import ExecutionRequest, StageLimits, Verdict, verdict_of_run
-from stockade.sandbox import BoxResult, InputFile
-from stockade.sandbox.spec import Status
+from stockade.sandbox import BoxResult, InputFile, LiveIO
+from stockade.sandbox.spec import Status, TimeoutKind
 
 T = TypeVar("T")
 
@@ -37,6 +43,9 @@ CHECKER_DIR = "judge"
 CHECKER_FILES = ("judge/input.txt", "judge/output.txt", "judge/expected.txt")  # testlib: input, output, answer
 MAX_MESSAGE_CHARS = 1024
 INLINE_CHECK_BYTES = 64 * 1024  # bigger outputs are compared in a worker thread, off the event loop
+# An interactor's wall limit is at least the submission's plus this: in a deadlock the submission's
+# ends first (interactive.py), and its box's wait for a slot is covered.
+INTERACTOR_WALL_GRACE_MS = 2000
 
 
 class JudgeVerdict(enum.StrEnum):
@@ -91,6 +100,8 @@ class JudgeRequest:
     tests: list[TestCase]
     checker: Checker | ProgramChecker = field(default_factory=lambda: Checker("lines"))
     stop_on_first_failure: bool = False
+    # An interactive problem: this program talks with the submission and decides (the checker is unused).
+    interactor: ProgramChecker | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,7 @@ class JudgePlan:
     request: JudgeRequest
     submission: Plan
     tests: list[Plan]
-    checker: Plan | None
+    checker: Plan | None  # the checker program's, or the interactor's
 
 
 @dataclass
@@ -111,7 +122,7 @@ class TestResult:
     verdict: JudgeVerdict
     message: str
     run: BoxResult | None = None  # None: skipped
-    checker: BoxResult | None = None  # the checker program's box
+    checker: BoxResult | None = None  # the checker program's box, or the interactor's
 
 
 @dataclass
@@ -121,7 +132,8 @@ class JudgeResult:
     version: str | None
     tests: list[TestResult]
     compile: BoxResult | None = None
-    checker_compile: BoxResult | None = None
+    checker_compile: BoxResult | None = None  # the checker program's, or the interactor's
+    interactive: bool = False
     failed_test: int | None = None  # index of the test that decided a failing verdict
     message: str = ""
 
@@ -171,11 +183,18 @@ class Judge:
             one = dataclasses.replace(sub, stdin=t.stdin, args=list(t.args), limits=t.limits or sub.limits)
             # The same checks; the toolchain's detection is cached after the first.
             tests.append(await self.engine.prepare(one))
+        program = req.interactor or req.checker
+        if req.interactor is not None:
+            if isinstance(req.checker, ProgramChecker):
+                raise InvalidRequest("an interactive problem's interactor decides: give no checker program")
+            if self.engine.sandbox.slots_total < 2:
+                raise InvalidRequest("an interactive test needs two boxes at once; this node has one slot")
         checker = None
-        if isinstance(req.checker, ProgramChecker):
-            checker = await self.engine.prepare(dataclasses.replace(req.checker.request, stdin=b"", args=[]))
+        if isinstance(program, ProgramChecker):
+            checker = await self.engine.prepare(dataclasses.replace(program.request, stdin=b"", args=[]))
             if any(f.name == CHECKER_DIR or f.name.startswith(CHECKER_DIR + "/") for f in checker.files):
-                raise InvalidRequest(f"checker files may not be named {CHECKER_DIR!r} or be under it")
+                what = "interactor" if req.interactor is not None else "checker"
+                raise InvalidRequest(f"{what} files may not be named {CHECKER_DIR!r} or be under it")
         return JudgePlan(req, submission, tests, checker)
 
     async def run(self, plan: JudgePlan, *, parallel: int = 1, progress: JudgeProgress | None = None) -> JudgeResult:
@@ -183,6 +202,7 @@ class Judge:
         sub = plan.submission
         unrun = [TestResult(i, JudgeVerdict.SKIPPED, "not run: a compile failed") for i in range(len(plan.tests))]
         result = JudgeResult(JudgeVerdict.INTERNAL_ERROR, sub.language.id, sub.toolchain.version, tests=unrun)
+        result.interactive = plan.request.interactor is not None
         compiles = [self._boxed(progress, lambda: self.engine.compile_stage(sub))]
         if plan.checker is not None:
             checker_plan = plan.checker
@@ -198,10 +218,12 @@ class Judge:
             result.checker_compile, stop, checker_artifact = stages[1]
             if stop is not None:
                 result.verdict = JudgeVerdict.CHECKER_ERROR
-                result.message = f"the checker program did not compile ({stop.value})"
+                what = "interactor" if result.interactive else "checker program"
+                result.message = f"the {what} did not compile ({stop.value})"
                 return result
             checker_artifact = _without_checker_files(checker_artifact)
-        result.tests = await self._tests(plan, artifact, checker_artifact, max(1, parallel), progress)
+        workers = max(1, parallel // 2 if result.interactive else parallel)  # a pair takes two slots
+        result.tests = await self._tests(plan, artifact, checker_artifact, workers, progress)
         _decide(result)
         return result
 
@@ -230,6 +252,9 @@ class Judge:
         self, plan: JudgePlan, i: int, artifact: Artifact, checker: Artifact | None, progress: JudgeProgress
     ) -> TestResult:
         test = plan.tests[i].request
+        if plan.request.interactor is not None:
+            assert plan.checker is not None and checker is not None
+            return await self._interactive(plan, i, artifact, plan.checker, checker, progress)
         ran = await self._boxed(
             progress,
             lambda: self.engine.run_stage(
@@ -261,8 +286,47 @@ class Judge:
                 extra_files=files,
             ),
         )
-        verdict_of_checker, message = _checker_verdict(box)
+        verdict_of_checker, message = _checker_verdict(box, box.stdout.strip() or box.stderr.strip())
         return TestResult(i, verdict_of_checker, message, ran, box)
+
+    async def _interactive(
+        self,
+        plan: JudgePlan,
+        i: int,
+        artifact: Artifact,
+        inter: Plan,
+        inter_artifact: Artifact,
+        progress: JudgeProgress,
+    ) -> TestResult:
+        """One interactive test: the submission and the interactor at once, connected (interactive.py)."""
+        test, sub = plan.tests[i].request, plan.submission
+        expected = plan.request.tests[i].expected
+        files = [InputFile(n, c) for n, c in zip(CHECKER_FILES, (test.stdin, b"", expected), strict=True)]
+        policy = self.engine.policy.run
+        sub_wall = policy.resolve(test.limits, sub.language.limits).wall_ms
+        own = inter.request.limits
+        wall = max(own.wall_ms or policy.default.wall_ms or 0, sub_wall + INTERACTOR_WALL_GRACE_MS)
+        inter_limits = dataclasses.replace(own, wall_ms=min(wall, policy.bounds["wall_ms"][1]))
+
+        def start_submission(live: LiveIO) -> Awaitable[BoxResult]:
+            return self._boxed(
+                progress,
+                lambda: self.engine.run_stage(sub, artifact, stdin=b"", args=test.args, limits=test.limits, live=live),
+            )
+
+        def start_interactor(live: LiveIO) -> Awaitable[BoxResult]:
+            return self._boxed(
+                progress,
+                lambda: self.engine.run_stage(
+                    inter, inter_artifact, stdin=b"", args=CHECKER_FILES, limits=inter_limits,
+                    extra_files=files, live=live,
+                ),
+            )  # fmt: skip
+
+        async with interactive.pair_gate(self.engine.sandbox, self.engine.sandbox.slots_total):
+            pair = await interactive.run_pair(start_submission, start_interactor)
+        verdict, message = _pair_verdict(pair)
+        return TestResult(i, verdict, message, pair.submission, pair.interactor)
 
     async def _boxed(self, progress: JudgeProgress, start: Callable[[], Awaitable[T]]) -> T:
         """One box's run in a recycling block of its own: its box goes to the builder as soon as it is
@@ -291,8 +355,9 @@ def _run_message(box: BoxResult) -> str:
     return box.error or box.status.value.replace("_", " ")
 
 
-def _checker_verdict(box: BoxResult) -> tuple[JudgeVerdict, str]:
-    said = (box.stdout.strip() or box.stderr.strip()).decode("utf-8", "replace")
+def _checker_verdict(box: BoxResult, message: bytes) -> tuple[JudgeVerdict, str]:
+    """A checker's or interactor's verdict by testlib's exit codes, with `message` (what it said)."""
+    said = message.decode("utf-8", "replace")
     said = said if len(said) <= MAX_MESSAGE_CHARS else said[:MAX_MESSAGE_CHARS] + "…"
     if box.status is Status.OK:
         return JudgeVerdict.ACCEPTED, said
@@ -300,6 +365,32 @@ def _checker_verdict(box: BoxResult) -> tuple[JudgeVerdict, str]:
         return _TESTLIB[box.exit_code], said
     how = f"exit code {box.exit_code}" if box.status is Status.RUNTIME_ERROR else _run_message(box)
     return JudgeVerdict.CHECKER_ERROR, f"checker failed: {how}" + (f": {said}" if said else "")
+
+
+def _pair_verdict(pair: interactive.PairResult) -> tuple[JudgeVerdict, str]:
+    """An interactive test's verdict. The submission's failure counts when its box ended first (the
+    interactor's complaint is then about an input that stopped: a deadlock is the submission's wall
+    timeout); otherwise the interactor's verdict (its stderr: testlib writes there; its stdout was the
+    channel), and if it accepted, the submission must have ended well too."""
+    sub, box = pair.submission, pair.interactor
+    ran = verdict_of_run(sub.status)
+    said, how = _checker_verdict(box, box.stderr.strip())
+    if not pair.interactor_first and ran is not Verdict.OK:
+        return JudgeVerdict(ran.value), _pair_run_message(pair)
+    if said is not JudgeVerdict.ACCEPTED:
+        return said, how
+    if ran is not Verdict.OK:
+        return JudgeVerdict(ran.value), _pair_run_message(pair)
+    return JudgeVerdict.ACCEPTED, how
+
+
+def _pair_run_message(pair: interactive.PairResult) -> str:
+    sub, ex = pair.submission, pair.exchange
+    message = _run_message(sub)
+    if sub.timeout_kind is TimeoutKind.WALL and sub.cpu_time_ms * 2 < sub.wall_time_ms:
+        wrote = f"the {ex.last} wrote last" if ex.last else "neither wrote anything"
+        message += f" while idle: both sides waiting for input, a deadlock ({wrote})"
+    return message
 
 
 def _decide(result: JudgeResult) -> None:
