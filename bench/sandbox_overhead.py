@@ -162,7 +162,7 @@ class Bench:
                 pass_fds = (sfd, status_w, control_box.fileno())
                 # The run is queued before the spawn, as the runner's cold path does in effect; /bin/true
                 # writes nothing, so its stdout and stderr may be the stdin memfd.
-                socket.send_fds(control, [b"G"], [stdin_fd] * 4)  # no process limit: init never reads the 4th
+                socket.send_fds(control, [b"G"], [stdin_fd] * 5)  # no process limit: init never reads the last two
                 control.sendall(run_message(TRUE, self.box_env, run_rlimits(self.limits)))
                 control.shutdown(socket.SHUT_WR)
             argv = [*launch_argv(self.launch, cg.procs_files if cg else [], self.uid, self.gid), *command]

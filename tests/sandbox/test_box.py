@@ -323,8 +323,10 @@ async def test_a_box_killed_from_outside_is_an_internal_error_not_the_programs(s
             await asyncio.sleep(0.01)
 
     killer = asyncio.create_task(kill_init())
-    r = await sandbox.run(BoxSpec(argv=["/bin/sleep", "30"], limits=Limits(wall_ms=20_000)))
-    await killer
+    try:
+        r = await sandbox.run(BoxSpec(argv=["/bin/sleep", "30"], limits=Limits(wall_ms=20_000)))
+    finally:
+        killer.cancel()  # the run may end without the box ever coming up: the killer must not outlive it
     assert r.status is Status.INTERNAL_ERROR and r.signal == signal.SIGKILL, r
     assert r.error is not None and "killed from outside" in r.error, r
     assert_clean(sandbox)

@@ -58,26 +58,34 @@ class InitRun:
     said: bytes  # what init wrote to its control socket
 
 
-def run_init(init: Path, message: bytes | None, stdin: bytes = b"", fds: int = 4, pids_current: str = "1\n") -> InitRun:
+def run_init(
+    init: Path,
+    message: bytes | None,
+    stdin: bytes = b"",
+    fds: int = 5,
+    pids_current: str = "1\n",
+    pids_events: str = "max 0\n",
+) -> InitRun:
     """stockade-init with its status pipe and control socket, the run queued before it starts with
-    the first `fds` of its stdin, stdout, stderr (pipes; the command's stderr is not kept) and a file
-    standing for the box's pids.current, holding `pids_current`."""
+    the first `fds` of its stdin, stdout, stderr (pipes; the command's stderr is not kept) and files
+    standing for the box's pids.current and pids.events, holding `pids_current` and `pids_events`."""
     r, w = os.pipe()
     host, box = socket.socketpair()
     stdin_r, stdin_w = os.pipe()
     out_r, out_w = os.pipe()
     os.write(stdin_w, stdin)
     os.close(stdin_w)
-    count = os.memfd_create("pids.current")
+    count, events = os.memfd_create("pids.current"), os.memfd_create("pids.events")
     os.write(count, pids_current.encode())
+    os.write(events, pids_events.encode())
     if message is not None:
         if fds:
-            socket.send_fds(host, [b"G"], [stdin_r, out_w, out_w, count][:fds])
+            socket.send_fds(host, [b"G"], [stdin_r, out_w, out_w, count, events][:fds])
         else:
             host.sendall(b"G")
         host.sendall(message)
     host.shutdown(socket.SHUT_WR)
-    for fd in (stdin_r, out_w, count):
+    for fd in (stdin_r, out_w, count, events):
         os.close(fd)
     p = subprocess.run([str(init), str(w), str(box.fileno())], pass_fds=(w, box.fileno()), capture_output=True)
     for fd in (w, box.fileno()):
@@ -136,8 +144,8 @@ def test_init_refuses_a_malformed_run(helpers: dict[str, Path], message: bytes) 
     assert p.report is not None and p.report[0] == "X" and p.returncode == 126
 
 
-@pytest.mark.parametrize("fds", [0, 1, 2, 3])
-def test_init_refuses_a_run_without_its_four_descriptors(helpers: dict[str, Path], fds: int) -> None:
+@pytest.mark.parametrize("fds", [0, 1, 2, 3, 4])
+def test_init_refuses_a_run_without_its_five_descriptors(helpers: dict[str, Path], fds: int) -> None:
     p = run_init(helpers["init"], run_message(["/bin/true"], {}, []), fds=fds)
     assert p.report == ("X", errno.EPROTO, 0) and p.returncode == 126
 
@@ -154,16 +162,24 @@ FORKS = [
 
 
 def test_init_refuses_process_creation_at_the_process_limit(helpers: dict[str, Path]) -> None:
-    """At the limit the fork fails with EAGAIN before the kernel makes a task, and the report counts it."""
-    p = run_init(helpers["init"], run_message(FORKS, {}, [], 5), pids_current="5\n")
+    """At the limit, once the kernel has refused a fork itself (pids.events counts it), a fork fails
+    with EAGAIN before the kernel makes a task, and the report counts it."""
+    p = run_init(helpers["init"], run_message(FORKS, {}, [], 5), pids_current="5\n", pids_events="max 1\n")
     assert p.stdout == b"EAGAIN\n" * 3 and p.report == ("W", 0, 3), p
 
 
-@pytest.mark.parametrize("current, limit", [("4\n", 5), ("9\n", 0)])
-def test_init_lets_the_kernel_create_processes_below_the_limit(
-    helpers: dict[str, Path], current: str, limit: int
+@pytest.mark.parametrize(
+    "current, limit, events",
+    [
+        ("4\n", 5, "max 1\n"),  # below the limit
+        ("9\n", 0, "max 1\n"),  # no limit
+        ("5\n", 5, "max 0\n"),  # at it, but the kernel has not refused one yet: it must, and count it
+    ],
+)
+def test_init_lets_the_kernel_create_processes_otherwise(
+    helpers: dict[str, Path], current: str, limit: int, events: str
 ) -> None:
-    p = run_init(helpers["init"], run_message(FORKS, {}, [], limit), pids_current=current)
+    p = run_init(helpers["init"], run_message(FORKS, {}, [], limit), pids_current=current, pids_events=events)
     assert p.stdout == b"OK\n" * 3 and p.report == ("W", 0, 0), p
 
 

@@ -101,3 +101,15 @@ async def test_a_stalled_consumer_holds_the_program_which_still_ends_at_its_wall
     assert r.status is Status.TIMEOUT and r.timeout_kind is TimeoutKind.WALL, r
     assert len(seen) == 1  # one chunk was handed over; the program then blocked on a full pipe
     assert len(r.stdout) <= 65536 and not r.stdout_truncated, r
+
+
+async def test_abort_ends_the_input_at_once_for_a_program_waiting_on_it(sandbox: Sandbox) -> None:
+    got = Received()
+    live = LiveIO(got.on_output)
+    run = asyncio.create_task(sandbox.run(BoxSpec(argv=["/bin/cat"], limits=LIMITS), live))
+    assert await live.send(b"one\n")
+    await got.until(b"one\n")
+    live.abort()  # the sender is gone: cat, blocked in read(), gets EOF now, not at its wall limit
+    r = await run
+    assert (r.status, r.stdout) == (Status.OK, b"one\n"), r
+    assert await live.send(b"late\n") is False

@@ -220,9 +220,10 @@ class CgroupManager:
     def kill(self, box: BoxCgroup) -> None:
         raise NotImplementedError
 
-    def pids_current_file(self, box: BoxCgroup) -> Path:
-        """The box's process count, which its init reads to refuse forks at the limit (init.c)."""
-        return box.dirs["unified" if "unified" in box.dirs else "pids"] / "pids.current"
+    def pids_file(self, box: BoxCgroup, name: str) -> Path:
+        """A file of the box's pids controller (pids.current, pids.events): its init reads them to refuse
+        forks at the limit (init.c)."""
+        return box.dirs["unified" if "unified" in box.dirs else "pids"] / name
 
     def kill_sparing(self, box: BoxCgroup, spare: frozenset[int]) -> None:
         """Kill every process of the box but `spare` (the supervisor's own child, bubblewrap, which

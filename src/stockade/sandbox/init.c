@@ -5,7 +5,8 @@
  * A box is built before its run is known (ahead of demand). init first writes "R" to CONTROL_FD, a unix
  * socket from the supervisor, to say the box is up (bubblewrap has made every namespace and mount and
  * exec'd it), then waits there for the run: a first byte carrying the run's stdin, stdout and stderr
- * descriptors and a read-only descriptor of the box cgroup's pids.current (SCM_RIGHTS), then
+ * descriptors and read-only descriptors of the box cgroup's pids.current and pids.events
+ * (SCM_RIGHTS), then
  * NUL-terminated fields up to EOF:
  *     PIDS_MAX, NRLIMITS, "RESOURCE:VALUE" x NRLIMITS, ARGC, ARGV x ARGC, ENVC, "NAME=VALUE" x ENVC
  * It sets those rlimits (hard = soft, so they cannot be raised back), makes the descriptors the
@@ -19,9 +20,10 @@
  * byte means the box was discarded or killed.
  *
  * Process creation (fork, vfork, clone) in the command's tree goes through a seccomp user notification
- * to init. While the box is at its process limit (pids.current >= PIDS_MAX) init refuses it with EAGAIN
- * at the syscall boundary, before the kernel allocates anything; otherwise the kernel goes on as usual
- * (the pids controller stays the hard limit). A fork refused by the kernel still costs a task struct and
+ * to init. While the box is at its process limit (pids.current >= PIDS_MAX), and once the kernel has
+ * refused one fork itself (so pids.events records the limit as hit), init refuses it with EAGAIN at the
+ * syscall boundary, before the kernel allocates anything; otherwise the kernel goes on as usual (the
+ * pids controller stays the hard limit). A fork refused by the kernel still costs a task struct and
  * a kernel stack that are freed only after an RCU grace period and are charged to the box: a fork storm
  * against the limit held tens of MiB that way and got the box OOM-killed, depending on timing.
  *
@@ -66,7 +68,7 @@ static void report(int fd, char kind, int value) {
 }
 
 #define NSTDIO 3
-#define NFDS 4 /* stdin, stdout, stderr, pids.current */
+#define NFDS 5 /* stdin, stdout, stderr, pids.current, pids.events */
 
 /* Receive the first byte and the run's descriptors into fds; 0, -2 on EOF, -1 on error. */
 static int receive_fds(int ctl, int fds[NFDS]) {
@@ -257,26 +259,43 @@ static int recv_word(int sock, char *kind, int *value, int *fd) {
     return 1;
 }
 
-/* Whether the box is at its process limit, from its cgroup's pids.current (an unreadable count refuses). */
-static int at_process_limit(int pids_fd, long pids_max) {
-    if (pids_max <= 0) return 0;
-    char buf[32];
-    ssize_t n = pread(pids_fd, buf, sizeof buf - 1, 0);
-    if (n <= 0) return 1;
+/* The box's pids controller counts, through descriptors the supervisor passed. */
+struct pids {
+    int current_fd, events_fd;
+    long max;
+    int kernel_counted; /* the controller has refused a fork itself: pids.events says "max N", N > 0 */
+};
+
+static long read_number(int fd, const char *key) {
+    char buf[256];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return -1;
     buf[n] = '\0';
-    return strtol(buf, NULL, 10) >= pids_max;
+    char *at = key ? strstr(buf, key) : buf;
+    return at ? strtol(at + (key ? strlen(key) : 0), NULL, 10) : -1;
 }
 
-/* Answer one notification: refuse with EAGAIN at the limit (what the pids controller answers), else let
- * the kernel carry the call out. A target that died meanwhile makes either ioctl fail with ENOENT. */
-static void answer_fork(int listener, int pids_fd, long pids_max, long *refused) {
+/* Whether to refuse a fork here: the box is at its limit (an unreadable count refuses), and the kernel
+ * has already refused one itself, so its own count (what the supervisor reports as the limit being hit)
+ * holds whatever becomes of this run. Until then the fork goes on to the kernel, which refuses it. */
+static int refuse_fork(struct pids *p) {
+    if (p->max <= 0) return 0;
+    long current = read_number(p->current_fd, NULL);
+    if (current >= 0 && current < p->max) return 0;
+    if (!p->kernel_counted) p->kernel_counted = read_number(p->events_fd, "max ") > 0;
+    return p->kernel_counted || current < 0;
+}
+
+/* Answer one notification: refuse with EAGAIN (what the pids controller answers), or let the kernel
+ * carry the call out. A target that died meanwhile makes either ioctl fail with ENOENT. */
+static void answer_fork(int listener, struct pids *p, long *refused) {
     struct seccomp_notif req;
     struct seccomp_notif_resp resp;
     memset(&req, 0, sizeof req);
     if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) return;
     memset(&resp, 0, sizeof resp);
     resp.id = req.id;
-    if (at_process_limit(pids_fd, pids_max)) {
+    if (refuse_fork(p)) {
         resp.error = -EAGAIN;
         (*refused)++;
     } else {
@@ -323,7 +342,7 @@ int main(int argc, char **argv) {
         report(status_fd, 'X', errno);
         return 126;
     }
-    int pids_fd = fds[NSTDIO];
+    struct pids pids = {fds[NSTDIO], fds[NSTDIO + 1], pids_max, 0};
     /* From here init's own 0-2 are the run's (bubblewrap's stdout and stderr are no longer held). */
     for (int i = 0; i < NSTDIO; i++) {
         if (fds[i] < NSTDIO && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, NSTDIO)) < 0) {
@@ -418,7 +437,7 @@ int main(int argc, char **argv) {
             report(status_fd, 'X', errno);
             return 126;
         }
-        if (pfd[2].revents & POLLIN) answer_fork(listener, pids_fd, pids_max, &refused);
+        if (pfd[2].revents & POLLIN) answer_fork(listener, &pids, &refused);
         if (pfd[2].revents & (POLLHUP | POLLERR)) pfd[2].fd = -1; /* no task uses the filter any more */
         if (pfd[1].revents) {
             /* an errno when exec failed; EOF when it succeeded (or the child is gone) */

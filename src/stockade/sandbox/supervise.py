@@ -173,6 +173,14 @@ class LiveIO:
         """End of input: the program reads EOF once it has read what was sent."""
         await self._put(None)
 
+    def abort(self) -> None:
+        """End of input now (the sender is gone): what is queued and not yet written is dropped, the
+        program reads EOF next, and send() returns False from here on."""
+        while not self._stdin.empty():
+            self._stdin.get_nowait()
+        self._stdin.put_nowait(None)
+        self._ended.set()
+
     async def _put(self, item: bytes | None) -> bool:
         if self._ended.is_set():
             return False
@@ -293,14 +301,17 @@ async def run_box(box: Box, spec: BoxSpec, uid: int, live: LiveIO | None = None)
     box.stderr_r, err_w = os.pipe2(os.O_CLOEXEC)
     os.set_blocking(box.stdout_r, False)  # never the write ends: they are the command's stdout and stderr
     os.set_blocking(box.stderr_r, False)
-    pids_current = os.open(box.cg.manager.pids_current_file(box.cg), os.O_RDONLY | os.O_CLOEXEC)
+    pids_current, pids_events = (
+        os.open(box.cg.manager.pids_file(box.cg, name), os.O_RDONLY | os.O_CLOEXEC)
+        for name in ("pids.current", "pids.events")
+    )
     stdin_w = -1
     if live is None:
         stdin_r = _stdin_fd(spec.stdin)
     else:
         stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(stdin_w, False)
-    passed = (stdin_r, out_w, err_w, pids_current)
+    passed = (stdin_r, out_w, err_w, pids_current, pids_events)
     try:
         socket.send_fds(box.control, [b"G"], list(passed))
         await asyncio.get_running_loop().sock_sendall(box.control, message)
