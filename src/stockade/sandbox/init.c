@@ -6,8 +6,7 @@
  * socket from the supervisor, to say the box is up (bubblewrap has made every namespace and mount and
  * exec'd it), then waits there for the run: a first byte carrying the run's stdin, stdout and stderr
  * descriptors and read-only descriptors of the box cgroup's pids.current and pids.events
- * (SCM_RIGHTS), then
- * NUL-terminated fields up to EOF:
+ * (SCM_RIGHTS), then NUL-terminated fields up to EOF:
  *     PIDS_MAX, NRLIMITS, "RESOURCE:VALUE" x NRLIMITS, ARGC, ARGV x ARGC, ENVC, "NAME=VALUE" x ENVC
  * It sets those rlimits (hard = soft, so they cannot be raised back), makes the descriptors the
  * command's 0, 1 and 2, runs it with exactly that environment, and when it has exited kills and reaps
