@@ -422,12 +422,15 @@ class Oracle:
 
     def _other_mounts(self) -> int:
         # The boxes and read-only roots of other sandboxes on this machine (other engineers', other test
-        # areas') come and go under their own run dirs; everything else must be stable.
+        # areas') come and go under their own run dirs, and other test areas mount small filesystems in
+        # pytest's temp dirs (a full disk); everything else must be stable.
         own = str(self.run_dir) + "/"
         return sum(
             1
             for src, mp in _mounts()
-            if src != "stockade-box" and not (mp.startswith("/run/stockade") and not mp.startswith(own))
+            if src != "stockade-box"
+            and not (mp.startswith("/run/stockade") and not mp.startswith(own))
+            and not mp.startswith("/tmp/pytest-of-")
         )
 
     def _own_mounts(self) -> list[str]:
