@@ -69,10 +69,10 @@ static void report(int fd, char kind, int value) {
 #define NSTDIO 3
 #define NFDS 5 /* stdin, stdout, stderr, pids.current, pids.events */
 
-/* Receive the first byte and the run's descriptors into fds; 0, -2 on EOF, -1 on error. */
-static int receive_fds(int ctl, int fds[NFDS]) {
-    char first;
-    struct iovec io = {&first, 1};
+/* One message of up to `len` bytes into buf, with exactly `nfds` descriptors (close-on-exec) into fds
+ * or none; returns its length (0 at EOF, -1 on error) and sets *got to the descriptors received. */
+static ssize_t recv_with_fds(int sock, void *buf, size_t len, int *fds, int nfds, int *got) {
+    struct iovec io = {buf, len};
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(NFDS * sizeof(int))];
@@ -81,20 +81,37 @@ static int receive_fds(int ctl, int fds[NFDS]) {
     msg.msg_iov = &io;
     msg.msg_iovlen = 1;
     msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
+    msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
     ssize_t n;
     do {
-        n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC);
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
-    if (n == 0) return -2;
-    if (n < 0) return -1;
+    *got = 0;
+    if (n <= 0) return n;
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || (msg.msg_flags & MSG_CTRUNC) ||
-        c->cmsg_len != CMSG_LEN(NFDS * sizeof(int))) {
+    if (msg.msg_flags & MSG_CTRUNC) {
         errno = EPROTO;
         return -1;
     }
-    memcpy(fds, CMSG_DATA(c), NFDS * sizeof(int));
+    if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len == CMSG_LEN((size_t)nfds * sizeof(int))) {
+        memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
+        *got = nfds;
+    }
+    return n;
+}
+
+/* Receive the first byte and the run's descriptors into fds; 0, -2 on EOF, -1 on error. */
+static int receive_fds(int ctl, int fds[NFDS]) {
+    char first;
+    int got;
+    ssize_t n = recv_with_fds(ctl, &first, 1, fds, NFDS, &got);
+    if (n == 0) return -2;
+    if (n < 0) return -1;
+    if (got != NFDS) {
+        errno = EPROTO;
+        return -1;
+    }
     return 0;
 }
 
@@ -230,20 +247,8 @@ static void send_word(int sock, char kind, int value, int fd) {
 /* The next message from the child: 1 with kind, value (and *fd if one came), 0 at EOF, -1 on error. */
 static int recv_word(int sock, char *kind, int *value, int *fd) {
     char buf[1 + sizeof *value];
-    struct iovec io = {buf, sizeof buf};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } control;
-    struct msghdr msg = {0};
-    msg.msg_iov = &io;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    ssize_t n;
-    do {
-        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
+    int got;
+    ssize_t n = recv_with_fds(sock, buf, sizeof buf, fd, 1, &got);
     if (n == 0) return 0;
     if (n != (ssize_t)sizeof buf) {
         errno = n < 0 ? errno : EPROTO;
@@ -251,10 +256,6 @@ static int recv_word(int sock, char *kind, int *value, int *fd) {
     }
     *kind = buf[0];
     memcpy(value, buf + 1, sizeof *value);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (fd != NULL && c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        memcpy(fd, CMSG_DATA(c), sizeof *fd);
-    }
     return 1;
 }
 
