@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,7 @@ class Places:
 
 
 EXECUTE_PATHS = ("/v1/execute", "/execute", "/v1/judge")
+PROBLEM_JUDGE_PATH = re.compile(r"/v1/problems/[^/]+/judge")  # a stored problem's judgement (docs/judge.md)
 Refusal = Callable[[ApiError], ASGIApp]  # a refusal as another API words it
 
 
@@ -93,7 +95,9 @@ class Admission:
         self.paths: dict[str, Refusal | None] = {**dict.fromkeys(EXECUTE_PATHS), **(surfaces or {})}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+        path = scope.get("path", "")
+        executes = path in self.paths or PROBLEM_JUDGE_PATH.fullmatch(path) is not None
+        if scope["type"] != "http" or scope["method"] != "POST" or not executes:
             await self.app(scope, receive, send)
             return
         try:
@@ -105,7 +109,7 @@ class Admission:
                 return
             place = self.service.claim()
         except ApiError as e:
-            refusal = self.paths[scope["path"]]
+            refusal = self.paths.get(scope["path"])
             await (refusal(e) if refusal else e.response())(scope, receive, send)
             return
 

@@ -30,6 +30,8 @@ class ServiceConfig:
     piston: bool = True
     judge_max_tests: int = 256  # POST /v1/judge (docs/judge.md): tests per request...
     judge_max_bytes: int = 8 * 1024 * 1024  # ...and their stdin and expected output together
+    problems_per_tenant: int = 100  # stored problems (POST /v1/problems) a tenant may keep...
+    problems_tenant_bytes: int = 256 * 1024 * 1024  # ...and their bytes together
 
     @property
     def db_path(self) -> Path:
@@ -38,6 +40,10 @@ class ServiceConfig:
     @property
     def judge0_db_path(self) -> Path:
         return self.data_dir / "judge0.db"
+
+    @property
+    def problems_db_path(self) -> Path:
+        return self.data_dir / "problems.db"
 
     @property
     def audit_key_path(self) -> Path:

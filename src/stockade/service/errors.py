@@ -17,6 +17,8 @@ STATUS_BY_CODE = {
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "PAYLOAD_TOO_LARGE": 413,
+    "PROBLEM_NOT_FOUND": 404,  # unknown or another tenant's stored problem (docs/judge.md)
+    "PROBLEM_QUOTA_EXCEEDED": 413,  # the tenant's number of stored problems or their bytes
     "TOOLCHAIN_MISSING": 422,
     "VERSION_UNAVAILABLE": 422,
     "LIMIT_OUT_OF_RANGE": 422,
