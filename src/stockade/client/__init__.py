@@ -4,6 +4,7 @@ only and imports nothing of the server.
 - sdk.py: Client and AsyncClient over one sans-IO core (request flows, retries)
 - types.py: Limits, File and the results (ExecutionResult, CompileStage, Runtime), built and parsed
 - errors.py: StockadeError and one subclass per API error code
+- judging.py: `client.judge()` and `client.problems`, judge mode (docs/judge.md)
 """
 
 from stockade.client.errors import (
@@ -22,6 +23,7 @@ from stockade.client.errors import (
     UnexpectedResponse,
     UnknownLanguage,
 )
+from stockade.client.judging import JudgeResult, Problem, Test, TestVerdict
 from stockade.client.sdk import (
     API_KEY_ENV,
     AsyncClient,
@@ -47,15 +49,19 @@ __all__ = [
     "Forbidden",
     "InternalError",
     "InvalidRequest",
+    "JudgeResult",
     "LimitOutOfRange",
     "Limits",
     "Overloaded",
     "PayloadTooLarge",
+    "Problem",
     "QuotaExceeded",
     "RateLimited",
     "Runtime",
     "RuntimeRef",
     "StockadeError",
+    "Test",
+    "TestVerdict",
     "ToolchainMissing",
     "Unauthenticated",
     "UnexpectedResponse",

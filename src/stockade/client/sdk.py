@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Self, TypeVar, Unpack, cast
 
 import anyio
 import httpx
@@ -40,6 +40,8 @@ from stockade.client.errors import (
     error_from_response,
     json_object,
 )
+from stockade.client.judging import AsyncProblems, JudgeOptions, JudgeResult, Problems
+from stockade.client.judging import _Flows as _JudgeFlows
 from stockade.client.types import (
     CompileStage,
     ExecutionResult,
@@ -231,6 +233,7 @@ class Client(_BaseClient):
         super().__init__(base_url, api_key, timeout, retries, retry_budget_s)
         self._sleep = sleep
         self._http = httpx.Client(base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport)
+        self.problems = Problems(self)  # stored problems for judge(problem=...) (docs/judge.md)
 
     def _run(self, flow: _Flow[T]) -> T:
         try:
@@ -287,6 +290,11 @@ class Client(_BaseClient):
         )
         return self._run(self._submit_flow(body))
 
+    def judge(self, language: str, code: str | None = None, **options: Unpack[JudgeOptions]) -> JudgeResult:
+        """Judge `code` (or `files`) against `tests=` with a `checker=` or `interactor=`, or against a
+        stored problem (`problem=` its id); every verdict is a result (docs/judge.md, judging.py)."""
+        return self._run(_JudgeFlows(self).judge(language, code, options))  # type: ignore[no-any-return]
+
     def runtimes(self) -> list[Runtime]:
         return self._run(self._runtimes_flow())
 
@@ -338,6 +346,7 @@ class AsyncClient(_BaseClient):
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
         )
+        self.problems = AsyncProblems(self)
 
     async def _run(self, flow: _Flow[T]) -> T:
         try:
@@ -393,6 +402,10 @@ class AsyncClient(_BaseClient):
             output_encoding=output_encoding,
         )
         return await self._run(self._submit_flow(body))
+
+    async def judge(self, language: str, code: str | None = None, **options: Unpack[JudgeOptions]) -> JudgeResult:
+        """Client.judge, awaited."""
+        return await self._run(_JudgeFlows(self).judge(language, code, options))
 
     async def runtimes(self) -> list[Runtime]:
         return await self._run(self._runtimes_flow())
