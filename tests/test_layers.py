@@ -54,6 +54,7 @@ SERVICE_ROOMS = {
     "body_limit": 1,
     "wire": 1,
     "audit": 2,
+    "problems": 1,  # judge mode's stored problems, in a SQLite file of their own
     "compat": 2,  # other APIs' wire forms (Judge0, Piston) over wire.py's
     "admission": 3,
     "node": 4,

@@ -15,6 +15,7 @@
 - quota.py: holds on the daily quota for executions not yet recorded
 - ratelimit.py: per-tenant moving-window rate limit, in memory
 - audit.py: the signed, hash-chained audit log
+- problems.py: judge mode's stored problems (POST /v1/problems), per tenant, in a SQLite file of their own
 - telemetry.py: Prometheus metrics, JSON logs, the recent failures of /v1/diagnostics
 - static/: the browser playground
 """
