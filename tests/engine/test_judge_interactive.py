@@ -104,7 +104,9 @@ async def test_a_correct_solution_talks_its_way_to_accepted(counting: Any) -> No
     assert sum(1 for s in runs if s.argv[-3:] == ["judge/input.txt", "judge/output.txt", "judge/expected.txt"]) == 4
 
 
-@pytest.mark.parametrize(("language", "code"), [("python", DEADLOCK_PY), ("c", NO_FLUSH_C)])
+@pytest.mark.parametrize(
+    ("language", "code"), [("python", DEADLOCK_PY), ("c", NO_FLUSH_C)], ids=["reads-first", "no-flush"]
+)
 async def test_a_deadlock_is_the_waiting_submissions_wall_timeout(counting: Any, language: str, code: bytes) -> None:
     j, _ = counting
     result = await judge(j, guessing(language, code, game(42)))
