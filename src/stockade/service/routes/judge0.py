@@ -128,6 +128,8 @@ def build(service: Service, prefix: str) -> APIRouter:
     route_class = compat.worded_route(wording, auth_headers)
     router = APIRouter(prefix=prefix, lifespan=lifespan, route_class=route_class, include_in_schema=False)
     add_submission_routes(router, surface)
+    add_reading_routes(router, surface)
+    add_language_routes(router, surface)
     add_info_routes(router, surface)
     return router
 
@@ -138,6 +140,7 @@ def _store(surface: Judge0) -> SubmissionStore:
 
 
 def add_submission_routes(router: APIRouter, surface: Judge0) -> None:
+    """Creating submissions, one or a batch."""
     service = surface.service
 
     @router.post("/submissions")
@@ -208,6 +211,10 @@ def add_submission_routes(router: APIRouter, surface: Judge0) -> None:
             first.release()
         return compat.answer(answers, 201 if jobs else 422, request)
 
+
+def add_reading_routes(router: APIRouter, surface: Judge0) -> None:
+    """Reading and deleting submissions by token."""
+
     @router.get("/submissions/batch")
     async def batch_show(request: Request) -> Response:
         q = request.query_params
@@ -254,7 +261,8 @@ def add_submission_routes(router: APIRouter, surface: Judge0) -> None:
         return compat.answer(j0.render(record, fields, True), 200, request)
 
 
-def add_info_routes(router: APIRouter, surface: Judge0) -> None:
+def add_language_routes(router: APIRouter, surface: Judge0) -> None:
+    """The language table, from the languages' judge0_ids."""
     service = surface.service
 
     async def listed() -> list[tuple[int, Language, str | None, bool]]:
@@ -296,6 +304,11 @@ def add_info_routes(router: APIRouter, surface: Judge0) -> None:
             200,
             request,
         )
+
+
+def add_info_routes(router: APIRouter, surface: Judge0) -> None:
+    """Statuses, version, configuration, workers and the auth probes."""
+    service = surface.service
 
     @router.get("/statuses")
     async def statuses(request: Request) -> Response:
