@@ -115,3 +115,23 @@ def test_ctrl_enter_runs(page: Page, tmp_path: Path) -> None:
     # The shortcut ran the program without typing a newline into it.
     assert page.evaluate("window.stockadeEditor.getValue()") == "print('from the keyboard')"
     snap(page, tmp_path, "ctrl-enter")
+
+
+def test_output_shows_live_and_input_goes_to_the_running_program(page: Page, tmp_path: Path) -> None:
+    # The program cannot end before "End input" is clicked: what the page shows until then came live.
+    echo = "import sys\nprint('ready', flush=True)\n"
+    echo += "for line in sys.stdin:\n    print('echo:', line, end='', flush=True)"
+    set_program(page, "python", echo)
+    page.check("#interactive")
+    page.click("#run")
+    expect(page.locator("#stdout")).to_have_text("ready\n", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#verdict")).to_have_attribute("data-status", "running")
+    expect(page.locator("#live-input-row")).to_be_visible()
+    page.fill("#live-input", "hello <b>there</b>")
+    page.press("#live-input", "Enter")
+    expect(page.locator("#stdout")).to_have_text("ready\necho: hello <b>there</b>\n")
+    snap(page, tmp_path, "interactive")
+    page.click("#end-input")
+    wait_verdict(page, "ok")
+    expect(page.locator("#stdout")).to_have_text("ready\necho: hello <b>there</b>\n")
+    expect(page.locator("#live-input-row")).to_be_hidden()

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,7 @@ COPIED = ["index.html", "app.js", "app.css", "favicon.svg"]
 REQUIRED_IDS = {
     "language", "editor", "stdin", "args", "run", "verdict", "stdout", "stderr",
     "compile-output", "time", "memory", "exit-code", "error", "api-key",
+    "interactive", "live-input-row", "live-input", "send-input", "end-input",
 }  # fmt: skip
 # URL-shaped strings that are identifiers, never fetched (the SVG namespace).
 ALLOWED_URLS = {"http://www.w3.org/2000/svg"}
@@ -181,6 +183,14 @@ assert.equal(h.pickLanguage(rts, null), "python");
 assert.equal(h.pickLanguage(rts, "c"), "c");
 assert.equal(h.pickLanguage(rts, "rust"), "python");
 assert.equal(h.pickLanguage([{language: "rust", available: false}], null), null);
+assert.equal(h.streamUrlFor("http://h:8000/"), "ws://h:8000/v1/execute/stream");
+assert.equal(h.streamUrlFor("https://h/pre/fix/"), "wss://h/pre/fix/v1/execute/stream");
+assert.deepEqual(h.streamProtocols(""), ["stockade.v1"]);
+assert.deepEqual(h.streamProtocols("sk_1_x"), ["stockade.v1", "stockade.bearer.sk_1_x"]);
+const refusal = {type: "error", http_status: 429, retry_after: 7,
+  error: {status: "failed", error: "QUOTA_EXCEEDED", message: "used up"}};
+assert.deepEqual(h.streamFailure(refusal), {code: "QUOTA_EXCEEDED", message: "used up", id: null, retryAfter: "7"});
+assert.equal(h.streamFailure({type: "error"}).code, "STREAM_ERROR");
 console.log("ok");
 """
 
@@ -218,6 +228,12 @@ DRIVER = r"""
   document.body.dataset.editorValue = window.stockadeEditor.getValue();
   document.querySelector(".cm-content").dispatchEvent(
     new KeyboardEvent("keydown", {key: "Enter", ctrlKey: true, bubbles: true, cancelable: true}));
+  // Virtual time waits for fetches but not for a WebSocket: hold the page open with one fetch after
+  // another until the run has an outcome (the fake refuses the stream; the page then POSTs).
+  (function hold() {
+    if (document.getElementById("verdict").dataset.status !== "running") return;
+    fetch("/hold").then(hold, hold);
+  })();
 })();
 """
 
@@ -261,6 +277,12 @@ class _BrowserFake(BaseHTTPRequestHandler):
             return self._send(200, json.dumps(BROWSER_RUNTIMES).encode(), "application/json")
         if path == "/driver.js":
             return self._send(200, DRIVER.encode(), "text/javascript")
+        if path == "/hold":
+            time.sleep(0.02)
+            return self._send(200, b"ok", "text/plain")
+        if path == "/v1/execute/stream":  # a server (or proxy) without WebSockets: the page falls back
+            self.requests.append({"path": path, "upgrade": self.headers.get("Upgrade")})
+            return self._send(404, b"not found", "text/plain")
         name = "index.html" if path == "/" else path.lstrip("/")
         file = STATIC / name
         if "/" in name or not file.is_file():
@@ -332,9 +354,11 @@ def test_browser_run_renders_result_as_inert_text(browser_page: Callable[[str], 
     code = "import sys\nprint(sys.argv)\n"
     dom = browser_page(code)
     assert "PWNED" not in re.search(r"<title>(.*?)</title>", dom, re.S).group(1)  # type: ignore[union-attr]
+    # The stream was tried first; refused (no WebSocket here), the page sent the one request instead.
+    assert _BrowserFake.requests[0] == {"path": "/v1/execute/stream", "upgrade": "websocket"}
     # The request: code from the editor API, split args, stdin, limits, bearer from the key field.
-    assert len(_BrowserFake.requests) == 1
-    sent = _BrowserFake.requests[0]
+    assert len(_BrowserFake.requests) == 2
+    sent = _BrowserFake.requests[1]
     assert sent["path"] == "/v1/execute"
     assert sent["auth"] == "Bearer test-key"
     assert sent["body"] == {

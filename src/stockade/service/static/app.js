@@ -128,7 +128,33 @@
     return chosen ? chosen.language : null;
   }
 
-  const helpers = { splitArgs, formatMs, formatKb, describeExit, describeVerdict, decodeOutput, joinOutput, pickLanguage };
+  // The stream endpoint's ws(s):// URL, relative to the page (so it works behind a path prefix too).
+  function streamUrlFor(base) {
+    const url = new URL("v1/execute/stream", base);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return url.toString();
+  }
+
+  // Subprotocols of a stream: a browser cannot set Authorization on a WebSocket, so the key rides along.
+  function streamProtocols(key) {
+    return key ? ["stockade.v1", `stockade.bearer.${key}`] : ["stockade.v1"];
+  }
+
+  // An `error` event of the stream, as the failure an HTTP refusal gives.
+  function streamFailure(event) {
+    const body = (event && typeof event.error === "object" && event.error) || {};
+    return {
+      code: typeof body.error === "string" ? body.error : "STREAM_ERROR",
+      message: typeof body.message === "string" ? body.message : "The server refused the stream.",
+      id: typeof body.id === "string" ? body.id : null,
+      retryAfter: event && event.retry_after != null ? String(event.retry_after) : null,
+    };
+  }
+
+  const helpers = {
+    splitArgs, formatMs, formatKb, describeExit, describeVerdict, decodeOutput, joinOutput, pickLanguage,
+    streamUrlFor, streamProtocols, streamFailure,
+  };
   if (typeof module === "object" && module.exports) module.exports = helpers;
   if (typeof document === "undefined") return;
 
@@ -143,10 +169,12 @@
     memory: $("memory"), exitCode: $("exit-code"), error: $("error"), apiKey: $("api-key"),
     stdoutTruncated: $("stdout-truncated"), stderrTruncated: $("stderr-truncated"),
     executionId: $("execution-id"), shortcut: $("run-shortcut"),
+    interactive: $("interactive"), liveRow: $("live-input-row"), liveInput: $("live-input"),
+    sendInput: $("send-input"), endInput: $("end-input"),
     limits: Array.from(document.querySelectorAll("[data-limit]")),
   };
 
-  const state = { runtimes: [], running: false, loaded: false };
+  const state = { runtimes: [], running: false, loaded: false, stream: null };
 
   const storage = {
     get(key) {
@@ -328,14 +356,93 @@
     setVerdict("running", "running", "");
     setRunning(true);
     try {
-      const reply = await callApi("v1/execute", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
-      if (reply.ok) renderResult(reply.data);
-      else renderFailure(apiFailure(reply));
+      // Streamed: output shows as it comes. Where no WebSocket opens (a proxy that does not carry them),
+      // nothing has run, and the one request answers with the whole result.
+      const streamed = await runStreamed(body, els.interactive.checked);
+      if (streamed.kind === "result") renderResult(streamed.data);
+      else if (streamed.kind === "failure") renderFailure(streamed.failure);
+      else {
+        const reply = await callApi("v1/execute", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
+        if (reply.ok) renderResult(reply.data);
+        else renderFailure(apiFailure(reply));
+      }
     } catch (err) {
       renderFailure({ code: "CONNECTION_FAILED", message: `Could not reach the Stockade service (${err.message}).` });
     } finally {
       setRunning(false);
     }
+  }
+
+  // One run over GET /v1/execute/stream. Resolves {kind: "result", data}, {kind: "failure", failure},
+  // or {kind: "unavailable"} when the WebSocket never opened.
+  function runStreamed(body, interactive) {
+    return new Promise((resolve) => {
+      let ws;
+      try {
+        ws = new WebSocket(streamUrlFor(document.baseURI), streamProtocols(els.apiKey.value.trim()));
+      } catch (_) {
+        resolve({ kind: "unavailable" });
+        return;
+      }
+      let opened = false;
+      let settled = false;
+      const finish = (outcome) => {
+        if (settled) return;
+        settled = true;
+        state.stream = null;
+        showLiveInput(false);
+        resolve(outcome);
+      };
+      ws.onopen = () => {
+        opened = true;
+        ws.send(JSON.stringify(body));
+        if (interactive) {
+          state.stream = ws;
+          showLiveInput(true);
+        } else {
+          ws.send(JSON.stringify({ type: "eof" }));
+        }
+      };
+      ws.onmessage = (message) => {
+        let event = null;
+        try { event = JSON.parse(message.data); } catch (_) { return; }
+        if (!event || typeof event !== "object") return;
+        if (event.type === "stdout" || event.type === "stderr") {
+          // A text node each: output is appended, never parsed.
+          els[event.type].append(document.createTextNode(decodeOutput(event.data, body.output_encoding)));
+        } else if (event.type === "result" && event.result) {
+          finish({ kind: "result", data: event.result });
+        } else if (event.type === "error") {
+          finish({ kind: "failure", failure: streamFailure(event) });
+        }
+      };
+      ws.onclose = (event) => {
+        if (!opened) finish({ kind: "unavailable" });
+        else finish({ kind: "failure", failure: {
+          code: "CONNECTION_FAILED", message: `The stream ended before the result (close code ${event.code}).` } });
+      };
+    });
+  }
+
+  function showLiveInput(show) {
+    els.liveRow.hidden = !show;
+    els.liveInput.value = "";
+    if (show) els.liveInput.focus();
+  }
+
+  function sendLine() {
+    const ws = state.stream;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(JSON.stringify({ type: "stdin", data: `${els.liveInput.value}\n` }));
+    els.liveInput.value = "";
+  }
+
+  function endInput() {
+    const ws = state.stream;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(JSON.stringify({ type: "eof" }));
+    state.stream = null;  // nothing more may be sent
+    showLiveInput(false);
   }
 
   function describeRuntime(runtime) {
@@ -428,6 +535,14 @@
 
   els.language.addEventListener("change", () => selectLanguage(els.language.value, true));
   els.run.addEventListener("click", () => run());
+  els.sendInput.addEventListener("click", () => sendLine());
+  els.endInput.addEventListener("click", () => endInput());
+  els.liveInput.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !(event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      sendLine();
+    }
+  });
 
   // Capture phase, so the editor's own Mod-Enter binding never sees it.
   root.addEventListener("keydown", (event) => {
