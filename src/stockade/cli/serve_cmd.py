@@ -54,6 +54,9 @@ def draining_server(service: Service, app: FastAPI, url: str) -> uvicorn.Server:
     config = uvicorn.Config(
         app, host=service.config.host, port=service.config.port, log_config=None, access_log=False,
         timeout_graceful_shutdown=drain,
+        # /v1/execute/stream: websockets' sans-IO protocol pauses its writes at the transport's high-water
+        # mark and its reads while a message waits (bounded both ways); one message is at most a body.
+        ws="websockets-sansio", ws_max_size=service.config.max_body_bytes, ws_per_message_deflate=False,
     )  # fmt: skip
     return DrainingServer(config)
 

@@ -5,6 +5,7 @@ only and imports nothing of the server.
 - types.py: Limits, File and the results (ExecutionResult, CompileStage, Runtime), built and parsed
 - errors.py: StockadeError and one subclass per API error code
 - judging.py: `client.judge()` and `client.problems`, judge mode (docs/judge.md)
+- stream.py: `client.stream()`, output as it comes and interactive stdin over a WebSocket (docs/sdk.md)
 """
 
 from stockade.client.errors import (
@@ -29,6 +30,7 @@ from stockade.client.sdk import (
     AsyncClient,
     Client,
 )
+from stockade.client.stream import AsyncStream, Stream, StreamEvent
 from stockade.client.types import (
     CompileStage,
     ExecutionResult,
@@ -41,6 +43,7 @@ from stockade.client.types import (
 __all__ = [
     "API_KEY_ENV",
     "AsyncClient",
+    "AsyncStream",
     "Client",
     "CompileStage",
     "ConnectionFailed",
@@ -60,6 +63,8 @@ __all__ = [
     "Runtime",
     "RuntimeRef",
     "StockadeError",
+    "Stream",
+    "StreamEvent",
     "Test",
     "TestVerdict",
     "ToolchainMissing",

@@ -42,6 +42,7 @@ from stockade.client.errors import (
 )
 from stockade.client.judging import AsyncProblems, JudgeOptions, JudgeResult, Problems
 from stockade.client.judging import _Flows as _JudgeFlows
+from stockade.client.stream import AsyncStream, Stream, StreamOptions, stream_url
 from stockade.client.types import (
     CompileStage,
     ExecutionResult,
@@ -295,6 +296,11 @@ class Client(_BaseClient):
         stored problem (`problem=` its id); every verdict is a result (docs/judge.md, judging.py)."""
         return self._run(_JudgeFlows(self).judge(language, code, options))  # type: ignore[no-any-return]
 
+    def stream(self, language: str, code: str | None = None, **options: Unpack[StreamOptions]) -> Stream:
+        """Run `code` with its output as events while it runs and its stdin sent as you go (stream.py)."""
+        body = build_execute_body(language, code, **options)
+        return Stream(stream_url(self.base_url), self._headers, body, self.timeout)
+
     def runtimes(self) -> list[Runtime]:
         return self._run(self._runtimes_flow())
 
@@ -406,6 +412,11 @@ class AsyncClient(_BaseClient):
     async def judge(self, language: str, code: str | None = None, **options: Unpack[JudgeOptions]) -> JudgeResult:
         """Client.judge, awaited."""
         return await self._run(_JudgeFlows(self).judge(language, code, options))
+
+    def stream(self, language: str, code: str | None = None, **options: Unpack[StreamOptions]) -> AsyncStream:
+        """Client.stream, on asyncio: `async with client.stream(...) as run: async for event in run`."""
+        body = build_execute_body(language, code, **options)
+        return AsyncStream(stream_url(self.base_url), self._headers, body, self.timeout)
 
     async def runtimes(self) -> list[Runtime]:
         return await self._run(self._runtimes_flow())

@@ -170,7 +170,9 @@ class Engine:
     async def execute(self, req: ExecutionRequest) -> ExecutionResult:
         return await self.run(await self.prepare(req))
 
-    async def run(self, plan: Plan) -> ExecutionResult:
+    async def run(self, plan: Plan, live: LiveIO | None = None) -> ExecutionResult:
+        """Compile (never live: its output is in the result), then run; with `live`, the run stage's
+        stdio is live (sandbox LiveIO: streaming and interactive stdin)."""
         req, lang = plan.request, plan.language
         result = ExecutionResult(status=Verdict.INTERNAL_ERROR, language=lang.id, version=plan.toolchain.version)
         result.compile, stop, artifact = await self.compile_stage(plan)
@@ -181,7 +183,14 @@ class Engine:
         copied, shadowed = outputs.seed(req.box_files or (), artifact.names)
         wanted = bool(req.collect) or req.box_files is not None
         ran = await self.run_stage(
-            plan, artifact, stdin=req.stdin, args=req.args, limits=req.limits, extra_files=copied, collect=wanted
+            plan,
+            artifact,
+            stdin=req.stdin,
+            args=req.args,
+            limits=req.limits,
+            extra_files=copied,
+            collect=wanted,
+            live=live,
         )
         result.run = ran
         result.status = verdict_of_run(ran.status)

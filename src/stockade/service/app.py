@@ -27,7 +27,7 @@ from stockade.service.body_limit import BodyLimit
 from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
 from stockade.service.node import Service, StartupRefused
-from stockade.service.routes import judge, judge0, piston, playground, problems, unversioned, v1
+from stockade.service.routes import judge, judge0, piston, playground, problems, stream, unversioned, v1
 from stockade.service.routes.deps import rate_headers, service_of
 from stockade.service.wire import LIMIT_FIELDS
 
@@ -83,6 +83,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, internal_error)
     app.include_router(v1.router)
+    app.include_router(stream.router)  # GET /v1/execute/stream, a WebSocket (docs/api.md)
     app.include_router(judge.router)  # POST /v1/judge (docs/judge.md)
     app.include_router(problems.router)  # /v1/problems: stored problems (docs/judge.md)
     app.include_router(unversioned.router)

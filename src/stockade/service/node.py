@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from stockade.engine import Engine, ExecutionResult, Plan
 from stockade.runtimes.registry import Registry
@@ -119,7 +119,8 @@ class Service:
         """No key is needed: we listen on loopback and no key exists. It ends with the first key."""
         return self.config.loopback and self.store is not None and not self.store.has_any_keys()
 
-    def authenticate(self, request: Request) -> Caller:
+    def authenticate(self, request: HTTPConnection) -> Caller:
+        """The caller of a request or a WebSocket (routes/stream.py), from its Authorization header."""
         assert self.store is not None
         header = request.headers.get("authorization", "").strip()
         scheme, _, token = header.partition(" ")
