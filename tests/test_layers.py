@@ -53,6 +53,8 @@ SERVICE_ROOMS = {
     "store": 1,
     "body_limit": 1,
     "wire": 1,
+    "workspace_fs": 1,  # a workspace's host files, by directory fd, never following a link
+    "workspaces": 2,  # workspaces: quota, expiry, the lease, the write-back
     "audit": 2,
     "problems": 1,  # judge mode's stored problems, in a SQLite file of their own
     "compat": 2,  # other APIs' wire forms (Judge0, Piston) over wire.py's

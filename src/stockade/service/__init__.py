@@ -16,6 +16,9 @@
 - ratelimit.py: per-tenant moving-window rate limit, in memory
 - audit.py: the signed, hash-chained audit log
 - problems.py: judge mode's stored problems (POST /v1/problems), per tenant, in a SQLite file of their own
+- workspaces.py: a tenant's files kept across executions (quota, idle expiry, the lease that keeps two
+  executions on one workspace apart, the write-back of a run's files); workspace_fs.py: their host files,
+  walked by directory fd without following anything
 - telemetry.py: Prometheus metrics, JSON logs, the recent failures of /v1/diagnostics
 - static/: the browser playground
 """

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 import stockade
 from stockade.service.admission import Admission
@@ -27,7 +28,18 @@ from stockade.service.body_limit import BodyLimit
 from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
 from stockade.service.node import Service, StartupRefused
-from stockade.service.routes import judge, judge0, piston, playground, problems, stream, unversioned, v1
+from stockade.service.routes import (
+    judge,
+    judge0,
+    mcp,
+    piston,
+    playground,
+    problems,
+    stream,
+    unversioned,
+    v1,
+    workspaces,
+)
 from stockade.service.routes.deps import rate_headers, service_of
 from stockade.service.wire import LIMIT_FIELDS
 
@@ -44,6 +56,7 @@ def freeze_startup_heap() -> None:
 
 def create_app(config: ServiceConfig | None = None, *, service: Service | None = None) -> FastAPI:
     service = service or Service(config or ServiceConfig())
+    mcp_endpoint = mcp.McpEndpoint(service) if service.config.mcp else None  # /mcp (docs/agents.md)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,7 +65,10 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         detection = asyncio.create_task(service.registry.detect_all())
         detection.add_done_callback(lambda _: freeze_startup_heap())
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if mcp_endpoint is not None:  # the MCP transport's task group, for the server's life
+                    await stack.enter_async_context(mcp_endpoint.running())
+                yield
         finally:
             detection.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -86,12 +102,15 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     app.include_router(stream.router)  # GET /v1/execute/stream, a WebSocket (docs/api.md)
     app.include_router(judge.router)  # POST /v1/judge (docs/judge.md)
     app.include_router(problems.router)  # /v1/problems: stored problems (docs/judge.md)
+    app.include_router(workspaces.router)  # /v1/workspaces (docs/agents.md)
     app.include_router(unversioned.router)
     if cfg.judge0:  # Judge0 CE and Piston v2 compatibility (docs/compat.md)
         app.include_router(judge0.build(service, cfg.judge0_prefix))
     if cfg.piston:
         for router in piston.routers():
             app.include_router(router)
+    if mcp_endpoint is not None:  # MCP over streamable HTTP, the API's bearer keys (docs/agents.md)
+        app.router.routes.append(Route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     app.router.default = playground.Playground()  # what no route matches, even by path alone
     return app
 

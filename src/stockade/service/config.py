@@ -32,6 +32,12 @@ class ServiceConfig:
     judge_max_bytes: int = 8 * 1024 * 1024  # ...and their stdin and expected output together
     problems_per_tenant: int = 100  # stored problems (POST /v1/problems) a tenant may keep...
     problems_tenant_bytes: int = 256 * 1024 * 1024  # ...and their bytes together
+    # Workspaces (docs/agents.md): each one's quota, a tenant's number of them, their idle expiry.
+    workspace_max_bytes: int = 32 * 1024 * 1024
+    workspace_max_files: int = 1000
+    workspaces_per_tenant: int = 16
+    workspace_idle_seconds: float = 24 * 3600.0
+    mcp: bool = True  # the MCP server over streamable HTTP at /mcp (docs/agents.md)
 
     @property
     def db_path(self) -> Path:
@@ -40,6 +46,10 @@ class ServiceConfig:
     @property
     def judge0_db_path(self) -> Path:
         return self.data_dir / "judge0.db"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.data_dir / "workspaces"
 
     @property
     def problems_db_path(self) -> Path:

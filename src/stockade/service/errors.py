@@ -15,10 +15,13 @@ STATUS_BY_CODE = {
     "FORBIDDEN": 403,
     "UNKNOWN_LANGUAGE": 404,
     "NOT_FOUND": 404,
+    "WORKSPACE_NOT_FOUND": 404,  # unknown, another tenant's, or expired; or no such file in it
     "METHOD_NOT_ALLOWED": 405,
+    "WORKSPACE_BUSY": 409,  # another execution or write holds the workspace (docs/agents.md)
     "PAYLOAD_TOO_LARGE": 413,
     "PROBLEM_NOT_FOUND": 404,  # unknown or another tenant's stored problem (docs/judge.md)
     "PROBLEM_QUOTA_EXCEEDED": 413,  # the tenant's number of stored problems or their bytes
+    "WORKSPACE_QUOTA_EXCEEDED": 413,  # its files or bytes, or the tenant's number of workspaces
     "TOOLCHAIN_MISSING": 422,
     "VERSION_UNAVAILABLE": 422,
     "LIMIT_OUT_OF_RANGE": 422,

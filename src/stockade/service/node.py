@@ -31,6 +31,7 @@ from stockade.service.quota import QuotaHold, QuotaHolds
 from stockade.service.ratelimit import RateLimiter
 from stockade.service.store import AuthContext, ConflictError, QuotaState, Store, Tenant
 from stockade.service.telemetry import Metrics, RecentFailures
+from stockade.service.workspaces import WorkspaceLimits, WorkspaceStore
 
 log = logging.getLogger("stockade.service")
 
@@ -53,6 +54,12 @@ class Caller:
     key_id: str | None
 
 
+def _workspace_limits(cfg: ServiceConfig) -> WorkspaceLimits:
+    return WorkspaceLimits(
+        cfg.workspace_max_bytes, cfg.workspace_max_files, cfg.workspaces_per_tenant, cfg.workspace_idle_seconds
+    )
+
+
 class Service:
     """Long-lived state of one node: sandbox, engine, storage, audit, limits and telemetry."""
 
@@ -68,6 +75,7 @@ class Service:
         self.limiter = RateLimiter()
         self.quota_holds = QuotaHolds()
         self.store: Store | None = None
+        self.workspaces: WorkspaceStore | None = None  # under the data dir, made at start
         self.audit: AuditLog | None = None
         self.places = Places(self.sandbox.slots_total + config.queue_size)
         self.draining = False
@@ -92,6 +100,7 @@ class Service:
         cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.store = Store(cfg.db_path)
         self.audit = AuditLog(self.store, cfg.audit_key_path)
+        self.workspaces = WorkspaceStore(cfg.workspaces_dir, _workspace_limits(cfg))
         if not self.store.has_any_keys():
             if not cfg.loopback:
                 raise StartupRefused(

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema, cr
 
 from stockade.engine import ExecutionRequest, ExecutionResult, LimitPolicy, SourceFile, StageLimits
 from stockade.engine.limits import StagePolicy
+from stockade.engine.outputs import Outputs
 from stockade.runtimes.registry import Registry
 from stockade.sandbox.spec import BoxResult
 from stockade.service.errors import ApiError
@@ -88,6 +89,13 @@ class ExecuteIn(_Strict):
     limits: RunLimitsIn | None = None
     compile_limits: CompileLimitsIn | None = None
     output_encoding: Encoding = "utf8"
+    # Annotated, with plain defaults: the compatible surfaces build this model without naming them.
+    collect: Annotated[
+        list[str] | None, Field(max_length=32, description="Globs of files under /box to return (`*.png`, `out/**`)")
+    ] = None
+    workspace: Annotated[
+        str | None, Field(max_length=64, description="A workspace id: its files are the run's /box (docs/agents.md)")
+    ] = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ExecuteIn:
@@ -134,6 +142,30 @@ class ExecuteOut(BaseModel):
     memory_kb: int = Field(description="Peak memory of the run stage, KiB")
     compile: CompileOut | None
     runtime: RuntimeRef
+    files: list[FileOut] | None = Field(None, description="With `collect`: the matching files the run left")
+    files_skipped: list[SkippedOut] | None = Field(None, description="With `collect`: matching paths not returned")
+    workspace: WorkspaceOut | None = Field(None, description="With `workspace`: what became of the run's files")
+
+
+class FileOut(BaseModel):
+    path: str
+    content: str = Field(description="base64")
+    size: int
+    executable: bool
+
+
+class SkippedOut(BaseModel):
+    path: str
+    reason: str = Field(description="not_regular, count_cap or size_cap; bad_name in a workspace write-back")
+
+
+class WorkspaceOut(BaseModel):
+    id: str
+    saved: bool = Field(description="The workspace is now what the run left; false: it is as it was (`error`)")
+    files: int
+    bytes: int
+    skipped: list[SkippedOut]
+    error: ErrorOut | None
 
 
 class ErrorOut(BaseModel):
@@ -192,6 +224,7 @@ def to_request(body: ExecuteIn, tenant: Tenant, registry: Registry, policy: Limi
         entry=body.entry,
         stdin=stdin,
         args=list(body.args),
+        collect=tuple(body.collect or ()),
         limits=stage_limits(body.limits, tenant, policy.run.default, "run"),
         compile_limits=stage_limits(body.compile_limits, tenant, policy.compile.default, "compile"),
     )
@@ -284,3 +317,20 @@ def response_body(execution_id: str, result: ExecutionResult, encoding: str) -> 
         "compile": compile_rec,
         "runtime": {"language": result.language, "version": result.version},
     }
+
+
+def files_body(outputs: Outputs | None) -> dict[str, Any]:
+    """The `files` and `files_skipped` of a result with `collect` (both empty when nothing was read)."""
+    if outputs is None:
+        return {"files": [], "files_skipped": []}
+    return {
+        "files": [
+            {"path": f.path, "content": _b64(f.content), "size": len(f.content), "executable": f.executable}
+            for f in outputs.files
+        ],
+        "files_skipped": [{"path": s.path, "reason": s.reason} for s in outputs.skipped],
+    }
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

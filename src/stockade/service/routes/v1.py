@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 import stockade
-from stockade.engine import EngineError
-from stockade.service.errors import ApiError
 from stockade.service.node import Caller
+from stockade.service.routes import execution
 from stockade.service.routes.deps import ERROR_RESPONSES, admin, caller, rate_headers, service_of
-from stockade.service.wire import ExecuteIn, ExecuteOut, RuntimesOut, response_body, to_request
+from stockade.service.wire import ExecuteIn, ExecuteOut, RuntimesOut
 
 SETTLE_WAIT_S = 5.0  # diagnostics wait at most this for answered executions to be recorded and their boxes replaced
 
@@ -25,25 +23,11 @@ router = APIRouter(prefix="/v1")
 # POST /v1/execute and its alias /execute (a comment, not a docstring: that would go into the schema).
 # Admission has claimed the request's place, `caller` authenticated it and took its quota hold.
 async def execute(request: Request, body: ExecuteIn, who: Annotated[Caller, Depends(caller)]) -> JSONResponse:
-    service = service_of(request)
-    execution_id = uuid.uuid4().hex
-    try:
-        plan = await service.engine.prepare(to_request(body, who.tenant, service.registry, service.engine.policy))
-    except EngineError as e:
-        service.reject(e.code.lower())
-        raise ApiError(e.code, e.message) from None
-    except ApiError as e:
-        service.reject(e.code.lower())
-        raise
-    async with service.admitted(request.state.place):
-        result = await service.engine.run(plan)
-    waited = sum(b.queue_ms for b in (result.compile, result.run) if b is not None)
-    service.metrics.queue_wait.observe(waited / 1000)
-    out = response_body(execution_id, result, body.output_encoding)
-    # Admission writes the audit record once the response is written, so the client does not wait for
-    # it, and also if the response cannot be: every run is recorded. Until then the request holds its
-    # quota execution.
-    request.state.audit_write = service.record(who, plan, result, execution_id, out)
+    # The steps (execution.py, shared with the MCP tools): workspace lease, prepare, admitted run,
+    # write-back, answer, record. Admission writes the audit record once the response is written, so
+    # the client does not wait for it, and also if the response cannot be: every run is recorded.
+    # Until then the request holds its quota execution.
+    out, request.state.audit_write = await execution.execute(service_of(request), who, body, request.state.place)
     return JSONResponse(out, headers=rate_headers(request))
 
 
