@@ -819,17 +819,20 @@ async def test_a_failed_audit_write_is_logged_and_fails_readiness_until_one_succ
         assert r.status_code == 200 and r.json()["stdout"] == "hello\n"
         ready = await c.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["audit"] is False
+        refused = await c.post("/v1/execute", json=HELLO)  # fails closed: it could not be recorded either
+        assert refused.status_code == 503 and refused.json()["error"] == "STORAGE_UNAVAILABLE"
         diag = (await c.get("/v1/diagnostics")).json()
         assert diag["recent_failures"].get("audit") == 1 and diag["admission"]["recording"] == 0
         assert "stockade_audit_failures_total 1.0" in (await c.get("/metrics")).text
         assert service.quota_holds.held("local") == 0  # the execution's quota hold was given back
 
         repaired()
-        second = (await c.post("/v1/execute", json=HELLO)).json()
-        ready = await c.get("/readyz")
+        ready = await c.get("/readyz")  # probes the storage: writes the record that failed, no execution needed
         assert ready.status_code == 200 and ready.json()["checks"]["audit"] is True
+        second = (await c.post("/v1/execute", json=HELLO)).json()
+        await service.written()
         records = [rec for rec in service.audit.export() if rec["kind"] == "execution"]
-        assert [rec["data"]["execution_id"] for rec in records] == [second["execution_id"]]
+        assert [rec["data"]["execution_id"] for rec in records] == [r.json()["execution_id"], second["execution_id"]]
     failed = next(line for line in log.lines if line.startswith("audit record not written:"))
     assert re.match(r"audit record not written: [0-9a-f]{12}\n", failed) and "disk full" in failed
 

@@ -28,20 +28,35 @@ def listen_url(host: str, port: int) -> str:
 
 
 def draining_server(service: Service, app: FastAPI, url: str) -> uvicorn.Server:
-    """uvicorn, with SIGTERM stopping admission first (503 with Retry-After) and a "listening on" line."""
+    """uvicorn, with a "listening on" line, and SIGTERM draining the service (Service.drain) before the
+    listener closes: /readyz and new requests get their typed 503 at once, for as long as the drain lasts.
+    A second signal ends the drain's wait (its runs are then stopped and recorded as interrupted)."""
+    import asyncio
+
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
+        loop: asyncio.AbstractEventLoop | None = None
+        forced = False
+
         async def startup(self, sockets: list[Any] | None = None) -> None:
+            self.loop = asyncio.get_running_loop()
             await super().startup(sockets)
             if self.started:
                 print(f"stockade: listening on {url}", file=sys.stderr, flush=True)
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            service.draining = True
+            self.forced = self.should_exit
+            service.draining = True  # readiness and admission, before the loop even runs again
+            if self.loop is not None:  # from a signal handler: only a thread-safe call is safe
+                self.loop.call_soon_threadsafe(service.begin_drain)
             super().handle_exit(sig, frame)
             # A completed drain is a clean exit (status 0); uvicorn would re-raise the signal afterwards.
             self._captured_signals.clear()
+
+        async def shutdown(self, sockets: list[Any] | None = None) -> None:
+            await service.drain(force=lambda: self.forced)  # the listener is still open meanwhile
+            await super().shutdown(sockets)
 
         def capture_signals(self) -> contextlib._GeneratorContextManager[None]:
             # uvicorn restores the handlers it found once serving ends. Make those "ignore": past that

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from stockade.sandbox.box import BUILD_ERRORS, Box, BoxBuilder
 
@@ -37,6 +37,7 @@ class CallerRuns:
     def __init__(self) -> None:
         self.slots: list[int] = []
         self.started = False
+        self.on_start: Callable[[], None] | None = None  # each time a run of the block takes a slot; never raises
 
 
 _CALLER: contextvars.ContextVar[CallerRuns | None] = contextvars.ContextVar("stockade_caller_runs", default=None)
@@ -168,6 +169,8 @@ class Pool:
         slot = await self._slots.take()
         if caller is not None:
             caller.started = True  # before any await: no cancel lands between taking the slot and saying so
+            if caller.on_start is not None:
+                caller.on_start()
         queue_ms = int((time.monotonic() - asked) * 1000)
         with self._lock:
             box = self._ready.pop(slot, None)
@@ -191,6 +194,11 @@ class Pool:
     def discard(self, box: Box) -> None:
         if not self.builder.discard(box):
             self.quarantined.add(box.slot)
+
+    @staticmethod
+    def caller_runs() -> CallerRuns | None:
+        """The CallerRuns of the recycling_deferred() block this context is in, if any."""
+        return _CALLER.get()
 
     @contextlib.contextmanager
     def recycling_deferred(self) -> Iterator[CallerRuns]:

@@ -217,6 +217,11 @@ class Sandbox:
         with self.pool.recycling_deferred() as mine:
             yield mine
 
+    def caller_runs(self) -> CallerRuns | None:
+        """The CallerRuns of the recycling_deferred() block this context is in (None outside one): whether
+        a run of the block has taken a slot, i.e. started."""
+        return None if self.pool is None else self.pool.caller_runs()
+
     async def recycled(self) -> None:
         """Wait until every box finished so far is torn down and its slot's next box built (a box
         left to a recycling_deferred() block still running counts once that block ends)."""

@@ -16,6 +16,10 @@
 - ratelimit.py: per-tenant moving-window rate limit, in memory
 - audit.py: the signed, hash-chained audit log
 - problems.py: judge mode's stored problems (POST /v1/problems), per tenant, in a SQLite file of their own
+- trail.py: the audit trail read without writing anything, for `stockade audit verify|head|export`
+- journal.py: every admitted run, journaled before its first box and recorded exactly once (interrupted
+  if it ends without a result: a restart, the drain's deadline), and the drain's work on the runs
+- storage.py: whether the data dir can take records now (free space, a probe write), for admission
 - workspaces.py: a tenant's files kept across executions (quota, idle expiry, the lease that keeps two
   executions on one workspace apart, the write-back of a run's files); workspace_fs.py: their host files,
   walked by directory fd without following anything

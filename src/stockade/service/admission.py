@@ -25,7 +25,7 @@ from stockade.service.body_limit import replaying
 from stockade.service.errors import ApiError
 
 if TYPE_CHECKING:
-    from stockade.service.node import Service
+    from stockade.service.node import Caller, Service
 
 log = logging.getLogger("stockade.service")
 
@@ -42,6 +42,7 @@ class Place:
     def __init__(self, places: Places) -> None:
         self._places = places
         self._state = _State.CLAIMED
+        self.who: Caller | None = None  # who asked (routes/deps.py:caller): its run's journal entry says so
         places.claimed += 1
 
     def admit(self) -> None:

@@ -188,6 +188,12 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def key_fingerprint(key: Ed25519PublicKey) -> str:
+    """`SHA256:<hex>` of the raw 32-byte public key: what an operator compares and pins."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "SHA256:" + hashlib.sha256(raw).hexdigest()
+
+
 def _sig_ok(public_key: Ed25519PublicKey, signature_hex: str, message: bytes) -> bool:
     try:
         public_key.verify(bytes.fromhex(signature_hex), message)

@@ -17,6 +17,7 @@ STATUS_BY_CODE = {
     "NOT_FOUND": 404,
     "WORKSPACE_NOT_FOUND": 404,  # unknown, another tenant's, or expired; or no such file in it
     "METHOD_NOT_ALLOWED": 405,
+    "REQUEST_TIMEOUT": 408,  # the connection guard's: headers or body not received in time
     "WORKSPACE_BUSY": 409,  # another execution or write holds the workspace (docs/agents.md)
     "PAYLOAD_TOO_LARGE": 413,
     "PROBLEM_NOT_FOUND": 404,  # unknown or another tenant's stored problem (docs/judge.md)
@@ -29,6 +30,8 @@ STATUS_BY_CODE = {
     "QUOTA_EXCEEDED": 429,
     "INTERNAL_ERROR": 500,
     "OVERLOADED": 503,
+    "STORAGE_UNAVAILABLE": 503,  # the data dir cannot take the run's record: nothing is run
+    "INTERRUPTED": 503,  # the run was stopped by the shutdown (drain deadline) and recorded as interrupted
 }
 
 

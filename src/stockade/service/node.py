@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -20,20 +21,23 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
-from stockade.engine import Engine, ExecutionResult, Plan
+from stockade.engine import ExecutionResult, Plan
 from stockade.runtimes.registry import Registry
 from stockade.sandbox import Sandbox
 from stockade.service.admission import Place, Places
-from stockade.service.audit import AuditLog, execution_data
+from stockade.service.audit import AuditLog, execution_data, key_fingerprint, public_key_path
 from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
+from stockade.service.journal import Journal, NotJournaled, RunEnded, Runs, StagedEngine
 from stockade.service.quota import QuotaHold, QuotaHolds
 from stockade.service.ratelimit import RateLimiter
+from stockade.service.storage import PROBE_EVERY_S, WRITE_ERRORS, StorageGuard, free_space_problem
 from stockade.service.store import AuthContext, ConflictError, QuotaState, Store, Tenant
 from stockade.service.telemetry import Metrics, RecentFailures
 from stockade.service.workspaces import WorkspaceLimits, WorkspaceStore
 
 log = logging.getLogger("stockade.service")
+RECORD_WAIT_S = 10.0  # at shutdown, records still being written get this long
 
 
 class StartupRefused(RuntimeError):
@@ -69,8 +73,14 @@ class Service:
         # Every box binds every language's toolchain paths, so the box built ahead fits any run.
         shared = tuple(sorted({*config.sandbox.shared_ro_paths, *self.registry.ro_paths}))
         self.sandbox = Sandbox(dataclasses.replace(config.sandbox, shared_ro_paths=shared))
-        self.engine = Engine(self.sandbox, self.registry)
         self.metrics = Metrics()
+        # Every admitted run is journaled before its first box, and recorded exactly once (journal.py).
+        self.runs = Runs(self.sandbox, self.metrics, self.write_later)
+        self.engine = StagedEngine(self.sandbox, self.registry, self.runs)
+        self.storage = StorageGuard(config.data_dir)  # refuses runs it could not record (storage.py)
+        self._unwritten: list[Callable[[], None]] = []  # records whose write failed, retried by the probe
+        self._recovery: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.failures = RecentFailures()
         self.limiter = RateLimiter()
         self.quota_holds = QuotaHolds()
@@ -79,7 +89,6 @@ class Service:
         self.audit: AuditLog | None = None
         self.places = Places(self.sandbox.slots_total + config.queue_size)
         self.draining = False
-        self.audit_ok = True  # false from a failed audit write until one succeeds (readiness)
         self._writing: set[asyncio.Future[None]] = set()  # audit writes of answered executions, until done
         self.started_at = time.time()
         self.started = False
@@ -90,6 +99,12 @@ class Service:
         return len(self._writing)
 
     @property
+    def audit_ok(self) -> bool:
+        """Records can be written (readiness): false from a failed write or too little space until a
+        probe of the storage succeeds (storage.py)."""
+        return self.storage.problem is None
+
+    @property
     def in_flight(self) -> int:
         """Admitted executions, running or waiting for a slot."""
         return self.places.admitted
@@ -97,10 +112,26 @@ class Service:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         cfg = self.config
-        cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.store = Store(cfg.db_path)
-        self.audit = AuditLog(self.store, cfg.audit_key_path)
-        self.workspaces = WorkspaceStore(cfg.workspaces_dir, _workspace_limits(cfg))
+        try:
+            cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if problem := free_space_problem(cfg.data_dir):
+                raise StartupRefused(f"cannot record executions: {problem}; free some space")
+            new_key = not cfg.audit_key_path.exists()
+            self.store = Store(cfg.db_path)
+            self.audit = AuditLog(self.store, cfg.audit_key_path)
+            self.runs.journal = Journal(self.store, self.audit)
+            left = self.runs.journal.close_all("restart")
+            self.workspaces = WorkspaceStore(cfg.workspaces_dir, _workspace_limits(cfg))
+        except WRITE_ERRORS as e:
+            raise StartupRefused(f"cannot use the data dir {cfg.data_dir}: {type(e).__name__}: {e}") from None
+        self._announce_key(new_key)
+        if left:
+            self.metrics.interrupted.labels("restart").inc(len(left))
+            log.warning(
+                "recorded %d executions the previous process left unfinished as interrupted",
+                len(left),
+                extra={"fields": {"interrupted": [{"execution_id": p.id, "stage": p.stage} for p in left]}},
+            )
         if not self.store.has_any_keys():
             if not cfg.loopback:
                 raise StartupRefused(
@@ -110,14 +141,44 @@ class Service:
         self.sandbox.start()  # fails closed: SandboxUnavailable names the cause
         self.started = True
 
-    async def stop(self) -> None:
+    def _announce_key(self, new: bool) -> None:
+        """The audit public key's fingerprint, each start; the key itself at the first, to be copied off
+        the host and pinned (`stockade audit verify --public-key`, docs/audit.md)."""
+        assert self.audit is not None
+        fingerprint = key_fingerprint(self.audit.public_key)
+        pub = public_key_path(self.config.audit_key_path)
+        log.info("audit public key %s (%s)", fingerprint, pub, extra={"fields": {"audit_key": fingerprint}})
+        if new:
+            print(
+                f"stockade: new audit signing key, public key {fingerprint}: copy {pub} off this host and verify "
+                f"with `stockade audit verify --public-key COPY`\n{pub.read_text()}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def begin_drain(self) -> None:
+        """SIGTERM: readiness and admission turn 503 now; admitted runs without a slot will not start."""
         self.draining = True
-        deadline = time.monotonic() + self.config.drain_seconds
-        while (self.in_flight or self.recording) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        killed = self.sandbox.kill_all()
-        if killed:
-            log.warning("shutdown deadline passed: killed %d running boxes", killed)
+        self.runs.begin_drain(self.config.drain_seconds)
+
+    async def drain(self, force: Callable[[], bool] = lambda: False) -> None:
+        """begin_drain, then until every run has ended or the deadline (`--drain-seconds`, or `force()`):
+        past it the runs still going are killed and answered INTERRUPTED. Then their records."""
+        self.begin_drain()
+        await self.runs.drain(lambda: self.places.claimed > 0, force)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.written(), RECORD_WAIT_S)
+
+    async def stop(self) -> None:
+        await self.drain()
+        if self._unwritten:  # a last try; else their journal entries are recorded at the next start
+            await asyncio.to_thread(self.storage.probe, self._probe_write)
+            if self._unwritten:
+                left = len(self._unwritten)
+                log.error("%d audit records not written: recorded as interrupted at the next start", left)
+        if self._recovery is not None:
+            self._recovery.cancel()
+        self.runs.close()
         self.sandbox.close()
         if self.store is not None:
             self.store.close()
@@ -202,16 +263,36 @@ class Service:
         return error_id
 
     def shed(self) -> None:
-        """Refuse at once when every execution place is taken or we are draining. Run first, before any
-        work (auth, quota, parsing), so an overloaded node spends almost nothing on a refusal."""
+        """Refuse at once when every execution place is taken, we are draining, or the run could not be
+        recorded. Run first, before any work (auth, quota, parsing), so an overloaded node spends almost
+        nothing on a refusal."""
         if self.draining:
             raise self._draining()
         if self.places.full:
             raise self._overloaded()
+        if problem := self.storage.check():
+            raise self._storage_unavailable(problem)
 
     def _draining(self) -> ApiError:
         self.reject("draining")
-        return ApiError("OVERLOADED", "the service is shutting down", retry_after=5)
+        # Connection: close, so that a keep-alive client reconnects (to another node) rather than reuse this one.
+        return ApiError("OVERLOADED", "the service is shutting down", retry_after=5, headers={"Connection": "close"})
+
+    def _interrupted(self) -> ApiError:
+        self.reject("interrupted")
+        return ApiError(
+            "INTERRUPTED",
+            f"the service shut down before this run finished: it was stopped at the end of the "
+            f"{self.config.drain_seconds:g} s drain and recorded as interrupted",
+            retry_after=5,
+            headers={"Connection": "close"},
+        )
+
+    def _storage_unavailable(self, problem: str) -> ApiError:
+        self.reject("storage_unavailable")
+        self._watch_storage()
+        why = f"nothing was run: its record could not be written ({problem})"
+        return ApiError("STORAGE_UNAVAILABLE", why, retry_after=5)
 
     def _overloaded(self) -> ApiError:
         self.reject("overloaded")
@@ -227,13 +308,25 @@ class Service:
 
     @contextlib.asynccontextmanager
     async def admitted(self, place: Place) -> AsyncIterator[None]:
-        """The request's claimed place turns into an admitted run, held until the run ends."""
+        """The request's claimed place turns into an admitted run, held until the run ends. The run is
+        journaled before its first box (journal.py); one that ends without a result is recorded as
+        interrupted and answered with a typed 503 (OVERLOADED: it never started; INTERRUPTED: the
+        drain's deadline stopped it); one that cannot be journaled does not start (STORAGE_UNAVAILABLE)."""
         if self.draining:  # the drain began while this request was validated
             raise self._draining()
+        if problem := self.storage.check():
+            raise self._storage_unavailable(problem)
+        who = place.who
         place.admit()
         self.metrics.in_flight.set(self.in_flight)
         try:
-            yield
+            async with self.runs.tracked(who.tenant.id if who else None, who.key_id if who else None):
+                yield
+        except RunEnded as e:
+            raise (self._draining() if e.reason == "shutdown" else self._interrupted()) from None
+        except NotJournaled as e:
+            self.storage.failed(e)
+            raise self._storage_unavailable(str(e)) from None
         finally:
             place.release()
             self.metrics.in_flight.set(self.in_flight)
@@ -283,6 +376,13 @@ class Service:
             },
         )
 
+        entry = self.runs.take()  # its journal entry, forgotten in the record's transaction
+
+        def charge(conn: Any) -> None:
+            self._saturation(Store.count_usage(conn, caller.tenant.id, cpu_ms))
+            if entry is not None:
+                Journal.forget(conn, entry.id)
+
         def persist() -> None:
             assert self.store is not None and self.audit is not None
             code = b"".join(f.name.encode() + b"\0" + f.content for f in plan.files)
@@ -303,7 +403,7 @@ class Service:
                     execution_id=execution_id,
                     **(audit_extra or {}),
                 ),
-                also=lambda conn: self._saturation(Store.count_usage(conn, caller.tenant.id, cpu_ms)),
+                also=charge,
             )
 
         write = AuditWrite(persist, asyncio.get_running_loop().create_future())
@@ -312,19 +412,54 @@ class Service:
 
     async def write_audit(self, write: AuditWrite) -> None:
         """A record()'s write, in a worker thread. No client waits for it, so a failure is logged with an
-        id, counted, and fails readiness until a write succeeds."""
+        id and counted; it fails readiness and admission (storage.py) until a probe of the storage has
+        succeeded and written it (its run stays journaled meanwhile)."""
         try:
             await asyncio.to_thread(write.persist)
         except Exception as exc:
             self.internal_failure("audit record not written:", exc)
-            self.audit_ok = False
+            self.storage.failed(exc)
+            self._unwritten.append(write.persist)
             self.failures.add("audit")
             self.metrics.audit_failures.inc()
-        else:
-            self.audit_ok = True
+            self._watch_storage()
         finally:
             write.done.set_result(None)
             self._writing.discard(write.done)
+
+    def write_later(self, persist: Callable[[], None]) -> None:
+        """A record to write now in the background (an interrupted run's), awaited by written()."""
+        write = AuditWrite(persist, asyncio.get_running_loop().create_future())
+        self._writing.add(write.done)
+        task = asyncio.get_running_loop().create_task(self.write_audit(write))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _probe_write(self) -> None:
+        """The storage probe's write: one row, then the records that failed, oldest first."""
+        assert self.store is not None
+        self.store.probe_write()
+        while self._unwritten:
+            self._unwritten[0]()
+            self._unwritten.pop(0)
+
+    def _watch_storage(self) -> None:
+        """While storage cannot take records, probe it every PROBE_EVERY_S until it can (no request
+        needed: a load balancer that follows /readyz sends none)."""
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        while self.storage.problem is not None:
+            await asyncio.sleep(PROBE_EVERY_S)
+            if await asyncio.to_thread(self.storage.probe, self._probe_write):
+                log.info("storage takes records again: executions are admitted")
+
+    async def audit_ready(self) -> bool:
+        """Readiness of the records: probes the storage now if it had a problem."""
+        if self.storage.check() is not None:
+            await asyncio.to_thread(self.storage.probe, self._probe_write)
+        return self.storage.problem is None
 
     async def written(self) -> None:
         """Wait until every execution answered so far has had its audit record and usage written (or

@@ -101,6 +101,20 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             signature TEXT NOT NULL
         )""",
     ),
+    (
+        # Admitted executions not yet recorded (journal.py): written before any code runs, deleted in
+        # the transaction of their audit record; what a restart finds here it records as interrupted.
+        """CREATE TABLE runs_pending (
+            id TEXT PRIMARY KEY,
+            admitted_at TEXT NOT NULL,
+            tenant TEXT,
+            key_id TEXT,
+            data TEXT NOT NULL,
+            stage TEXT NOT NULL
+        )""",
+        # One row rewritten by the storage probe (storage.py): a real write, to learn the disk takes one.
+        "CREATE TABLE storage_probe (id INTEGER PRIMARY KEY CHECK (id = 1), time TEXT NOT NULL)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -209,6 +223,15 @@ class Store:
             return bool(self.connection().execute("SELECT 1").fetchone()[0] == 1)
         except (sqlite3.Error, StoreError):
             return False
+
+    def probe_write(self) -> None:
+        """A real write (one row rewritten): raises unless the database takes writes now."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO storage_probe (id, time) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET time = excluded.time",
+                (_now().isoformat(),),
+            )
 
     # -- tenants ---------------------------------------------------------------------------
 

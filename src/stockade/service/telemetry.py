@@ -32,6 +32,13 @@ class Metrics:
                                         registry=r)  # fmt: skip
         self.audit_failures = Counter("stockade_audit_failures_total", "Executions whose audit record could not "
                                       "be written", registry=r)  # fmt: skip
+        self.interrupted = Counter("stockade_interrupted_total", "Admitted executions recorded as interrupted, "
+                                   "by reason", ["reason"], registry=r)  # fmt: skip
+        self.connections = Gauge("stockade_connections", "Open client connections", registry=r)
+        self.connection_refusals = Counter("stockade_connection_refusals_total", "Connections refused or closed "
+                                           "by the connection guard, by reason", ["reason"], registry=r)  # fmt: skip
+        self.accept_errors = Counter("stockade_accept_errors_total", "accept() failures (EMFILE and the like)",
+                                     registry=r)  # fmt: skip
         self.quota_saturation = Gauge("stockade_quota_saturation", "Used fraction of a tenant's daily quota",
                                       ["tenant", "quota"], registry=r)  # fmt: skip
 

@@ -177,6 +177,7 @@ class Runner:
         if place is None:
             self._fail(job, "the node shut down before this submission ran")
             return
+        place.who = job.caller  # its run's journal entry names who asked
         tenant = job.caller.tenant.id
         job.record = {**job.record, "status_id": PROCESSING, "started_at": now(), "updated_at": now()}
         self.store.put(tenant, job.record)

@@ -27,6 +27,8 @@ async def caller(request: Request) -> Caller:
     in WAL mode never wait for a writer, and the hop to a worker thread cost more than they do."""
     service = service_of(request)
     c = service.authenticate(request)
+    if (place := getattr(request.state, "place", None)) is not None:
+        place.who = c  # for the journal entry of its run (journal.py)
     request.state.rate_headers = await service.rate_limit(c)
     # Held until the request ends (Admission): after its usage is written, if it runs.
     request.state.quota_hold = service.check_quota(c)

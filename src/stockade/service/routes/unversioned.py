@@ -28,7 +28,7 @@ async def readyz(request: Request) -> JSONResponse:
     checks = {
         "sandbox": sb.cgroups is not None and len(sb.quarantined) < sb.slots_total,
         "storage": bool(service.store and await asyncio.to_thread(service.store.ping)),
-        "audit": service.audit_ok,
+        "audit": await service.audit_ready(),  # probes the storage when it had a problem
         "accepting": not service.draining,
     }
     ok = all(checks.values())
