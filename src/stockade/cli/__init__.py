@@ -11,6 +11,7 @@ from __future__ import annotations
 from stockade.cli.audit_cmd import audit
 from stockade.cli.errors import OneLineErrors
 from stockade.cli.judge_cmd import judge
+from stockade.cli.mcp_cmd import mcp
 from stockade.cli.run_cmd import run
 from stockade.cli.runtimes_cmd import runtimes
 from stockade.cli.sandbox_cmd import sandbox
@@ -22,6 +23,6 @@ app = OneLineErrors(
     "stockade",
     help="Stockade: secure polyglot code execution.",
     no_args_is_help=True,
-    commands=[serve, run, judge, runtimes, toolchains, sandbox, tenants, keys, audit],
+    commands=[serve, run, judge, runtimes, toolchains, sandbox, tenants, keys, audit, mcp],
 )
 app.context_settings = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

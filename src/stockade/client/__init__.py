@@ -4,6 +4,7 @@ only and imports nothing of the server.
 - sdk.py: Client and AsyncClient over one sans-IO core (request flows, retries)
 - types.py: Limits, File and the results (ExecutionResult, CompileStage, Runtime), built and parsed
 - errors.py: StockadeError and one subclass per API error code
+- workspaces.py: `client.workspaces`, the workspace methods (docs/agents.md)
 - judging.py: `client.judge()` and `client.problems`, judge mode (docs/judge.md)
 - stream.py: `client.stream()`, output as it comes and interactive stdin over a WebSocket (docs/sdk.md)
 """
@@ -32,6 +33,7 @@ from stockade.client.sdk import (
 )
 from stockade.client.stream import AsyncStream, Stream, StreamEvent
 from stockade.client.types import (
+    CollectedFile,
     CompileStage,
     ExecutionResult,
     File,
@@ -39,12 +41,15 @@ from stockade.client.types import (
     Runtime,
     RuntimeRef,
 )
+from stockade.client.workspaces import AsyncWorkspaces, WorkspaceInfo, Workspaces
 
 __all__ = [
     "API_KEY_ENV",
     "AsyncClient",
     "AsyncStream",
+    "AsyncWorkspaces",
     "Client",
+    "CollectedFile",
     "CompileStage",
     "ConnectionFailed",
     "ExecutionResult",
@@ -71,4 +76,6 @@ __all__ = [
     "Unauthenticated",
     "UnexpectedResponse",
     "UnknownLanguage",
+    "WorkspaceInfo",
+    "Workspaces",
 ]

@@ -44,6 +44,7 @@ from stockade.client.judging import AsyncProblems, JudgeOptions, JudgeResult, Pr
 from stockade.client.judging import _Flows as _JudgeFlows
 from stockade.client.stream import AsyncStream, Stream, StreamOptions, stream_url
 from stockade.client.types import (
+    CollectedFile,
     CompileStage,
     ExecutionResult,
     File,
@@ -57,11 +58,14 @@ from stockade.client.types import (
     parse_execution,
     parse_runtimes,
 )
+from stockade.client.workspaces import AsyncWorkspaces, WorkspaceInfo, Workspaces
 
 __all__ = [
     "API_KEY_ENV",
     "AsyncClient",
+    "AsyncWorkspaces",
     "Client",
+    "CollectedFile",
     "CompileStage",
     "ConnectionFailed",
     "ExecutionResult",
@@ -82,6 +86,8 @@ __all__ = [
     "Unauthenticated",
     "UnexpectedResponse",
     "UnknownLanguage",
+    "WorkspaceInfo",
+    "Workspaces",
 ]
 
 API_KEY_ENV = "STOCKADE_API_KEY"
@@ -114,6 +120,7 @@ class _Call:
     path: str
     body: Mapping[str, Any] | None = None
     timeout: float | None = None
+    content: bytes | None = None  # a raw body (a workspace file) instead of JSON
 
 
 @dataclass(frozen=True)
@@ -234,6 +241,7 @@ class Client(_BaseClient):
         super().__init__(base_url, api_key, timeout, retries, retry_budget_s)
         self._sleep = sleep
         self._http = httpx.Client(base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport)
+        self.workspaces = Workspaces(self)  # client.workspaces.create(), .put(), .read(), ...
         self.problems = Problems(self)  # stored problems for judge(problem=...) (docs/judge.md)
 
     def _run(self, flow: _Flow[T]) -> T:
@@ -255,6 +263,7 @@ class Client(_BaseClient):
             call.method,
             call.path,
             json=call.body,
+            content=call.content,
             timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
         try:
@@ -275,8 +284,11 @@ class Client(_BaseClient):
         compile_limits: LimitsArg | None = None,
         version: str | None = None,
         output_encoding: OutputEncoding | None = None,
+        collect: Iterable[str] | None = None,
+        workspace: str | None = None,
     ) -> ExecutionResult:
-        """Run `code` (or `files` + `entry`) and return its result, whatever the verdict."""
+        """Run `code` (or `files` + `entry`) and return its result, whatever the verdict. `collect`: globs
+        of the files to return (`result.files`); `workspace`: a workspace id (docs/agents.md)."""
         body = build_execute_body(
             language,
             code,
@@ -288,6 +300,8 @@ class Client(_BaseClient):
             compile_limits=compile_limits,
             version=version,
             output_encoding=output_encoding,
+            collect=collect,
+            workspace=workspace,
         )
         return self._run(self._submit_flow(body))
 
@@ -352,6 +366,7 @@ class AsyncClient(_BaseClient):
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
         )
+        self.workspaces = AsyncWorkspaces(self)
         self.problems = AsyncProblems(self)
 
     async def _run(self, flow: _Flow[T]) -> T:
@@ -373,6 +388,7 @@ class AsyncClient(_BaseClient):
             call.method,
             call.path,
             json=call.body,
+            content=call.content,
             timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
         try:
@@ -393,8 +409,11 @@ class AsyncClient(_BaseClient):
         compile_limits: LimitsArg | None = None,
         version: str | None = None,
         output_encoding: OutputEncoding | None = None,
+        collect: Iterable[str] | None = None,
+        workspace: str | None = None,
     ) -> ExecutionResult:
-        """Run `code` (or `files` + `entry`) and return its result, whatever the verdict."""
+        """Run `code` (or `files` + `entry`) and return its result, whatever the verdict. `collect`: globs
+        of the files to return (`result.files`); `workspace`: a workspace id (docs/agents.md)."""
         body = build_execute_body(
             language,
             code,
@@ -406,6 +425,8 @@ class AsyncClient(_BaseClient):
             compile_limits=compile_limits,
             version=version,
             output_encoding=output_encoding,
+            collect=collect,
+            workspace=workspace,
         )
         return await self._run(self._submit_flow(body))
 

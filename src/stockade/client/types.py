@@ -87,10 +87,24 @@ class ExecutionResult:
     stdout_bytes: bytes = field(default=b"", repr=False)
     stderr_bytes: bytes = field(default=b"", repr=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # With collect=: the files returned, and the matching paths that were not ({"path", "reason"}).
+    files: tuple[CollectedFile, ...] = ()
+    files_skipped: tuple[Mapping[str, str], ...] = ()
+    # With workspace=: {"id", "saved", "files", "bytes", "skipped", "error"} (docs/agents.md).
+    workspace: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class CollectedFile:
+    """A file the run left in /box, returned by `collect`."""
+
+    path: str
+    content: bytes = field(repr=False)
+    executable: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +164,8 @@ def build_execute_body(
     compile_limits: LimitsArg | None = None,
     version: str | None = None,
     output_encoding: OutputEncoding | None = None,
+    collect: Iterable[str] | None = None,
+    workspace: str | None = None,
 ) -> dict[str, Any]:
     """The JSON body of POST /v1/execute. Raises ValueError/TypeError before anything is sent."""
     if (code is None) == (files is None):
@@ -177,6 +193,12 @@ def build_execute_body(
         body["compile_limits"] = _limits_json(compile_limits)
     if output_encoding is not None:
         body["output_encoding"] = output_encoding
+    if collect is not None:
+        if isinstance(collect, str | bytes):
+            raise TypeError("collect must be a list of globs, not a single string")
+        body["collect"] = [str(c) for c in collect]
+    if workspace is not None:
+        body["workspace"] = workspace
     return body
 
 
@@ -236,6 +258,12 @@ def parse_execution(data: Mapping[str, Any]) -> ExecutionResult:
             stdout_bytes=stdout_bytes,
             stderr_bytes=stderr_bytes,
             raw=dict(data),
+            files=tuple(
+                CollectedFile(str(f["path"]), base64.b64decode(f["content"]), bool(f.get("executable")))
+                for f in data.get("files") or ()
+            ),
+            files_skipped=tuple(dict(s) for s in data.get("files_skipped") or ()),
+            workspace=data.get("workspace"),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UnexpectedResponse(
