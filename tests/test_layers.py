@@ -57,6 +57,7 @@ SERVICE_ROOMS = {
     "workspaces": 2,  # workspaces: quota, expiry, the lease, the write-back
     "audit": 2,
     "problems": 1,  # judge mode's stored problems, in a SQLite file of their own
+    "connections": 1,  # serve's connection guard: read timeouts, the connection cap, accept() errors
     "storage": 2,  # whether the data dir takes records (free space, a probe write)
     "journal": 3,  # admitted runs, journaled before their first box, recorded once
     "trail": 3,  # the audit trail read without writing anything (verify, head, export)

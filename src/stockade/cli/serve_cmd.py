@@ -35,12 +35,17 @@ def draining_server(service: Service, app: FastAPI, url: str) -> uvicorn.Server:
 
     import uvicorn
 
+    from stockade.service.connections import BACKLOG, Guard, protocol_class
+
+    guard = Guard(service.metrics, service.sandbox.slots_total)  # timeouts and the connection cap
+
     class DrainingServer(uvicorn.Server):
         loop: asyncio.AbstractEventLoop | None = None
         forced = False
 
         async def startup(self, sockets: list[Any] | None = None) -> None:
             self.loop = asyncio.get_running_loop()
+            self.loop.set_exception_handler(guard.exception_handler)  # accept()'s EMFILE: a count, not a flood
             await super().startup(sockets)
             if self.started:
                 print(f"stockade: listening on {url}", file=sys.stderr, flush=True)
@@ -68,7 +73,7 @@ def draining_server(service: Service, app: FastAPI, url: str) -> uvicorn.Server:
     drain = int(service.config.drain_seconds) + 1
     config = uvicorn.Config(
         app, host=service.config.host, port=service.config.port, log_config=None, access_log=False,
-        timeout_graceful_shutdown=drain,
+        timeout_graceful_shutdown=drain, http=protocol_class(guard), backlog=BACKLOG,
         # /v1/execute/stream: websockets' sans-IO protocol pauses its writes at the transport's high-water
         # mark and its reads while a message waits (bounded both ways); one message is at most a body.
         ws="websockets-sansio", ws_max_size=service.config.max_body_bytes, ws_per_message_deflate=False,

@@ -19,6 +19,8 @@
 - trail.py: the audit trail read without writing anything, for `stockade audit verify|head|export`
 - journal.py: every admitted run, journaled before its first box and recorded exactly once (interrupted
   if it ends without a result: a restart, the drain's deadline), and the drain's work on the runs
+- connections.py: serve's connection guard (header and body read timeouts, a connection cap that
+  answers 503 and evicts idle connections, accept() errors counted, not logged per attempt)
 - storage.py: whether the data dir can take records now (free space, a probe write), for admission
 - workspaces.py: a tenant's files kept across executions (quota, idle expiry, the lease that keeps two
   executions on one workspace apart, the write-back of a run's files); workspace_fs.py: their host files,
