@@ -774,7 +774,7 @@ async def _serving(service: Service) -> AsyncIterator[tuple[Any, httpx.AsyncClie
 async def test_internal_error_has_an_id_in_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     service = _inproc_service(tmp_path)
 
-    async def broken(plan: Any) -> Any:
+    async def broken(plan: Any, **_: Any) -> Any:
         raise RuntimeError("engine exploded")
 
     monkeypatch.setattr(service.engine, "run", broken)

@@ -24,6 +24,7 @@ from stockade.client.errors import (
     Unauthenticated,
     UnexpectedResponse,
     UnknownLanguage,
+    VersionUnavailable,
 )
 from stockade.client.judging import JudgeResult, Problem, Test, TestVerdict
 from stockade.client.sdk import (
@@ -76,6 +77,7 @@ __all__ = [
     "Unauthenticated",
     "UnexpectedResponse",
     "UnknownLanguage",
+    "VersionUnavailable",
     "WorkspaceInfo",
     "Workspaces",
 ]

@@ -48,6 +48,12 @@ class ToolchainMissing(StockadeError):
     CODE = "TOOLCHAIN_MISSING"
 
 
+class VersionUnavailable(ToolchainMissing):
+    """The language is there, but not the version asked for (the message lists those available)."""
+
+    CODE = "VERSION_UNAVAILABLE"
+
+
 class LimitOutOfRange(StockadeError):
     CODE = "LIMIT_OUT_OF_RANGE"
 
@@ -102,6 +108,7 @@ _ERRORS_BY_CODE: dict[str, type[StockadeError]] = {
         InvalidRequest,
         UnknownLanguage,
         ToolchainMissing,
+        VersionUnavailable,
         LimitOutOfRange,
         PayloadTooLarge,
         Unauthenticated,
