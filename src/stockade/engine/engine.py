@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -224,7 +225,10 @@ class Engine:
         if stop is not None:
             return box, stop, sources
         # The artifact crosses into the run box by the same no-follow copy rules as any output.
-        main = find_main(lang, ((f.path, f.content) for f in box.files), plan.entry)
+        main: str | None = None
+        if lang.run.main is not None:
+            # Bounded, but CPU-bound parsing of the box's output: off the event loop.
+            main = await asyncio.to_thread(find_main, lang, [(f.path, f.content) for f in box.files], plan.entry)
         files = [InputFile(f.path, f.content, f.executable) for f in box.files]
         return box, None, Artifact(files, [f.path for f in box.files], main)
 
