@@ -1,5 +1,8 @@
 """Tamper-evident audit log: hash-chained records signed with Ed25519 (docs/audit.md).
 
+Over 500 lines for now: writing, signing and verifying share one record format here; the
+verification half (_analyse and its helpers) is the next to move, beside trail.py.
+
 Records live in the Store's SQLite file (table audit_log) next to a signed head (table audit_head)
 that commits to the last record, so cutting records off the end is detectable too.
 """

@@ -1,5 +1,8 @@
 """SQLite-backed store for tenants, API keys and daily quotas (docs/tenants.md).
 
+Over 500 lines for now: its migrations and the run journal's table live here with the schema they
+change; the migrations are the next to move into a module of their own.
+
 One database file holds everything the service persists, including the audit tables used by
 audit.py. WAL mode lets readers run beside the single writer; each thread gets its own connection.
 """
