@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-linux procps iproute2 ca-certificates \
-	sqlite3 chromium nodejs
+	sqlite3 chromium nodejs postgresql redis-server
+# postgresql and redis-server: tests/cluster starts private ones on loopback ports of its own (initdb into a
+# temp dir); the Debian default services are not used (in a container policy-rc.d keeps them from starting).
 PYTHON ?= python3
 
 .PHONY: help setup run test soak lint typecheck unit toolchains bench clean
