@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import psycopg
 
@@ -60,7 +60,7 @@ def postgres_bin(name: str) -> str:
     on_path = shutil.which(name)
     if on_path:
         return on_path
-    raise ServerError(f"{name} not found: install the Debian package postgresql (make setup does)")
+    raise ServerError(f"{name} not found: install the Debian package postgresql (make test does)")
 
 
 def _unprivileged() -> pwd.struct_passwd | None:
@@ -71,6 +71,13 @@ def _unprivileged() -> pwd.struct_passwd | None:
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
     raise ServerError("running as root and neither user postgres nor nobody exists")
+
+
+def _as_user(user: pwd.struct_passwd | None) -> dict[str, Any]:
+    """subprocess arguments that run a child as `user` (no supplementary groups), or as ourselves."""
+    if user is None:
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
 class _Process:
@@ -89,9 +96,7 @@ class _Process:
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
                 start_new_session=True,
-                user=user.pw_uid if user else None,
-                group=user.pw_gid if user else None,
-                extra_groups=[] if user else None,
+                **_as_user(user),
             )
 
     @property
@@ -125,16 +130,41 @@ def _poll(ready: Callable[[], bool], process: _Process, what: str) -> None:
         time.sleep(0.05)  # a poll interval, not an assertion
 
 
-class PostgresServer:
+class _Server:
+    """What both servers share: a temp dir of their own, one process, and a close that leaves nothing."""
+
+    _close_signal: signal.Signals
+
+    def __init__(self, prefix: str, log_name: str) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self._process = _Process(self.root / log_name)
+
+    @property
+    def running(self) -> bool:
+        return self._process.running
+
+    def close(self) -> None:
+        self._process.stop(self._close_signal)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+
+class PostgresServer(_Server):
     """initdb into a temp dir, then `postgres` on 127.0.0.1:port with its unix socket in the same dir."""
 
+    _close_signal = signal.SIGINT
+
     def __init__(self, port: int | None = None) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="stockade-pg-"))
+        self._user = _unprivileged()  # before the temp dir, so a refusal leaves nothing
+        super().__init__("stockade-pg-", "postgres.log")
         self.data = self.root / "data"
         self.socket_dir = self.root / "run"
         self.port = port or free_port()
-        self._user = _unprivileged()
-        self._process = _Process(self.root / "postgres.log")
         self._databases = 0
         try:
             self._initdb()
@@ -154,20 +184,14 @@ class PostgresServer:
             capture_output=True,
             text=True,
             cwd=self.root,
-            user=self._user.pw_uid if self._user else None,
-            group=self._user.pw_gid if self._user else None,
-            extra_groups=[] if self._user else None,
             timeout=120,
+            **_as_user(self._user),
         )
         if proc.returncode != 0:
             raise ServerError(f"initdb exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
-
-    @property
-    def running(self) -> bool:
-        return self._process.running
 
     def start(self) -> None:
         """Start the server on its port and data (after stop()); returns once it accepts connections."""
@@ -204,29 +228,20 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def close(self) -> None:
-        self._process.stop(signal.SIGINT)
-        shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
-
-
-class RedisServer:
+class RedisServer(_Server):
     """redis-server on 127.0.0.1:port, its files in a temp dir; no persistence unless appendonly=True."""
 
+    _close_signal = signal.SIGTERM
+
     def __init__(self, port: int | None = None, appendonly: bool = False) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="stockade-redis-"))
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServerError("redis-server not found: install the Debian package redis-server (make test does)")
+        super().__init__("stockade-redis-", "redis.log")
+        self._binary = binary
         self.port = port or free_port()
         self.appendonly = appendonly
-        self._process = _Process(self.root / "redis.log")
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not Path(binary).exists():
-            raise ServerError("redis-server not found: install the Debian package redis-server (make setup does)")
-        self._binary = binary
         try:
             self.start()
         except BaseException:
@@ -236,10 +251,6 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def running(self) -> bool:
-        return self._process.running
 
     def start(self) -> None:
         """Start the server on its port (after stop()); with appendonly its data comes back from the AOF."""
@@ -266,13 +277,3 @@ class RedisServer:
     def restart(self, kill: bool = False) -> None:
         self.stop(kill)
         self.start()
-
-    def close(self) -> None:
-        self._process.stop(signal.SIGTERM)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
