@@ -38,19 +38,6 @@ class ServiceConfig:
     workspaces_per_tenant: int = 16
     workspace_idle_seconds: float = 24 * 3600.0
     mcp: bool = True  # the MCP server over streamable HTTP at /mcp (docs/agents.md)
-    # Cluster (docs/cluster.md). None: the embedded default (SQLite, in-process queue, no other server).
-    database_url: str | None = None  # postgresql://… : tenants, keys, quotas, submissions, the audit trail
-    redis_url: str | None = None  # redis://… : the submission queue and the shared rate limits
-    embedded_worker: bool = True  # this process also runs jobs; `stockade serve` in a cluster may say no
-    submission_keep_seconds: int = 24 * 3600  # finished async submissions stay readable this long
-    submission_queue_per_tenant: int = 1000  # queued submissions one tenant may have; beyond: 429
-    submission_queue_total: int = 10000  # and all tenants together; beyond: 503
-    job_attempts: int = 3  # deliveries of one job before it is dead-lettered as internal_error
-    webhook_allow: tuple[str, ...] = ()  # operator allowlist for callback_url (names, name:port, CIDRs)
-
-    @property
-    def clustered(self) -> bool:
-        return self.database_url is not None or self.redis_url is not None
 
     @property
     def db_path(self) -> Path:
