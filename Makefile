@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-linux procps iproute2 ca-certificates \
-	sqlite3 chromium nodejs postgresql redis-server
-# postgresql and redis-server: tests/cluster starts private ones on loopback ports of its own (initdb into a
-# temp dir); the Debian default services are not used (in a container policy-rc.d keeps them from starting).
+	sqlite3 chromium nodejs
+# Only `make test` installs these: tests/cluster starts private servers of them on loopback ports of its
+# own (initdb into a temp dir). Debian's default services are not used.
+TEST_APT_PACKAGES := postgresql redis-server
 PYTHON ?= python3
 
 .PHONY: help setup run test soak lint typecheck unit toolchains bench clean
@@ -25,6 +26,12 @@ $(STAMPS)/apt: Makefile
 	@if [ "$$(id -u)" != 0 ]; then echo "make: run as root (apt packages, cgroups and per-box uids need it)"; exit 1; fi
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	@touch $@
+
+$(STAMPS)/apt-test: Makefile $(STAMPS)/apt
+	@if ! dpkg -s $(TEST_APT_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_APT_PACKAGES) >/dev/null; \
 	fi
 	@touch $@
 
@@ -59,7 +66,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup toolchains lint typecheck
+test: setup $(STAMPS)/apt-test toolchains lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # Marked slow, so `make test` leaves it out; -s shows its figures.
