@@ -23,7 +23,7 @@ work=$repo/build/image/$flavour
 tag=localhost/$flavour:$version
 
 for tool in mmdebstrap buildah; do
-    command -v $tool >/dev/null || { echo "build.sh: $tool missing (make image installs it)" >&2; exit 1; }
+    command -v $tool >/dev/null || { echo "build.sh: $tool missing: apt-get install mmdebstrap buildah" >&2; exit 1; }
 done
 rm -rf "$work" && mkdir -p "$work/src" "$work/dist"
 git archive HEAD | tar -x -C "$work/src"

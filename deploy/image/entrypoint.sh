@@ -8,12 +8,8 @@ set -eu
 hint() {
     cat >&2 <<'EOF'
 stockade: refusing to start: this container cannot build a safe box (the FAIL lines above say why).
-stockade: it needs, and nothing more (docs/deploy.md explains each):
-  podman run --cap-drop=all \
-    --cap-add=SYS_ADMIN,SETUID,SETGID,CHOWN,DAC_OVERRIDE,FOWNER,KILL,SYS_RESOURCE \
-    --security-opt=unmask=/proc/* --security-opt=no-new-privileges=false \
-    --cgroupns=private --cgroup-conf=… (see docs/deploy.md) \
-    -p 8000:8000 -v stockade-data:/var/lib/stockade IMAGE
+stockade: the container needs user namespaces, mounts in them, and a delegated cgroup subtree;
+stockade: docs/deploy.md says what is known of the flags that give them.
 EOF
 }
 
