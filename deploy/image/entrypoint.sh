@@ -1,8 +1,8 @@
 #!/bin/sh
-# The image's entrypoint (under tini). `serve` and `worker` first prove that this container can build a
-# safe box (`stockade sandbox check` runs a real one); if it cannot, the container exits 78 naming the
-# cause and the flags it lacks, and never serves with weaker boxes. Any other command is passed to
-# `stockade` as it is (`keys create …`, `runtimes`, `sandbox check`).
+# The image's entrypoint (under tini). `serve` first proves that this container can build a safe box
+# (`stockade sandbox check` runs a real one); if it cannot, the container exits 78 naming the cause, and
+# never serves with weaker boxes. Any other command is passed to `stockade` as it is (`keys create …`,
+# `runtimes`, `sandbox check`).
 set -eu
 
 hint() {
@@ -13,15 +13,9 @@ stockade: docs/deploy.md says what is known of the flags that give them.
 EOF
 }
 
-case "${1:-serve}" in
-serve | worker)
-    if ! stockade sandbox check; then
-        hint
-        exit 78 # EX_CONFIG: the container's configuration, not the service, is at fault
-    fi
-    exec stockade "$@"
-    ;;
-*)
-    exec stockade "$@"
-    ;;
-esac
+[ $# -gt 0 ] || set -- serve
+if [ "$1" = serve ] && ! stockade sandbox check; then
+    hint
+    exit 78 # EX_CONFIG: the container's configuration, not the service, is at fault
+fi
+exec stockade "$@"
