@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -58,4 +59,6 @@ def test_redis_with_appendonly_keeps_data_across_a_kill() -> None:
 def test_session_fixtures_answer(postgres_url: str, redis_url: str) -> None:
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("stockade",)
-    assert redis_url.startswith("redis://127.0.0.1:")
+    url = urlsplit(redis_url)
+    assert url.hostname == "127.0.0.1" and url.port is not None
+    assert _redis(url.port, "PING") == b"+PONG\r\n"
