@@ -1,0 +1,92 @@
+"""deploy/systemd/stockade.service: systemd-analyze verify finds nothing to say about it, and the hardening it
+carries leaves the box intact (its capability set is the one a real box is built with here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests import residue
+
+REPO = Path(__file__).resolve().parents[2]
+UNIT = REPO / "deploy" / "systemd" / "stockade.service"
+LAUNCHER = "/usr/local/bin/stockade"
+# Each of these breaks the box (the unit's comments say why); none may be switched on.
+BREAKS_THE_BOX = (
+    "RestrictNamespaces",
+    "ProtectKernelTunables",
+    "ProtectControlGroups",
+    "PrivateDevices",
+    "ProtectProc",
+    "MemoryDenyWriteExecute",
+    "PrivateUsers",
+)
+
+
+def this_checkouts_stockade() -> Path:
+    return Path(sys.executable).parent / "stockade"
+
+
+def settings(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def test_the_unit_verifies_clean(tmp_path: Path) -> None:
+    # Rendered against this checkout: verify checks that ExecStart's program exists and is executable,
+    # and /usr/local/bin/stockade is `make setup`'s link, which a test host need not have.
+    text = UNIT.read_text()
+    assert f"ExecStart={LAUNCHER} serve" in text
+    rendered = tmp_path / "stockade.service"
+    rendered.write_text(text.replace(LAUNCHER, str(this_checkouts_stockade())))
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze missing: `make test` installs the systemd package"
+    p = subprocess.run([analyze, "verify", "--man=no", str(rendered)], capture_output=True, text=True, timeout=60)
+    # An unknown key or a bad value is only a warning (exit 0): clean means nothing printed at all.
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+
+
+def test_verify_would_see_a_mistake(tmp_path: Path) -> None:
+    broken = tmp_path / "stockade.service"
+    text = UNIT.read_text().replace(LAUNCHER, str(this_checkouts_stockade()))
+    broken.write_text(text.replace("Delegate=yes", "Delegat=yes"))
+    p = subprocess.run(["systemd-analyze", "verify", "--man=no", str(broken)], capture_output=True, text=True)
+    assert "Unknown key 'Delegat'" in p.stderr
+
+
+def test_no_hardening_that_breaks_the_box() -> None:
+    unit = settings(UNIT.read_text())
+    assert unit["Delegate"] == ["yes"]
+    assert unit["KillMode"] == ["control-group"]
+    for key in BREAKS_THE_BOX:
+        assert unit.get(key, ["no"])[-1] in ("no", "false", "off"), key
+
+
+# Its own instance (run dir, uids, cgroup), so it never meets `stockade sandbox check` of another test.
+CHECK = """
+import sys
+from pathlib import Path
+from stockade.sandbox.check import check_host_sync
+from stockade.sandbox.runner import SandboxConfig
+config = SandboxConfig(run_dir=Path(sys.argv[1]), slots=1, uid_base=69700, cgroup_name="stockade-unitcaps")
+report = check_host_sync(config)
+print(report.problems, report.facts.get("probe_run"))
+sys.exit(0 if report.ok else 1)
+"""
+
+
+def test_a_safe_box_is_built_with_the_units_capabilities_alone() -> None:
+    run_dir = Path("/run/stockade-unitcaps")  # slot uids must reach it: not under pytest's 0700 tmp
+    residue.track(run_dir, "stockade-unitcaps")
+    caps = settings(UNIT.read_text())["CapabilityBoundingSet"][-1].split()
+    bounding = ",".join(["-all"] + ["+" + c.removeprefix("CAP_").lower() for c in caps])
+    argv = ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", sys.executable, "-c", CHECK]
+    p = subprocess.run([*argv, str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "'status': 'ok'" in p.stdout, p.stdout
