@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 import uuid
@@ -908,6 +909,39 @@ async def test_a_run_whose_response_cannot_be_sent_is_still_recorded(tmp_path: P
         assert len(records) == 1 and records[0]["data"]["verdict"] == "ok"
         assert service.store.check_quota("local").executions_used == 1
         assert service.recording == 0 and service.quota_holds.held("local") == 0
+
+
+def test_audit_records_keep_the_limits_the_boxes_got(client: httpx.Client, open_server: LiveServer) -> None:
+    """Defaults filled in, the request's values, and a language's floors over them (Java's memory)."""
+    runs = {
+        "python": ("print(1)", {}),
+        "c": ("int main(void) { return 0; }", {"cpu_ms": 1000}),
+        "java": ("class Main { public static void main(String[] a) {} }", {"memory_mb": 64}),
+    }
+    ids = {}
+    for language, (code, limits) in runs.items():
+        reply = client.post("/v1/execute", json={"language": language, "code": code, "limits": limits}).json()
+        assert reply["status"] == "ok", reply
+        ids[reply["execution_id"]] = language
+    assert client.get("/v1/diagnostics").status_code == 200  # answers once the records are written
+    export = subprocess.run(
+        [".venv/bin/stockade", "audit", "export", "--data-dir", str(open_server.data_dir)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    limits = {}
+    for line in export.stdout.splitlines():
+        data = json.loads(line)["data"]
+        if data.get("execution_id") in ids:
+            limits[ids[data["execution_id"]]] = data["limits"]
+    run_default = {"cpu_ms": 5000, "wall_ms": 10000, "memory_mb": 256, "processes": 64, "output_kb": 1024,
+                   "file_size_kb": 16384}  # fmt: skip
+    compile_default = {"cpu_ms": 30000, "wall_ms": 60000, "memory_mb": 1024, "processes": 128, "output_kb": 256,
+                       "file_size_kb": 262144}  # fmt: skip
+    assert limits["python"] == {"run": run_default, "compile": None}
+    assert limits["c"] == {"run": {**run_default, "cpu_ms": 1000}, "compile": compile_default}
+    assert limits["java"]["run"] == {**run_default, "memory_mb": 256}  # asked for 64: the JVM's floor
+    java_compile = limits["java"]["compile"]  # javac's CPU allowance on top of the default
+    assert java_compile == {**compile_default, "cpu_ms": 33000, "wall_ms": 66000}
 
 
 def test_openapi_and_docs(client: httpx.Client) -> None:

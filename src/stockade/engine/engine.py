@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stockade.engine import outputs
 from stockade.engine.errors import (
@@ -85,6 +85,8 @@ class Plan:
     # What the engine did to the sources before compiling (a file moved to the name its declaration
     # requires), put at the top of the compile output.
     notes: tuple[str, ...] = ()
+    # The limits its boxes get, per stage, as records keep them (LimitPolicy.effective).
+    limits: dict[str, dict[str, int] | None] = field(default_factory=dict)
 
 
 class Engine:
@@ -166,7 +168,7 @@ class Engine:
         if moves:
             files = [SourceFile(moves.get(f.name, f.name), f.content) for f in files]
             entry = moves.get(entry, entry)
-        return Plan(req, lang, tc, files, entry, tuple(notes))
+        return Plan(req, lang, tc, files, entry, tuple(notes), self.policy.effective(req, lang))
 
     async def execute(self, req: ExecutionRequest) -> ExecutionResult:
         return await self.run(await self.prepare(req))

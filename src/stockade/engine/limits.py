@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 
 from stockade.engine.errors import LimitOutOfRange
-from stockade.engine.model import StageLimits
-from stockade.runtimes.model import LanguageFloors
+from stockade.engine.model import ExecutionRequest, StageLimits
+from stockade.runtimes.model import Language, LanguageFloors
 from stockade.sandbox.spec import Limits
 
 Bounds = dict[str, tuple[int, int]]
@@ -95,3 +95,13 @@ class LimitPolicy:
     compile: StagePolicy = field(
         default_factory=lambda: StagePolicy(COMPILE_DEFAULT, COMPILE_BOUNDS, _cores(2), 1024, 64, 512, 16384)
     )
+
+    def effective(self, req: ExecutionRequest, lang: Language) -> dict[str, dict[str, int] | None]:
+        """What each stage's box gets of the limits a request can set (its values over the defaults, then
+        the language's floors): the audit record's and the journal's `limits`. No compile stage: None."""
+
+        def shown(limits: Limits) -> dict[str, int]:
+            return {name: getattr(limits, name) for name in StageLimits().as_dict()}
+
+        compiled = shown(self.compile.resolve(req.compile_limits, lang.compile_limits)) if lang.compile else None
+        return {"run": shown(self.run.resolve(req.limits, lang.limits)), "compile": compiled}

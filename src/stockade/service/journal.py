@@ -184,7 +184,7 @@ def _plan_data(plan: Plan) -> dict[str, Any]:
         version=plan.toolchain.version or "",
         code=b"".join(f.name.encode() + b"\0" + f.content for f in plan.files),
         stdin=req.stdin,
-        limits={"run": req.limits.as_dict(), "compile": req.compile_limits.as_dict()},
+        limits=plan.limits,
     )
 
 

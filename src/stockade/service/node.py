@@ -397,7 +397,7 @@ class Service:
                     stdin=req.stdin,
                     stdout=final.stdout if final else b"",
                     stderr=final.stderr if final else b"",
-                    limits={"run": req.limits.as_dict(), "compile": req.compile_limits.as_dict()},
+                    limits=plan.limits,
                     verdict=result.status.value,
                     timings={"cpu_ms": cpu_ms, "wall_ms": out["wall_time_ms"]},
                     execution_id=execution_id,
