@@ -9,8 +9,8 @@ APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-l
 	sqlite3 chromium nodejs
 # Only `make test` installs these: tests/cluster starts private servers of them on loopback ports of its
 # own (initdb into a temp dir). Debian's default services are not used.
-# systemd: tests/packaging verifies deploy/systemd with its systemd-analyze.
-TEST_APT_PACKAGES := postgresql redis-server systemd
+# systemd: tests/packaging verifies deploy/systemd with its systemd-analyze. jq: docs/api.md's examples.
+TEST_APT_PACKAGES := postgresql redis-server systemd jq
 PYTHON ?= python3
 
 .PHONY: help setup run test soak lint typecheck unit toolchains bench clean
