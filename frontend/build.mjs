@@ -1,5 +1,5 @@
 // Builds the playground into src/stockade/service/static/: bundles CodeMirror (src/editor.js)
-// into editor.js and copies the hand-written page files. Run with `npm ci && npm run build`.
+// into editor.js, copies the hand-written page files and Swagger UI's. Run with `npm ci && npm run build`.
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -28,6 +28,13 @@ for (const name of ["index.html", "app.js", "app.css", "favicon.svg"]) {
   copyFileSync(join(here, "src", name), join(out, name));
 }
 
+// Swagger UI for the service's /docs, served from the package: a self-hosted machine may have no internet.
+const swagger = join(here, "node_modules", "swagger-ui-dist");
+const swaggerOut = join(out, "swagger");
+const swaggerFiles = ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE"];
+mkdirSync(swaggerOut, { recursive: true });
+for (const name of swaggerFiles) copyFileSync(join(swagger, name), join(swaggerOut, name));
+
 // Licence texts of every npm package that ended up in the bundle.
 const packages = new Map();
 for (const input of Object.keys(result.metafile.inputs)) {
@@ -53,7 +60,9 @@ const info = {
   esbuild: esbuild.version,
   sources: Object.fromEntries(sources.map((p) => [p, sha256(join(here, p))])),
   outputs: Object.fromEntries(
-    ["editor.js", "index.html", "app.js", "app.css", "favicon.svg"].map((p) => [p, sha256(join(out, p))]),
+    ["editor.js", "index.html", "app.js", "app.css", "favicon.svg", ...swaggerFiles.map((f) => `swagger/${f}`)].map(
+      (p) => [p, sha256(join(out, p))],
+    ),
   ),
 };
 writeFileSync(join(out, "build-info.json"), JSON.stringify(info, null, 2) + "\n");

@@ -478,9 +478,11 @@
     }
   }
 
+  // The run stage's limits: those the form's fields set (GET /v1/runtimes: limits.run).
   function applyLimitHints(limits) {
-    const defaults = (limits && limits.default) || {};
-    const maximum = (limits && limits.maximum) || {};
+    const run = (limits && limits.run) || {};
+    const defaults = run.default || {};
+    const maximum = run.maximum || {};
     for (const input of els.limits) {
       const key = input.dataset.limit;
       if (typeof defaults[key] === "number") input.placeholder = `${defaults[key]}`;

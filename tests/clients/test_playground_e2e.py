@@ -10,8 +10,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.service.live import LiveServer
 
@@ -85,6 +86,15 @@ def test_python_run(page: Page, tmp_path: Path) -> None:
     assert snap(page, tmp_path, "python-ok").stat().st_size > 0
 
 
+def test_limit_fields_show_the_servers_run_limits(page: Page, open_server: LiveServer) -> None:
+    run = httpx.get(open_server.url + "/v1/runtimes", timeout=30).json()["limits"]["run"]
+    for key, field in (("cpu_ms", "#limit-cpu-ms"), ("wall_ms", "#limit-wall-ms"), ("memory_mb", "#limit-memory-mb")):
+        default, maximum = run["default"][key], run["maximum"][key]
+        expect(page.locator(field)).to_have_attribute("placeholder", str(default))
+        expect(page.locator(field)).to_have_attribute("max", str(maximum))
+        expect(page.locator(field)).to_have_attribute("title", f"Default {default}, at most {maximum}")
+
+
 def test_cpu_limit_timeout(page: Page, tmp_path: Path) -> None:
     set_program(page, "python", "while True: pass")
     page.fill("#limit-cpu-ms", "300")
@@ -135,3 +145,26 @@ def test_output_shows_live_and_input_goes_to_the_running_program(page: Page, tmp
     wait_verdict(page, "ok")
     expect(page.locator("#stdout")).to_have_text("ready\necho: hello <b>there</b>\n")
     expect(page.locator("#live-input-row")).to_be_hidden()
+
+
+def test_api_docs_render_with_no_other_origin(browser: Browser, open_server: LiveServer, tmp_path: Path) -> None:
+    """Swagger UI at /docs renders with every request to another origin refused, as on a host without
+    internet."""
+    context = browser.new_context()
+    elsewhere: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(open_server.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    page = context.new_page()
+    page.goto(open_server.url + "/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Stockade", timeout=60_000)
+    expect(page.locator(".opblock-summary-path[data-path='/v1/execute']").first).to_be_visible()
+    snap(page, tmp_path, "api-docs")
+    context.close()
+    assert elsewhere == []

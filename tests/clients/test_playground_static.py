@@ -244,8 +244,11 @@ BROWSER_RUNTIMES = {
         {"language": "rust", "name": "Rust", "aliases": [], "extensions": ["rs"],
          "version": None, "available": False, "compiled": True, "hello": "fn main() {}"},
     ],
-    "limits": {"default": {"cpu_ms": 5000, "wall_ms": 10000, "memory_mb": 256},
-               "maximum": {"cpu_ms": 30000, "wall_ms": 60000, "memory_mb": 1024}},
+    # GET /v1/runtimes' shape: a stage's defaults and maxima (the e2e test reads the real one).
+    "limits": {"run": {"default": {"cpu_ms": 5000, "wall_ms": 10000, "memory_mb": 256},
+                       "maximum": {"cpu_ms": 30000, "wall_ms": 60000, "memory_mb": 1024}},
+               "compile": {"default": {"cpu_ms": 1, "wall_ms": 2, "memory_mb": 3},
+                           "maximum": {"cpu_ms": 4, "wall_ms": 5, "memory_mb": 6}}},
 }  # fmt: skip
 
 

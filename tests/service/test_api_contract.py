@@ -948,5 +948,17 @@ def test_openapi_and_docs(client: httpx.Client) -> None:
     schema = client.get("/openapi.json").json()
     assert {"/v1/execute", "/v1/runtimes", "/healthz", "/readyz", "/v1/diagnostics"} <= set(schema["paths"])
     assert "/execute" not in schema["paths"]
-    assert client.get("/docs").status_code == 200
     assert client.get("/").status_code == 200  # the playground
+
+
+def test_docs_load_nothing_from_another_origin(client: httpx.Client) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
+    assert "/swagger/swagger-ui-bundle.js" in urls and "/swagger/swagger-ui.css" in urls
+    assert [u for u in urls if "//" in u] == []  # no CDN, no absolute URL
+    for url, kind in (("/swagger/swagger-ui-bundle.js", "javascript"), ("/swagger/swagger-ui.css", "css")):
+        asset = client.get(url)
+        assert asset.status_code == 200 and kind in asset.headers["content-type"]
+        assert len(asset.content) > 100_000
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN

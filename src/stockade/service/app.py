@@ -82,6 +82,8 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         description="Self-hosted, polyglot, secure code execution. See docs/api.md.",
         lifespan=lifespan,
         redirect_slashes=False,  # `/v1/runtimes/` is not found, not redirected
+        docs_url=None,  # routes/unversioned.py serves /docs from the package
+        redoc_url=None,  # ReDoc loads from a CDN: not offered
     )
     app.state.service = service
     cfg = service.config

@@ -1,12 +1,13 @@
 """Paths outside /v1: the /execute alias of /v1/execute (the seed example's path), the probes of an
-orchestrator and Prometheus's scrape."""
+orchestrator, Prometheus's scrape and the interactive docs."""
 
 from __future__ import annotations
 
 import asyncio
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stockade.service.routes.deps import service_of
@@ -38,3 +39,15 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(service_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/docs", include_in_schema=False)
+async def docs() -> HTMLResponse:
+    # Swagger UI's files come with the package (static/swagger, the frontend build), not from a CDN.
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Stockade API",
+        swagger_js_url="/swagger/swagger-ui-bundle.js",
+        swagger_css_url="/swagger/swagger-ui.css",
+        swagger_favicon_url="/favicon.svg",
+    )
