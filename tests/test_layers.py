@@ -55,6 +55,7 @@ SERVICE_ROOMS = {
     "wire": 1,
     "workspace_fs": 1,  # a workspace's host files, by directory fd, never following a link
     "workspaces": 2,  # workspaces: quota, expiry, the lease, the write-back
+    "audit_check": 0,  # how an audit log is judged: rows checked, problems named (reads only)
     "audit": 2,
     "problems": 1,  # judge mode's stored problems, in a SQLite file of their own
     "connections": 1,  # serve's connection guard: read timeouts, the connection cap, accept() errors

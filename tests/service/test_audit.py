@@ -13,16 +13,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from stockade.service.audit import (
-    GENESIS_HASH,
     AuditError,
     AuditLog,
     admin_data,
-    canonical_json,
     ensure_signing_key,
     execution_data,
     load_public_key,
     public_key_path,
 )
+from stockade.service.audit_check import GENESIS_HASH, canonical_json
 from stockade.service.store import Store
 
 N = 5

@@ -15,6 +15,7 @@
 - quota.py: holds on the daily quota for executions not yet recorded
 - ratelimit.py: per-tenant moving-window rate limit, in memory
 - audit.py: the signed, hash-chained audit log
+- audit_check.py: how that log is judged: each row against its hash and signature, problems named
 - problems.py: judge mode's stored problems (POST /v1/problems), per tenant, in a SQLite file of their own
 - trail.py: the audit trail read without writing anything, for `stockade audit verify|head|export`
 - journal.py: every admitted run, journaled before its first box and recorded exactly once (interrupted

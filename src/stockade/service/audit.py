@@ -1,7 +1,6 @@
 """Tamper-evident audit log: hash-chained records signed with Ed25519 (docs/audit.md).
 
-Over 500 lines for now: writing, signing and verifying share one record format here; the
-verification half (_analyse and its helpers) is the next to move, beside trail.py.
+How a log is judged (rows checked, problems named) is audit_check.py's.
 
 Records live in the Store's SQLite file (table audit_log) next to a signed head (table audit_head)
 that commits to the last record, so cutting records off the end is detectable too.
@@ -9,7 +8,6 @@ that commits to the last record, so cutting records off the end is detectable to
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import logging
@@ -18,26 +16,31 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from stockade.service.audit_check import (
+    GENESIS_HASH,
+    Head,
+    VerifyReport,
+    analyse,
+    canonical_json,
+    check_row,
+    sig_ok,
+)
 from stockade.service.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-GENESIS_HASH: Final = "0" * 64  # prev_hash of record 1
 KINDS: Final = ("execution", "admin")
 _HEAD_TYPE: Final = "audit-head"
 _EXPORT_BATCH: Final = 500
 
 RecordKind = Literal["execution", "admin"]
-ProblemKind = Literal["edited", "deleted", "inserted", "reordered", "truncated", "bad_signature"]
 
 
 class AuditError(StoreError):
@@ -45,11 +48,6 @@ class AuditError(StoreError):
 
 
 # -- encoding --------------------------------------------------------------------------------
-
-
-def canonical_json(obj: Any) -> bytes:
-    """The exact bytes that are hashed: sorted keys, no whitespace, UTF-8, no NaN/Infinity."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -197,224 +195,6 @@ def key_fingerprint(key: Ed25519PublicKey) -> str:
     return "SHA256:" + hashlib.sha256(raw).hexdigest()
 
 
-def _sig_ok(public_key: Ed25519PublicKey, signature_hex: str, message: bytes) -> bool:
-    try:
-        public_key.verify(bytes.fromhex(signature_hex), message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-# -- verification results --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    seq: int  # the record concerned (for ranges, the first one)
-    kind: ProblemKind
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "kind": self.kind, "message": self.message}
-
-
-@dataclass(frozen=True)
-class Head:
-    """Signed claim "the log has `seq` records and the last one hashes to `hash`"."""
-
-    seq: int
-    hash: str
-    time: str
-    signature: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "hash": self.hash, "time": self.time, "signature": self.signature}
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    ok: bool
-    count: int  # records examined
-    problems: list[Problem] = field(default_factory=list)
-    head: Head | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "count": self.count,
-            "problems": [p.to_json() for p in self.problems],
-            "head": self.head.to_json() if self.head else None,
-        }
-
-
-@dataclass(frozen=True)
-class _Row:
-    position: int  # the seq column: where the record is stored
-    claimed: int | None  # the seq inside the (possibly forged) body
-    prev_hash: str | None
-    hash: str
-    hash_ok: bool  # body hashes to `hash`
-    sig_ok: bool  # `hash` is signed by the audit key
-    time_ok: bool  # time column matches the body (export --since filters on it)
-
-    @property
-    def genuine(self) -> bool:
-        return self.hash_ok and self.sig_ok
-
-
-def _check_row(public_key: Ed25519PublicKey, position: int, time: str, body: str, hash_: str, sig: str) -> _Row:
-    try:
-        parsed = json.loads(body)
-        if not isinstance(parsed, dict):
-            raise ValueError("body is not an object")
-        hash_ok = hashlib.sha256(canonical_json(parsed)).hexdigest() == hash_
-    except ValueError:  # includes JSONDecodeError
-        return _Row(position, None, None, hash_, False, False, False)
-    claimed = parsed.get("seq")
-    prev = parsed.get("prev_hash")
-    try:
-        message = bytes.fromhex(hash_)
-    except ValueError:
-        message = b""
-    return _Row(
-        position=position,
-        claimed=claimed if isinstance(claimed, int) and not isinstance(claimed, bool) else None,
-        prev_hash=prev if isinstance(prev, str) else None,
-        hash=hash_,
-        hash_ok=hash_ok,
-        sig_ok=bool(message) and _sig_ok(public_key, sig, message),
-        time_ok=parsed.get("time") == time,
-    )
-
-
-def _longest_increasing(values: list[int]) -> set[int]:
-    """Indices of one longest strictly increasing subsequence (patience sorting)."""
-    tails: list[int] = []  # tails[k]: smallest tail value of an increasing run of length k+1
-    tail_idx: list[int] = []
-    prev: list[int] = [-1] * len(values)
-    for i, v in enumerate(values):
-        k = bisect.bisect_left(tails, v)
-        if k == len(tails):
-            tails.append(v)
-            tail_idx.append(i)
-        else:
-            tails[k] = v
-            tail_idx[k] = i
-        prev[i] = tail_idx[k - 1] if k > 0 else -1
-    keep: set[int] = set()
-    i = tail_idx[-1] if tail_idx else -1
-    while i >= 0:
-        keep.add(i)
-        i = prev[i]
-    return keep
-
-
-def _ranges(seqs: list[int]) -> Iterator[tuple[int, int]]:
-    start = end = None
-    for s in seqs:
-        if start is None or end is None:
-            start = end = s
-        elif s == end + 1:
-            end = s
-        else:
-            yield start, end
-            start = end = s
-    if start is not None and end is not None:
-        yield start, end
-
-
-def _span(a: int, b: int) -> str:
-    return f"record {a}" if a == b else f"records {a}..{b}"
-
-
-def _analyse(
-    rows: list[_Row], head_row: Head | None, head_sig_ok: bool, anchor: tuple[int, str] | None
-) -> list[Problem]:
-    problems: list[Problem] = []
-
-    # Genuine records (hash matches body and is signed by us) carry trustworthy seq and prev_hash.
-    by_seq: dict[int, _Row] = {}
-    ordered: list[_Row] = []
-    for r in rows:
-        if not r.genuine or r.claimed is None:
-            continue
-        if r.claimed in by_seq:
-            problems.append(
-                Problem(r.claimed, "inserted", f"copy of record {r.claimed} stored again at position {r.position}")
-            )
-            continue
-        by_seq[r.claimed] = r
-        ordered.append(r)
-        if not r.time_ok:
-            problems.append(Problem(r.claimed, "edited", "time column differs from the signed record"))
-
-    in_order = _longest_increasing([r.claimed for r in ordered if r.claimed is not None])
-    for i, r in enumerate(ordered):
-        if i not in in_order and r.claimed is not None:
-            problems.append(
-                Problem(r.claimed, "reordered", f"record {r.claimed} is stored out of order (position {r.position})")
-            )
-
-    for s, r in by_seq.items():
-        expected = GENESIS_HASH if s == 1 else (by_seq[s - 1].hash if s - 1 in by_seq else None)
-        if expected is not None and r.prev_hash != expected:
-            problems.append(Problem(s, "inserted", f"record {s} is signed but not chained to record {s - 1}"))
-
-    # The signed head says how long the log must be.
-    upper = max([*by_seq, *(r.claimed or 0 for r in rows), *(r.position for r in rows), 0])
-    if head_row is not None and not head_sig_ok:
-        problems.append(Problem(head_row.seq, "bad_signature", "the signed head does not verify"))
-    elif head_row is None and rows:
-        problems.append(
-            Problem(upper + 1, "truncated", "the signed head is missing: the end of the log cannot be proven")
-        )
-    elif head_row is not None:
-        upper = head_row.seq
-        last = by_seq.get(upper)
-        if last is not None and last.hash != head_row.hash:
-            problems.append(Problem(upper, "edited", f"record {upper} is not the record the head signs"))
-        for s in sorted(s for s in by_seq if s > upper):
-            problems.append(Problem(s, "inserted", f"record {s} lies beyond the signed head (seq {upper})"))
-
-    # Every other row either fills the slot of a missing genuine record (it was altered) or is extra.
-    missing = {s for s in range(1, upper + 1) if s not in by_seq}
-    filled: set[int] = set()
-    for r in rows:
-        if r.genuine:
-            continue
-        slot = next((s for s in (r.claimed, r.position) if s is not None and s in missing - filled), None)
-        if slot is None:
-            seq = r.claimed if r.claimed is not None else r.position
-            problems.append(Problem(seq, "inserted", f"record at position {r.position} is not signed by the audit key"))
-            continue
-        filled.add(slot)
-        successor = by_seq.get(slot + 1)
-        if not r.hash_ok:
-            problems.append(Problem(slot, "edited", f"record {slot} does not match its hash"))
-        elif successor is not None and successor.prev_hash != r.hash:
-            problems.append(Problem(slot, "edited", f"record {slot} was rewritten and re-hashed"))
-        else:
-            problems.append(Problem(slot, "bad_signature", f"record {slot} has an invalid signature"))
-
-    last_present = max([*by_seq, *filled, 0])
-    for a, b in _ranges(sorted(missing - filled)):
-        if a > last_present:
-            problems.append(Problem(a, "truncated", f"{_span(a, b)} cut from the end (head says {upper})"))
-        else:
-            problems.append(Problem(a, "deleted", f"{_span(a, b)} missing"))
-
-    if anchor is not None:
-        a_seq, a_hash = anchor
-        known = {p.seq for p in problems}
-        if a_seq in by_seq and by_seq[a_seq].hash != a_hash:
-            problems.append(Problem(a_seq, "edited", f"record {a_seq} differs from the external anchor"))
-        elif a_seq not in by_seq and a_seq not in known:
-            problems.append(Problem(a_seq, "truncated", f"anchored record {a_seq} is missing (rolled back?)"))
-
-    problems.sort(key=lambda p: (p.seq, p.kind))
-    return problems
-
-
 # -- the log ---------------------------------------------------------------------------------
 
 
@@ -517,15 +297,15 @@ class AuditLog:
         try:
             head_row = self.head()
             rows = [
-                _check_row(key, int(r["seq"]), r["time"], r["body"], r["hash"], r["signature"])
+                check_row(key, int(r["seq"]), r["time"], r["body"], r["hash"], r["signature"])
                 for r in conn.execute("SELECT seq, time, body, hash, signature FROM audit_log ORDER BY seq")
             ]
         finally:
             conn.execute("COMMIT")
-        head_ok = head_row is not None and _sig_ok(
+        head_ok = head_row is not None and sig_ok(
             key, head_row.signature, _digest(_head_body(head_row.seq, head_row.hash, head_row.time))
         )
-        problems = _analyse(rows, head_row, head_ok, anchor)
+        problems = analyse(rows, head_row, head_ok, anchor)
         return VerifyReport(ok=not problems, count=len(rows), problems=problems, head=head_row)
 
     def export(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:

@@ -20,19 +20,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from stockade.service.audit import (
-    Head,
-    Problem,
-    VerifyReport,
-    _analyse,
-    _check_row,
-    _digest,
-    _head_body,
-    _sig_ok,
-    format_time,
-    key_fingerprint,
-    load_public_key,
-)
+from stockade.service.audit import _digest, _head_body, format_time, key_fingerprint, load_public_key
+from stockade.service.audit_check import Head, Problem, VerifyReport, analyse, check_row, sig_ok
 
 
 class TrailError(Exception):
@@ -55,7 +44,7 @@ class Anchor:
 
     def signature_ok(self, key: Ed25519PublicKey) -> bool:
         assert self.time is not None and self.signature is not None
-        return _sig_ok(key, self.signature, _digest(_head_body(self.seq, self.hash, self.time)))
+        return sig_ok(key, self.signature, _digest(_head_body(self.seq, self.hash, self.time)))
 
 
 def parse_anchor_file(path: Path) -> Anchor:
@@ -108,7 +97,7 @@ def verify(db_path: Path, key: Ed25519PublicKey, anchor: Anchor | None = None) -
         conn.execute("BEGIN")  # one snapshot, so a concurrent append cannot look like truncation
         head = _head(conn)
         rows = [
-            _check_row(key, int(r["seq"]), r["time"], r["body"], r["hash"], r["signature"])
+            check_row(key, int(r["seq"]), r["time"], r["body"], r["hash"], r["signature"])
             for r in conn.execute("SELECT seq, time, body, hash, signature FROM audit_log ORDER BY seq")
         ]
         conn.execute("COMMIT")
@@ -121,8 +110,8 @@ def verify(db_path: Path, key: Ed25519PublicKey, anchor: Anchor | None = None) -
             f"the audit trail in {db_path} is empty: nothing to verify (a deleted trail looks the same; "
             "verify with --anchor to tell)"
         )
-    head_ok = head is not None and _sig_ok(key, head.signature, _digest(_head_body(head.seq, head.hash, head.time)))
-    problems = _analyse(rows, head, head_ok, (anchor.seq, anchor.hash) if anchor else None)
+    head_ok = head is not None and sig_ok(key, head.signature, _digest(_head_body(head.seq, head.hash, head.time)))
+    problems = analyse(rows, head, head_ok, (anchor.seq, anchor.hash) if anchor else None)
     if anchor is not None and anchor.signed and not anchor.signature_ok(key):
         why = "the anchor is not signed by this key (the trail was re-signed with a new key, or the anchor is forged)"
         problems.append(Problem(anchor.seq, "bad_signature", why))
