@@ -165,18 +165,27 @@ def build(service: Service, caller_of: CallerOf) -> MCPServer:
         return result
 
     add_workspace_tools(server, service, refused_or)
+    add_file_tools(server, service, refused_or)
     return server
 
 
-def add_workspace_tools(server: MCPServer, service: Service, refused_or: Any) -> None:
-    """workspace_create, _list, _files, _read, _write, _delete_file and _delete over workspaces.py."""
+def _done(text: str, structured: dict[str, Any]) -> CallToolResult:
+    return CallToolResult(content=[TextContent(text=text)], structured_content=structured)
 
-    def done(text: str, structured: dict[str, Any]) -> CallToolResult:
-        return CallToolResult(content=[TextContent(text=text)], structured_content=structured)
+
+def _store_caller(service: Service) -> Callable[..., Any]:
+    """A workspace store call as a tool makes it: on the caller's rate limit, off the event loop."""
 
     async def store_call(who: Caller, fn: Callable[..., Any], *args: Any) -> Any:
         await service.rate_limit(who)
         return await asyncio.to_thread(fn, *args)
+
+    return store_call
+
+
+def add_workspace_tools(server: MCPServer, service: Service, refused_or: Any) -> None:
+    """workspace_create, _files and _delete over workspaces.py."""
+    store_call = _store_caller(service)
 
     @server.tool()
     async def workspace_create(ctx: Context) -> CallToolResult:
@@ -184,7 +193,7 @@ def add_workspace_tools(server: MCPServer, service: Service, refused_or: Any) ->
 
         async def work(who: Caller) -> CallToolResult:
             info = await store_call(who, workspaces_of(service).create, who.tenant.id)
-            return done(f"workspace {info.id} created", info.as_dict())
+            return _done(f"workspace {info.id} created", info.as_dict())
 
         result: CallToolResult = await refused_or(ctx, work)
         return result
@@ -197,10 +206,26 @@ def add_workspace_tools(server: MCPServer, service: Service, refused_or: Any) ->
             entries = await store_call(who, workspaces_of(service).entries, who.tenant.id, workspace)
             listing = [{"path": e.path, "size": e.size, "executable": e.executable} for e in entries]
             text = "\n".join(f"{e['path']} ({e['size']} bytes)" for e in listing) or "(no files)"
-            return done(text, {"workspace": workspace, "files": listing})
+            return _done(text, {"workspace": workspace, "files": listing})
 
         result: CallToolResult = await refused_or(ctx, work)
         return result
+
+    @server.tool()
+    async def workspace_delete(workspace: str, ctx: Context) -> CallToolResult:
+        """Delete a workspace and every file in it."""
+
+        async def work(who: Caller) -> CallToolResult:
+            await store_call(who, workspaces_of(service).delete, who.tenant.id, workspace)
+            return _done(f"workspace {workspace} deleted", {"workspace": workspace, "deleted": True})
+
+        result: CallToolResult = await refused_or(ctx, work)
+        return result
+
+
+def add_file_tools(server: MCPServer, service: Service, refused_or: Any) -> None:
+    """workspace_read, _write and _delete_file: one file of a workspace."""
+    store_call = _store_caller(service)
 
     @server.tool()
     async def workspace_read(workspace: str, path: str, ctx: Context) -> CallToolResult:
@@ -229,7 +254,7 @@ def add_workspace_tools(server: MCPServer, service: Service, refused_or: Any) ->
                 raise ApiError("INVALID_REQUEST", "content is not valid base64") from None
 
             info = await store_call(who, workspaces_of(service).put, who.tenant.id, workspace, path, data)
-            return done(f"wrote {path} ({len(data)} bytes) to {workspace}", info.as_dict())
+            return _done(f"wrote {path} ({len(data)} bytes) to {workspace}", info.as_dict())
 
         result: CallToolResult = await refused_or(ctx, work)
         return result
@@ -240,18 +265,7 @@ def add_workspace_tools(server: MCPServer, service: Service, refused_or: Any) ->
 
         async def work(who: Caller) -> CallToolResult:
             info = await store_call(who, workspaces_of(service).remove, who.tenant.id, workspace, path)
-            return done(f"deleted {path} from {workspace}", info.as_dict())
-
-        result: CallToolResult = await refused_or(ctx, work)
-        return result
-
-    @server.tool()
-    async def workspace_delete(workspace: str, ctx: Context) -> CallToolResult:
-        """Delete a workspace and every file in it."""
-
-        async def work(who: Caller) -> CallToolResult:
-            await store_call(who, workspaces_of(service).delete, who.tenant.id, workspace)
-            return done(f"workspace {workspace} deleted", {"workspace": workspace, "deleted": True})
+            return _done(f"deleted {path} from {workspace}", info.as_dict())
 
         result: CallToolResult = await refused_or(ctx, work)
         return result
