@@ -29,6 +29,9 @@ rm -rf "$work" && mkdir -p "$work/src" "$work/dist"
 git archive HEAD | tar -x -C "$work/src"
 "$python" -m pip wheel -q --no-deps -w "$work/dist" "$work/src"
 cp "$work/src/deploy/image/requirements.txt" "$work/dist/"
+# The pinned wheels are fetched here, with the host's pip settings (its index, proxy and CA), and the
+# root installs them offline: the chroot needs neither PyPI nor this host's certificates.
+"$python" -m pip download -q --no-deps --only-binary=:all: -d "$work/dist/wheels" -r "$work/dist/requirements.txt"
 install -m 0755 "$work/src/deploy/image/entrypoint.sh" "$work/dist/stockade-entrypoint"
 packages=$(PYTHONPATH=$work/src/src "$python" "$work/src/deploy/image/packages.py" "$flavour" | paste -sd,)
 
@@ -39,7 +42,7 @@ hooks=(
     --customize-hook='mkdir -p "$1/tmp/stockade-build"'
     --customize-hook="copy-in $work/dist/. /tmp/stockade-build"
     --customize-hook="$in_root python3 -m venv /opt/stockade"
-    --customize-hook="$in_root pip install -q --no-deps -r /tmp/stockade-build/requirements.txt"
+    --customize-hook="$in_root pip install -q --no-deps --no-index -f /tmp/stockade-build/wheels -r /tmp/stockade-build/requirements.txt"
     --customize-hook="$in_root sh -c 'pip install -q --no-deps /tmp/stockade-build/*.whl'"
     --customize-hook='install -m 0755 "$1/tmp/stockade-build/stockade-entrypoint" "$1/usr/local/bin/"'
     --customize-hook='ln -sf /opt/stockade/bin/stockade "$1/usr/local/bin/stockade"'
