@@ -50,23 +50,24 @@ SERVICE_ROOMS = {
     "ratelimit": 0,
     "telemetry": 0,
     "tenants": 0,
-    "store": 1,
+    "schema": 1,  # the store's SQLite migrations
+    "store": 2,
     "body_limit": 1,
     "wire": 1,
     "workspace_fs": 1,  # a workspace's host files, by directory fd, never following a link
     "workspaces": 2,  # workspaces: quota, expiry, the lease, the write-back
     "audit_check": 0,  # how an audit log is judged: rows checked, problems named (reads only)
-    "audit": 2,
+    "audit": 3,
     "problems": 1,  # judge mode's stored problems, in a SQLite file of their own
     "connections": 1,  # serve's connection guard: read timeouts, the connection cap, accept() errors
-    "storage": 2,  # whether the data dir takes records (free space, a probe write)
-    "journal": 3,  # admitted runs, journaled before their first box, recorded once
-    "trail": 3,  # the audit trail read without writing anything (verify, head, export)
+    "storage": 3,  # whether the data dir takes records (free space, a probe write)
+    "journal": 4,  # admitted runs, journaled before their first box, recorded once
+    "trail": 4,  # the audit trail read without writing anything (verify, head, export)
     "compat": 2,  # other APIs' wire forms (Judge0, Piston) over wire.py's
-    "admission": 3,
-    "node": 4,
-    "routes": 5,  # one module per API surface, over node's pipeline and wire's translation
-    "app": 6,
+    "admission": 4,
+    "node": 5,
+    "routes": 6,  # one module per API surface, over node's pipeline and wire's translation
+    "app": 7,
 }
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from stockade.service.schema import SCHEMA_VERSION
 from stockade.service.store import (
-    SCHEMA_VERSION,
     UNSET,
     ConflictError,
     NotFoundError,

@@ -11,6 +11,7 @@
 - errors.py: ApiError, every refusal's one JSON shape and fixed HTTP status
 - config.py: ServiceConfig, every setting of a node with its default
 - store.py: the SQLite store of tenants, API keys and daily quota usage
+- schema.py: that database's tables, one migration per schema version
 - tenants.py: what the store holds, as values (tenants and their limit ceilings, keys, quota state)
 - quota.py: holds on the daily quota for executions not yet recorded
 - ratelimit.py: per-tenant moving-window rate limit, in memory
