@@ -10,10 +10,11 @@ import sys
 from stockade.runtimes.registry import Registry
 from stockade.runtimes.toolchains import packages_of
 
-# What the service itself needs in the image (the Makefile's APT_PACKAGES, less what only tests use).
+# What the service itself needs in the image (the Makefile's APT_PACKAGES, less what only tests use; mount:
+# the entrypoint makes the container's cgroup subtree writable).
 BASE = [
     "bubblewrap", "libseccomp2", "python3", "python3-venv", "gcc", "libc6-dev", "util-linux", "procps",
-    "ca-certificates", "tini",
+    "ca-certificates", "tini", "mount",
 ]  # fmt: skip
 # The core flavour: the languages most judges and agents ask for. The full flavour has every language.
 CORE = ["bash", "c", "cpp", "go", "java", "javascript", "python", "rust"]
