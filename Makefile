@@ -13,12 +13,13 @@ APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-l
 TEST_APT_PACKAGES := postgresql redis-server systemd jq
 PYTHON ?= python3
 
-.PHONY: help setup run test soak lint typecheck unit toolchains bench clean
+.PHONY: help setup install run test soak lint typecheck unit toolchains bench clean
 
 help:
 	@echo "make run         start the Stockade service (sets everything up first)"
 	@echo "make test        ruff, mypy and the whole pytest suite (sets everything up first)"
 	@echo "make toolchains  install every language toolchain (Debian packages)"
+	@echo "make install     the systemd unit (deploy/systemd), running this checkout's stockade"
 	@echo "make soak        the soak and fault suite, tests/soak (STOCKADE_SOAK_N executions, default 5000)"
 	@echo "make bench       run the benchmarks in bench/"
 
@@ -53,6 +54,14 @@ setup: $(STAMPS)/venv
 	elif [ "$$(readlink $(LAUNCHER))" != "$$target" ]; then \
 		ln -sfn "$$target" $(LAUNCHER) && echo "make: $(LAUNCHER) -> $$target"; \
 	fi
+
+# The unit runs $(LAUNCHER), the link `setup` makes. Enable it with `systemctl enable --now stockade`.
+UNIT_DIR ?= /etc/systemd/system
+
+install: setup
+	install -D -m 0644 deploy/systemd/stockade.service $(DESTDIR)$(UNIT_DIR)/stockade.service
+	@if [ -n "$(DESTDIR)" ]; then :; elif [ -d /run/systemd/system ]; then systemctl daemon-reload; \
+	else echo "make: systemd is not running here: the unit is in place, not loaded"; fi
 
 toolchains: setup
 	$(BIN)/stockade toolchains install --all
