@@ -13,13 +13,14 @@ APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-l
 TEST_APT_PACKAGES := postgresql redis-server systemd jq
 PYTHON ?= python3
 
-.PHONY: help setup install run test soak lint typecheck unit toolchains bench clean
+.PHONY: help setup install image run test soak lint typecheck unit toolchains bench clean
 
 help:
 	@echo "make run         start the Stockade service (sets everything up first)"
 	@echo "make test        ruff, mypy and the whole pytest suite (sets everything up first)"
 	@echo "make toolchains  install every language toolchain (Debian packages)"
 	@echo "make install     the systemd unit (deploy/systemd), running this checkout's stockade"
+	@echo "make image       the OCI image of the last commit (FLAVOUR=stockade or stockade-full), docs/deploy.md"
 	@echo "make soak        the soak and fault suite, tests/soak (STOCKADE_SOAK_N executions, default 5000)"
 	@echo "make bench       run the benchmarks in bench/"
 
@@ -62,6 +63,19 @@ install: setup
 	install -D -m 0644 deploy/systemd/stockade.service $(DESTDIR)$(UNIT_DIR)/stockade.service
 	@if [ -n "$(DESTDIR)" ]; then :; elif [ -d /run/systemd/system ]; then systemctl daemon-reload; \
 	else echo "make: systemd is not running here: the unit is in place, not loaded"; fi
+
+# deploy/image/build.sh: mmdebstrap and buildah, no daemon, no base image from a registry.
+IMAGE_APT_PACKAGES := mmdebstrap buildah
+FLAVOUR ?= stockade
+
+$(STAMPS)/apt-image: Makefile $(STAMPS)/apt
+	@if ! dpkg -s $(IMAGE_APT_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(IMAGE_APT_PACKAGES) >/dev/null; \
+	fi
+	@touch $@
+
+image: setup $(STAMPS)/apt-image
+	deploy/image/build.sh $(FLAVOUR)
 
 toolchains: setup
 	$(BIN)/stockade toolchains install --all
