@@ -86,6 +86,9 @@ def test_runtimes_answer_is_kept_and_reused_without_probing(tmp_path: Path) -> N
     assert "languages available" in table.splitlines()[0]
     python = next(r for r in rows if r["language"] == "python")
     assert any(line.split()[:1] == ["python"] and python["version"] in line for line in table.splitlines())
+    swift = next(r for r in rows if r["language"] == "swift")  # a language no registry here provides
+    assert swift["missing"] and not swift["available"] and swift["detail"]
+    assert any(line.startswith("swift ") and f"not provided ({swift['detail']})" in line for line in table.splitlines())
     assert top_level(table_modules, HEAVY) == set()
     refreshed_modules, refreshed = loaded(tmp_path, "runtimes", "--json", "--refresh", env=env)
     assert "stockade.runtimes" in refreshed_modules

@@ -14,6 +14,7 @@ from stockade.runtimes import (
     UnknownLanguage,
     expand_command,
     load_languages,
+    load_missing,
     packaged_languages_dir,
 )
 from stockade.runtimes.detection import TOOLCHAINS_DIR, fill
@@ -389,3 +390,45 @@ def test_main_rule_loads_with_its_placeholder(tmp_path: Path) -> None:
 def test_jvm_languages_run_the_class_found_after_compiling(registry: Registry, lang_id: str) -> None:
     lang = registry.get(lang_id)
     assert lang.run.main == "jvm-class" and "{main}" in lang.run.command
+
+
+# --- languages Stockade knows it lacks (runtimes/missing.toml) --------------------------------
+
+
+def test_a_missing_language_is_refused_with_its_reason(registry: Registry) -> None:
+    assert {m.id for m in registry.missing} >= {"julia", "swift", "dart", "fsharp", "vbnet", "powershell", "scala3"}
+    for name in ("julia", "PWSH", "f#"):
+        with pytest.raises(UnknownLanguage) as caught:
+            registry.get(name)
+        assert caught.value.missing is not None and caught.value.missing.reason in str(caught.value)
+    with pytest.raises(UnknownLanguage) as caught:
+        registry.get("cobol-2077")
+    assert caught.value.missing is None and str(caught.value) == "unknown language: 'cobol-2077'"
+
+
+def test_a_missing_language_may_not_take_a_defined_name(tmp_path: Path) -> None:
+    path = tmp_path / "missing.toml"
+    path.write_text('[toy2]\nname = "Toy 2"\naliases = ["toy"]\nreason = "none"\n', encoding="utf-8")
+    with pytest.raises(LanguageDefinitionError, match="name 'toy' used twice"):
+        Registry(load_languages(_one_toy(tmp_path)), load_missing(path))
+
+
+def test_a_bad_missing_entry_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.toml"
+    path.write_text('[toy2]\nname = "Toy 2"\n', encoding="utf-8")  # no reason
+    with pytest.raises(LanguageDefinitionError, match=r"missing\.toml.*reason"):
+        load_missing(path)
+
+
+def test_docs_list_the_missing_languages_as_the_data_does(registry: Registry) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "languages.md").read_text(encoding="utf-8")
+    table = doc.split("| id | language | why missing |", 1)[1].split("\n\n", 1)[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.strip().splitlines()[1:]]
+    assert rows == [[f"`{m.id}`", m.name, m.reason] for m in registry.missing]
+
+
+def _one_toy(tmp_path: Path) -> Path:
+    languages = tmp_path / "languages"
+    languages.mkdir()
+    write(languages, "toy", minimal())
+    return languages

@@ -273,6 +273,13 @@ def test_unknown_language(client: httpx.Client) -> None:
     assert_error(run(client, {"language": "cobol-2077", "code": "1"}), "UNKNOWN_LANGUAGE", 404)
 
 
+def test_a_language_stockade_lacks_is_listed_and_refused_with_why(client: httpx.Client) -> None:
+    missing = {m["language"]: m for m in client.get("/v1/runtimes").json()["missing"]}
+    assert missing["julia"]["name"] == "Julia" and "bookworm" in missing["julia"]["reason"]
+    body = assert_error(run(client, {"language": "julia", "code": "println(1)"}), "UNKNOWN_LANGUAGE", 404)
+    assert missing["julia"]["reason"] in body["message"]
+
+
 def test_unavailable_version_lists_the_available_ones(client: httpx.Client) -> None:
     body = assert_error(run(client, {**HELLO, "version": "0.0.1"}), "VERSION_UNAVAILABLE", 422)
     listed = [v["version"] for v in runtime_of(client, "python")["versions"] if v["available"]]

@@ -27,7 +27,7 @@ from typing import Any
 
 CACHE_ENV = "STOCKADE_CACHE_DIR"
 DPKG_STATUS = Path("/var/lib/dpkg/status")
-FORMAT = 2  # 2: a row per toolchain
+FORMAT = 3  # 2: a row per toolchain; 3: and one per missing language
 Row = dict[str, Any]
 
 
@@ -68,7 +68,7 @@ def fingerprint(programs: dict[str, str], box_path: str, globs: list[str] | None
     """Everything a kept answer depends on, as JSON values (so a loaded one compares equal). `programs`: each
     toolchain's ("lang#n") version command program; `globs`: the toolchain rules' patterns, and what they match."""
     pkg = _runtimes_dir()
-    files = sorted([*pkg.rglob("*.py"), *(pkg / "languages").glob("*.toml")])
+    files = sorted([*pkg.rglob("*.py"), *pkg.glob("*.toml"), *(pkg / "languages").glob("*.toml")])
     return {
         "code": {str(f.relative_to(pkg)): _stat(f) for f in files} | {"cli": _stat(__file__)},
         "dpkg": _stat(DPKG_STATUS),
@@ -141,6 +141,11 @@ def probe() -> list[Row]:
         for lang in registry.languages
         for i, toolchain in enumerate(found[lang.id])
     ]
+    rows += [
+        {"language": m.id, "name": m.name, "toolchain": "", "default": True, "available": False, "version": None,
+         "detail": m.reason, "compiled": None, "missing": True}
+        for m in registry.missing
+    ]  # fmt: skip
     ready = {(lang, t.name) for lang, toolchains in found.items() for t in toolchains if t.available}
     settled = all(
         (lang, c.name) in ready or before["programs"][f"{lang}#{i}"][1] is None

@@ -22,15 +22,17 @@ def runtimes(as_json: bool, refresh: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    languages = {r["language"] for r in rows}
-    available = {r["language"] for r in rows if r["available"]}
-    versions = sum(1 for r in rows if r["available"])
-    click.echo(f"{len(available)}/{len(languages)} languages available, {versions} versions")
+    defined = [r for r in rows if not r.get("missing")]
+    languages = {r["language"] for r in defined}
+    available = {r["language"] for r in defined if r["available"]}
+    versions = sum(1 for r in defined if r["available"])
+    lacking = len(rows) - len(defined)
+    click.echo(f"{len(available)}/{len(languages)} languages available, {versions} versions; {lacking} not provided")
     table = [
         [str(r["language"]) if r.get("default", True) else "", str(r["name"]) if r.get("default", True) else "",
-         "compiled" if r["compiled"] else "interpreted", str(r.get("toolchain", "")),
+         "-" if r["compiled"] is None else "compiled" if r["compiled"] else "interpreted", str(r.get("toolchain", "")),
          (str(r["version"]) + (" (default)" if r.get("default", True) and r["available"] else ""))
-         if r["available"] else f"missing ({r['detail']})"]
+         if r["available"] else f"{'not provided' if r.get('missing') else 'missing'} ({r['detail']})"]
         for r in rows
     ]  # fmt: skip
     missing = {i for i, r in enumerate(rows) if not r["available"]}

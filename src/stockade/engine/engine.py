@@ -101,8 +101,9 @@ class Engine:
     def language(self, name: str) -> Language:
         try:
             return self.registry.get(name)
-        except RegistryUnknownLanguage:
-            raise UnknownLanguage(f"unknown language {name!r}") from None
+        except RegistryUnknownLanguage as e:
+            why = f": {e.missing.name} has no toolchain here ({e.missing.reason})" if e.missing else ""
+            raise UnknownLanguage(f"unknown language {name!r}{why}") from None
 
     async def toolchain(self, lang: Language, version: str | None) -> Toolchain:
         """The newest available toolchain whose version matches `version` (runtimes.versions)."""

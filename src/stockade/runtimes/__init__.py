@@ -8,6 +8,7 @@ from .registry import (
     UnknownLanguage,
     expand_command,
     load_languages,
+    load_missing,
     packaged_languages_dir,
 )
 from .toolchains import InstallReport, all_packages, install_packages
@@ -25,5 +26,6 @@ __all__ = [
     "expand_command",
     "install_packages",
     "load_languages",
+    "load_missing",
     "packaged_languages_dir",
 ]

@@ -211,6 +211,19 @@ def _env_names(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+class MissingLanguage(_Strict):
+    """A language users send that no registry Stockade installs from provides (runtimes/missing.toml)."""
+
+    id: LanguageId
+    name: NonEmpty
+    aliases: list[Alias] = Field(default_factory=list)
+    reason: NonEmpty
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.id, *self.aliases)
+
+
 class Language(_Strict):
     id: LanguageId
     name: NonEmpty

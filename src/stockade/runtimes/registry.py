@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from . import versions
 from .detection import BOX_PATH, DETECT_TIMEOUT_S, candidates, order, probe_candidate, probe_toolchain
-from .model import Language, Toolchain
+from .model import Language, MissingLanguage, Toolchain
 
 __all__ = ["BOX_PATH", "DETECT_TIMEOUT_S", "probe_toolchain"]  # re-exported: they lived here
 _DETECT_CONCURRENCY = 4  # some probes start a JVM or a big runtime; keep the host responsive
@@ -25,9 +25,12 @@ class LanguageDefinitionError(ValueError):
 
 
 class UnknownLanguage(LookupError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"unknown language: {name!r}")
-        self.name = name
+    """No definition of that name; `missing` when it is a language Stockade knows it lacks, and why."""
+
+    def __init__(self, name: str, missing: MissingLanguage | None = None) -> None:
+        why = f" ({missing.name} has no toolchain here: {missing.reason})" if missing else ""
+        super().__init__(f"unknown language: {name!r}{why}")
+        self.name, self.missing = name, missing
 
 
 class VersionUnavailable(LookupError):
@@ -95,6 +98,23 @@ def load_languages(directory: Path | None = None) -> dict[str, Language]:
     return languages
 
 
+def load_missing(path: Path | None = None) -> tuple[MissingLanguage, ...]:
+    """The languages Stockade knows it lacks (runtimes/missing.toml), ordered by id."""
+    path = Path(str(resources.files("stockade.runtimes") / "missing.toml")) if path is None else path
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise LanguageDefinitionError(f"{path}: cannot read: {exc}") from exc
+    found = []
+    for key, entry in sorted(data.items()):
+        try:
+            found.append(MissingLanguage.model_validate({**entry, "id": key} if isinstance(entry, dict) else entry))
+        except ValidationError as exc:
+            problems = "; ".join(f"field {_format_loc(e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise LanguageDefinitionError(f"{path}: [{key}] {problems}") from exc
+    return tuple(found)
+
+
 def _check_extension_defaults(languages: Iterable[Language], directory: Path) -> None:
     claimed: dict[str, str] = {}
     for language in languages:
@@ -145,9 +165,12 @@ def expand_command(
 class Registry:
     """Ordered, read-only set of languages with name/alias/extension lookup and toolchain probes."""
 
-    def __init__(self, languages: Mapping[str, Language] | Iterable[Language]) -> None:
+    def __init__(
+        self, languages: Mapping[str, Language] | Iterable[Language], missing: Iterable[MissingLanguage] = ()
+    ) -> None:
         items = list(languages.values()) if isinstance(languages, Mapping) else list(languages)
         self.languages: tuple[Language, ...] = tuple(items)
+        self.missing: tuple[MissingLanguage, ...] = tuple(missing)
         self._by_name: dict[str, Language] = {}
         for language in self.languages:
             for name in language.names:
@@ -160,6 +183,12 @@ class Registry:
                 if judge0_id in self.by_judge0_id:
                     raise LanguageDefinitionError(f"language {language.id!r}: judge0 id {judge0_id} used twice")
                 self.by_judge0_id[judge0_id] = language
+        self._missing_by_name: dict[str, MissingLanguage] = {}
+        for gap in self.missing:
+            for name in gap.names:
+                if name in self._by_name or name in self._missing_by_name:
+                    raise LanguageDefinitionError(f"missing language {gap.id!r}: name {name!r} used twice")
+                self._missing_by_name[name] = gap
         self._by_ext: dict[str, Language] = {}
         for language in self.languages:
             for ext in language.extensions:
@@ -173,7 +202,7 @@ class Registry:
 
     @classmethod
     def default(cls) -> Registry:
-        return cls(load_languages())
+        return cls(load_languages(), load_missing())
 
     @classmethod
     def from_directory(cls, directory: Path) -> Registry:
@@ -199,7 +228,7 @@ class Registry:
         try:
             return self._by_name[name.strip().lower()]
         except KeyError:
-            raise UnknownLanguage(name) from None
+            raise UnknownLanguage(name, self._missing_by_name.get(name.strip().lower())) from None
 
     def by_extension(self, ext: str) -> Language | None:
         ext = ext.lstrip(".")

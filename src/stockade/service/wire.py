@@ -195,8 +195,15 @@ class RuntimeOut(BaseModel):
     versions: list[VersionOut] = Field(description="Every toolchain, available ones newest first, then missing ones")
 
 
+class MissingOut(BaseModel):
+    language: str
+    name: str
+    reason: str = Field(description="Why no toolchain of it is provided")
+
+
 class RuntimesOut(BaseModel):
     runtimes: list[RuntimeOut]
+    missing: list[MissingOut] = Field(description="Languages users send that Stockade has no toolchain for")
     limits: dict[str, dict[str, dict[str, int | None]]]
 
 

@@ -70,6 +70,8 @@ async def runtimes(request: Request) -> dict[str, Any]:
             }
             for lang in service.registry.languages
         ],
+        # Languages Stockade knows it lacks, and why (runtimes/missing.toml).
+        "missing": [{"language": m.id, "name": m.name, "reason": m.reason} for m in service.registry.missing],
         "limits": {
             "run": {"default": policy.run.default.as_dict(), "maximum": policy.run.maximum.as_dict()},
             "compile": {"default": policy.compile.default.as_dict(), "maximum": policy.compile.maximum.as_dict()},
