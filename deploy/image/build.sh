@@ -1,6 +1,7 @@
 #!/bin/bash
 # Build the Stockade OCI image without a daemon and without a base image from a registry:
 #   deploy/image/build.sh [stockade|stockade-full]
+#   deploy/image/build.sh --tag FLAVOUR   prints the inputs tag only (below), builds nothing
 # 1. the committed tree (git archive HEAD: never someone's uncommitted edit) -> a wheel of stockade;
 # 2. mmdebstrap makes a Debian 12 root file system of the flavour's packages (deploy/image/packages.py),
 #    with stockade and its pinned Python packages (requirements.txt) in a venv at /opt/stockade;
@@ -9,6 +10,8 @@
 # STOCKADE_DEBIAN_MIRROR may name a dated snapshot of the archive to pin Debian's packages too.
 set -euo pipefail
 
+tag_only=
+if [ "${1:-}" = --tag ]; then tag_only=1 && shift; fi
 flavour=${1:-stockade}
 case "$flavour" in stockade | stockade-full) ;; *) echo "build.sh: unknown flavour $flavour" >&2; exit 2 ;; esac
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
@@ -21,6 +24,11 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct HEAD)}
 version=$(git show HEAD:pyproject.toml | "$python" -c 'import sys, tomllib; print(tomllib.loads(sys.stdin.read())["project"]["version"])')
 work=$repo/build/image/$flavour
 tag=localhost/$flavour:$version
+# Also tagged by its inputs, the tree hashes at HEAD of all the build reads from the repo: a build of
+# the same inputs can be reused (tests/packaging/test_image.py does).
+inputs=$(git rev-parse HEAD:src HEAD:deploy/image HEAD:pyproject.toml HEAD:README.md HEAD:LICENSE | sha256sum)
+inputs_tag=localhost/$flavour:src-${inputs:0:16}
+if [ -n "$tag_only" ]; then echo "$inputs_tag" && exit 0; fi
 
 for tool in mmdebstrap buildah; do
     command -v $tool >/dev/null || { echo "build.sh: $tool missing: apt-get install mmdebstrap buildah" >&2; exit 1; }
@@ -61,5 +69,5 @@ mmdebstrap --mode=root --variant=apt --format=tar --include="$packages" \
 
 buildah build --quiet --layers=false --timestamp "$SOURCE_DATE_EPOCH" \
     --build-arg FLAVOUR="$flavour" --build-arg VERSION="$version" --build-arg REVISION="$revision" \
-    -f "$work/src/deploy/image/Containerfile" -t "$tag" -t "localhost/$flavour:latest" "$work"
+    -f "$work/src/deploy/image/Containerfile" -t "$tag" -t "localhost/$flavour:latest" -t "$inputs_tag" "$work"
 echo "built $tag ($(buildah inspect --type image --format '{{.FromImageID}}' "$tag"))"
