@@ -8,6 +8,7 @@
 - routes/: one APIRouter module per API surface (/v1, the unversioned paths, the playground)
 - wire.py: the wire models of the HTTP contract, and the translation from and to the engine's types
 - compat/: the wire forms of other APIs (Judge0 CE, Piston v2) over wire.py's, for their routes
+- submissions.py: asynchronous submissions: their records and the runner of the queued ones
 - errors.py: ApiError, every refusal's one JSON shape and fixed HTTP status
 - config.py: ServiceConfig, every setting of a node with its default
 - store.py: the SQLite store of tenants, API keys and daily quota usage

@@ -1,7 +1,7 @@
 """Judge0 CE's API (docs/compat.md) under a prefix (default /judge0), over the one engine path.
 
 A synchronous submission (wait=true) runs like POST /v1/execute (routes/compat.py's steps). Others are
-queued and run by compat/submissions.Runner through the same steps, and read back by token. Refusals
+queued and run by submissions.Runner through the same steps, and read back by token. Refusals
 and validation errors come in Judge0's shapes: 422 `{field: [message]}`, otherwise `{"error": message}`.
 Judge0's `X-Auth-Token` (or `X-Auth-User`) header carries one of our API keys.
 """
@@ -18,14 +18,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from stockade.engine import Plan
+from stockade.engine import ExecutionResult, Plan
 from stockade.runtimes.model import Language
 from stockade.service.compat import judge0 as j0
-from stockade.service.compat.submissions import Job, QueueFull, Runner, SubmissionStore
 from stockade.service.errors import ApiError
 from stockade.service.node import Caller, Service
 from stockade.service.routes import compat
 from stockade.service.routes.deps import caller
+from stockade.service.submissions import Form, Job, QueueFull, Runner, SubmissionStore
 
 BATCH_SIZE = 20  # Judge0's MAX_SUBMISSION_BATCH_SIZE
 HOMEPAGE = "https://github.com/stockade/stockade/blob/main/docs/compat.md"
@@ -78,6 +78,19 @@ def auth_headers(request: Request) -> None:
         request.__dict__.pop("_headers", None)  # Request caches its headers
 
 
+def _finished(record: dict[str, Any], result: ExecutionResult, _: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    wall = sum(b.wall_time_ms for b in (result.compile, result.run) if b is not None)
+    return j0.finish(record, result), {"wall_time_ms": wall}
+
+
+# A Judge0 record: status Processing when its run starts, then Judge0's status of the result.
+FORM = Form(
+    started=lambda record: {**record, "status_id": j0.PROCESSING, "started_at": j0.now(), "updated_at": j0.now()},
+    finished=_finished,
+    failed=j0.failed,
+)
+
+
 @dataclass
 class Judge0:
     """One node's Judge0 surface: its submission store and runner, from the router's lifespan."""
@@ -115,8 +128,8 @@ def build(service: Service, prefix: str) -> APIRouter:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         keep = {"keep_seconds": cfg.judge0_keep_seconds, "keep_rows": cfg.judge0_keep_rows}
         store = SubmissionStore(cfg.judge0_db_path, **keep)
-        store.fail_unfinished("the node restarted before this submission finished")
-        runner = Runner(service, store, cfg.judge0_queue_size)
+        store.fail_unfinished(j0.failed, "the node restarted before this submission finished")
+        runner = Runner(service, store, FORM, cfg.judge0_queue_size, "judge0")
         runner.start()
         surface.store, surface.runner = store, runner
         try:
@@ -156,14 +169,14 @@ def add_submission_routes(router: APIRouter, surface: Judge0) -> None:
             assert surface.runner is not None
             hold, request.state.quota_hold = request.state.quota_hold, None  # the runner's now
             try:
-                surface.runner.submit([Job(who, plan, hold, record)])
+                surface.runner.submit([Job(token, who, plan, hold, record)])
             except QueueFull:
                 request.state.quota_hold = hold
                 raise
             return compat.answer({"token": token}, 201, request)
         result = await compat.run(request, plan)
         record = j0.finish(record, result)
-        _store(surface).put(who.tenant.id, record)
+        _store(surface).put(who.tenant.id, token, "finished", record)
         compat.record(request, who, plan, result, uuid.uuid4().hex)
         try:
             return compat.answer(j0.render(record, fields, encoded), 201, request)
@@ -197,7 +210,8 @@ def add_submission_routes(router: APIRouter, surface: Judge0) -> None:
                     continue
                 hold = service.check_quota(who) if jobs else first  # QUOTA_EXCEEDED refuses the whole batch
                 token = str(uuid.uuid4())
-                jobs.append(Job(who, plan, hold, j0.new_record(token, body, plan, translated, service.engine.policy)))
+                record = j0.new_record(token, body, plan, translated, service.engine.policy)
+                jobs.append(Job(token, who, plan, hold, record))
                 answers.append({"token": token})
             if jobs:
                 assert surface.runner is not None
