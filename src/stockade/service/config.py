@@ -28,6 +28,11 @@ class ServiceConfig:
     judge0_keep_seconds: int = 24 * 3600  # finished submissions stay readable by token this long...
     judge0_keep_rows: int = 2000  # ...and at most this many, the oldest go first
     piston: bool = True
+    # POST /v1/submissions (docs/api.md): queued submissions, and how long their results are kept.
+    submission_queue_size: int = 1000  # beyond it: 503 OVERLOADED with Retry-After
+    submission_keep_seconds: int = 24 * 3600
+    submission_keep_rows: int = 10_000
+    submission_max_wait_ms: int = 60_000  # the longest ?wait_ms= a read may block for
     judge_max_tests: int = 256  # POST /v1/judge (docs/judge.md): tests per request...
     judge_max_bytes: int = 8 * 1024 * 1024  # ...and their stdin and expected output together
     problems_per_tenant: int = 100  # stored problems (POST /v1/problems) a tenant may keep...
@@ -46,6 +51,10 @@ class ServiceConfig:
     @property
     def judge0_db_path(self) -> Path:
         return self.data_dir / "judge0.db"
+
+    @property
+    def submissions_db_path(self) -> Path:
+        return self.data_dir / "submissions.db"
 
     @property
     def workspaces_dir(self) -> Path:
