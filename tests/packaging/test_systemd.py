@@ -69,15 +69,30 @@ def test_no_hardening_that_breaks_the_box() -> None:
 
 
 # Its own instance (run dir, uids, cgroup), so it never meets `stockade sandbox check` of another test.
-CHECK = """
-import sys
+# The check, then boxes that take a file in (its owner and mode are set as the slot's) and that end at a
+# wall-clock limit: each capability in the unit is needed by one of these (docs/deploy.md).
+BOXES = """
+import asyncio, sys
 from pathlib import Path
-from stockade.sandbox.check import check_host_sync
-from stockade.sandbox.runner import SandboxConfig
-config = SandboxConfig(run_dir=Path(sys.argv[1]), slots=1, uid_base=69700, cgroup_name="stockade-unitcaps")
-report = check_host_sync(config)
-print(report.problems, report.facts.get("probe_run"))
-sys.exit(0 if report.ok else 1)
+from stockade.sandbox import BoxSpec, InputFile, Limits, Sandbox, SandboxConfig
+from stockade.sandbox.check import check_host
+
+async def main() -> None:
+    config = SandboxConfig(run_dir=Path(sys.argv[1]), slots=1, uid_base=69700, cgroup_name="stockade-unitcaps")
+    report = await check_host(config)
+    print("check", report.ok, report.problems)
+    sandbox = Sandbox(config)
+    sandbox.start()
+    try:
+        script = InputFile("hello.py", b"print('hello')")
+        hello = await sandbox.run(BoxSpec(argv=["python3", "hello.py"], files=[script]))
+        print("hello", hello.status.value, hello.stdout, hello.error)
+        spin = await sandbox.run(BoxSpec(argv=["sh", "-c", "while :; do :; done"], limits=Limits(wall_ms=500)))
+        print("spin", spin.status.value, spin.error)
+    finally:
+        sandbox.close()
+
+asyncio.run(main())
 """
 
 
@@ -86,7 +101,8 @@ def test_a_safe_box_is_built_with_the_units_capabilities_alone() -> None:
     residue.track(run_dir, "stockade-unitcaps")
     caps = settings(UNIT.read_text())["CapabilityBoundingSet"][-1].split()
     bounding = ",".join(["-all"] + ["+" + c.removeprefix("CAP_").lower() for c in caps])
-    argv = ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", sys.executable, "-c", CHECK]
+    argv = ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", sys.executable, "-c", BOXES]
     p = subprocess.run([*argv, str(run_dir)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "'status': 'ok'" in p.stdout, p.stdout
+    lines = p.stdout.splitlines()
+    assert lines == ["check True []", "hello ok b'hello\\n' None", "spin timeout None"], p.stdout + p.stderr
