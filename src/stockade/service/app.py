@@ -36,6 +36,7 @@ from stockade.service.routes import (
     playground,
     problems,
     stream,
+    submissions,
     unversioned,
     v1,
     workspaces,
@@ -105,6 +106,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     app.include_router(judge.router)  # POST /v1/judge (docs/judge.md)
     app.include_router(problems.router)  # /v1/problems: stored problems (docs/judge.md)
     app.include_router(workspaces.router)  # /v1/workspaces (docs/agents.md)
+    app.include_router(submissions.router)  # /v1/submissions: queued executions (docs/api.md)
     app.include_router(unversioned.router)
     if cfg.judge0:  # Judge0 CE and Piston v2 compatibility (docs/compat.md)
         app.include_router(judge0.build(service, cfg.judge0_prefix))

@@ -21,6 +21,7 @@ STATUS_BY_CODE = {
     "WORKSPACE_BUSY": 409,  # another execution or write holds the workspace (docs/agents.md)
     "PAYLOAD_TOO_LARGE": 413,
     "PROBLEM_NOT_FOUND": 404,  # unknown or another tenant's stored problem (docs/judge.md)
+    "SUBMISSION_NOT_FOUND": 404,  # unknown, another tenant's, or no longer kept (POST /v1/submissions)
     "PROBLEM_QUOTA_EXCEEDED": 413,  # the tenant's number of stored problems or their bytes
     "WORKSPACE_QUOTA_EXCEEDED": 413,  # its files or bytes, or the tenant's number of workspaces
     "TOOLCHAIN_MISSING": 422,
