@@ -5,7 +5,7 @@
 # `runtimes`, `sandbox check`).
 set -eu
 
-FLAGS="--cgroupns=private --cap-drop=all --cap-add=CHOWN,DAC_OVERRIDE,SETUID,SETGID,KILL,SYS_ADMIN,MKNOD --security-opt unmask=/proc/*"
+FLAGS="--cgroupns=private --cap-drop=all --cap-add=CHOWN,DAC_OVERRIDE,FOWNER,SETUID,SETGID,KILL,SYS_ADMIN,MKNOD --security-opt unmask=/proc/*"
 
 refuse() {
     echo "stockade: refusing to start: $1" >&2
