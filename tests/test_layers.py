@@ -66,6 +66,7 @@ SERVICE_ROOMS = {
     "compat": 2,  # other APIs' wire forms (Judge0, Piston) over wire.py's
     "admission": 4,
     "node": 5,
+    "webhooks": 1,  # a submission's result POSTed to its callback_url: checked, signed, retried
     "submissions": 5,  # queued submissions: their records and the runner, over node's steps (at run time)
     "routes": 6,  # one module per API surface, over node's pipeline and wire's translation
     "app": 7,

@@ -79,6 +79,19 @@ def tenants_list(data_dir: Path) -> None:
         out([t.to_json() for t in store.list_tenants()])
 
 
+@tenants.command("webhook-secret")
+@click.argument("tenant_id")
+@data_dir_option()
+def tenants_webhook_secret(tenant_id: str, data_dir: Path) -> None:
+    """The secret that signs this tenant's webhooks (Stockade-Signature, docs/api.md): give it to the tenant."""
+    with opened(data_dir) as (store, _):
+        from stockade.service.config import ServiceConfig
+        from stockade.service.webhooks import node_key, tenant_secret
+
+        store.get_tenant(tenant_id)  # an unknown tenant is an error, not a secret
+        click.echo(tenant_secret(node_key(ServiceConfig(data_dir=data_dir).webhook_key_path), tenant_id))
+
+
 @tenants.command("update")
 @click.argument("tenant_id")
 @click.option("--name")

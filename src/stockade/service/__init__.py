@@ -9,6 +9,7 @@
 - wire.py: the wire models of the HTTP contract, and the translation from and to the engine's types
 - compat/: the wire forms of other APIs (Judge0 CE, Piston v2) over wire.py's, for their routes
 - submissions.py: asynchronous submissions: their records and the runner of the queued ones
+- webhooks.py: a finished submission POSTed to its callback_url: SSRF-checked, signed, retried
 - errors.py: ApiError, every refusal's one JSON shape and fixed HTTP status
 - config.py: ServiceConfig, every setting of a node with its default
 - store.py: the SQLite store of tenants, API keys and daily quota usage

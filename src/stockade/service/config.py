@@ -33,6 +33,11 @@ class ServiceConfig:
     submission_keep_seconds: int = 24 * 3600
     submission_keep_rows: int = 10_000
     submission_max_wait_ms: int = 60_000  # the longest ?wait_ms= a read may block for
+    # Webhooks (callback_url): networks allowed although not public (CIDRs; default none), and retries.
+    webhook_allow: tuple[str, ...] = ()
+    webhook_attempts: int = 5
+    webhook_backoff_s: float = 1.0  # before the second attempt; doubled before each next one
+    webhook_timeout_s: float = 10.0
     judge_max_tests: int = 256  # POST /v1/judge (docs/judge.md): tests per request...
     judge_max_bytes: int = 8 * 1024 * 1024  # ...and their stdin and expected output together
     problems_per_tenant: int = 100  # stored problems (POST /v1/problems) a tenant may keep...
@@ -55,6 +60,10 @@ class ServiceConfig:
     @property
     def submissions_db_path(self) -> Path:
         return self.data_dir / "submissions.db"
+
+    @property
+    def webhook_key_path(self) -> Path:
+        return self.data_dir / "webhook-key"
 
     @property
     def workspaces_dir(self) -> Path:

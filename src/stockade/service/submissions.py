@@ -142,14 +142,23 @@ class QueueFull(Exception):
 
 
 class Runner:
-    """The tasks that run queued submissions (module doc); `finished(key)` is set once a record is final."""
+    """The tasks that run queued submissions (module doc); `finished(key)` returns once a record is final."""
 
-    def __init__(self, service: Service, store: SubmissionStore, form: Form, queue_size: int, name: str) -> None:
+    def __init__(
+        self,
+        service: Service,
+        store: SubmissionStore,
+        form: Form,
+        queue_size: int,
+        name: str,
+        on_final: Callable[[Job], None] | None = None,
+    ) -> None:
         self.service = service
         self.store = store
         self.form = form
         self.queue_size = queue_size
         self.name = name
+        self.on_final = on_final  # a finished or failed job, once its record is stored (webhooks)
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._done: dict[str, asyncio.Event] = {}
@@ -244,3 +253,5 @@ class Runner:
         self.store.put(job.caller.tenant.id, job.key, "finished", job.record)
         if (done := self._done.pop(job.key, None)) is not None:
             done.set()
+        if self.on_final is not None:
+            self.on_final(job)

@@ -10,6 +10,7 @@ finished, holds the very body POST /v1/execute would have answered.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from stockade.engine import ExecutionResult
+from stockade.service import webhooks
 from stockade.service.errors import ApiError
 from stockade.service.node import Caller, Service
 from stockade.service.quota import QuotaHold
@@ -67,43 +69,58 @@ def _runner(request: Request) -> Runner:
     return runner
 
 
-def _bodies(data: Any) -> tuple[list[ExecuteIn], bool]:
-    """The submissions of a request body, validated (RequestValidationError naming the item), and
-    whether it was a batch."""
+def _bodies(data: Any) -> tuple[list[tuple[ExecuteIn, str | None]], bool]:
+    """The submissions of a request body, validated (RequestValidationError naming the item), each with
+    its callback_url, and whether it was a batch."""
     batch = isinstance(data, dict) and "submissions" in data
     items = data["submissions"] if batch else [data]
     if batch and (not isinstance(items, list) or not 1 <= len(items) <= BATCH_SIZE or set(data) != {"submissions"}):
         raise ApiError("INVALID_REQUEST", f"submissions: a list of 1 to {BATCH_SIZE} execution bodies, alone")
     bodies, errors = [], []
     for i, item in enumerate(items):
+        where = f"submissions[{i}]." if batch else ""
+        callback = item.get("callback_url") if isinstance(item, dict) else None
+        if callback is not None and not isinstance(callback, str):
+            raise ApiError("INVALID_REQUEST", f"{where}callback_url: a string")
+        if isinstance(item, dict):
+            item = {k: v for k, v in item.items() if k != "callback_url"}
         try:
-            bodies.append(ExecuteIn.model_validate(item))
+            bodies.append((ExecuteIn.model_validate(item), callback))
         except ValidationError as e:
-            where = ("body", "submissions", i) if batch else ("body",)
-            errors += [{**err, "loc": (*where, *err["loc"])} for err in e.errors()]
+            loc = ("body", "submissions", i) if batch else ("body",)
+            errors += [{**err, "loc": (*loc, *err["loc"])} for err in e.errors()]
     if errors:
         raise RequestValidationError(errors)
-    for i, body in enumerate(bodies):
+    for i, (body, _) in enumerate(bodies):
         if body.workspace is not None:  # its lease would be held across a run the request does not wait for
             where = f"submissions[{i}]." if batch else ""
             raise ApiError("INVALID_REQUEST", f"{where}workspace: not on a submission; use POST /v1/execute")
     return bodies, batch
 
 
-async def _jobs(service: Service, who: Caller, bodies: list[ExecuteIn], batch: bool) -> list[Job]:
-    """Each body prepared (the engine's checks) and its quota held; none if any is refused."""
+async def _jobs(
+    service: Service, who: Caller, bodies: list[tuple[ExecuteIn, str | None]], batch: bool, policy: webhooks.Policy
+) -> list[Job]:
+    """Each body prepared (the engine's checks), its callback checked, its quota held; none if any is
+    refused."""
     jobs: list[Job] = []
     holds: list[QuotaHold] = []
     try:
-        for i, body in enumerate(bodies):
+        for i, (body, callback) in enumerate(bodies):
             try:
                 plan = await prepare(service, who, body, None)
+                if callback is not None:
+                    try:
+                        await webhooks.check(callback, policy.allow)
+                    except webhooks.Refused as e:
+                        raise webhooks.refusal(e) from None
             except ApiError as e:
                 raise ApiError(e.code, f"submissions[{i}]: {e.message}" if batch else e.message) from None
             holds.append(service.check_quota(who))
             key = uuid.uuid4().hex
             record = {"id": key, "state": "queued", "language": plan.language.id, "created_at": _now(),
                       "started_at": None, "finished_at": None, "result": None, "error": None,
+                      "callback": None if callback is None else {"url": callback, "state": "pending"},
                       "_output_encoding": body.output_encoding, "_collect": bool(body.collect)}  # fmt: skip
             jobs.append(Job(key, who, plan, holds[-1], record))
     except BaseException:
@@ -122,13 +139,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg.submissions_db_path, keep_seconds=cfg.submission_keep_seconds, keep_rows=cfg.submission_keep_rows
     )
     store.fail_unfinished(_failed, "the node restarted before this submission finished")
-    runner = Runner(service, store, FORM, cfg.submission_queue_size, "submissions")
+    allow = tuple(ipaddress.ip_network(n) for n in cfg.webhook_allow)
+    policy = webhooks.Policy(allow, cfg.webhook_attempts, cfg.webhook_backoff_s, cfg.webhook_timeout_s)
+    deliveries = webhooks.Deliveries(webhooks.node_key(cfg.webhook_key_path), policy)
+
+    def call_back(job: Job) -> None:
+        """Its record POSTed to its callback_url; what happened saved into the record's `callback`."""
+        if (callback := job.record.get("callback")) is None:
+            return
+        tenant = job.caller.tenant.id
+
+        def saved(outcome: dict[str, Any]) -> None:
+            store.put(tenant, job.key, "finished", {**job.record, "callback": outcome})
+
+        deliveries.send(callback["url"], tenant, _shown(job.record), saved)
+
+    runner = Runner(service, store, FORM, cfg.submission_queue_size, "submissions", on_final=call_back)
     runner.start()
-    app.state.submissions = runner
+    app.state.submissions, app.state.webhooks = runner, deliveries
     try:
         yield
     finally:
         await runner.stop(cfg.drain_seconds)
+        await deliveries.stop(cfg.drain_seconds)
         store.close()
 
 
@@ -147,9 +180,10 @@ async def create(request: Request) -> JSONResponse:
     except BadJson as e:
         raise ApiError("INVALID_REQUEST", str(e)) from None
     bodies, batch = _bodies(data)
-    jobs = await _jobs(service, who, bodies, batch)
+    runner = _runner(request)
+    jobs = await _jobs(service, who, bodies, batch, request.app.state.webhooks.policy)
     try:
-        _runner(request).submit(jobs)
+        runner.submit(jobs)
     except QueueFull:
         for job in jobs:
             job.hold.release()

@@ -1,0 +1,207 @@
+"""Webhooks of submissions (docs/api.md, "Webhooks"): a finished submission's record POSTed to its
+`callback_url`, signed, retried, and never to a place the operator has not allowed.
+
+SSRF: a callback's host is resolved once per attempt and every address it resolves to must be global
+(not loopback, private, link-local such as 169.254.169.254, CGNAT, multicast, reserved or unspecified),
+unless inside one of the operator's `webhook_allow` networks. The request goes to the checked address
+itself (the name only in Host and TLS's SNI and certificate check), so a second resolution cannot
+rebind it; redirects are not followed. The check runs when the submission is made too, so a bad URL is
+refused at once.
+
+Signature: `Stockade-Signature: t=UNIX,v1=HEX`, HMAC-SHA256 over `f"{t}.{body}"` with the tenant's
+webhook secret, itself HMAC-SHA256(the node's webhook key, tenant id): stable per tenant, different
+across tenants, shown by `stockade tenants webhook-secret TENANT`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from stockade.service.errors import ApiError
+
+log = logging.getLogger("stockade.service")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+MAX_URL = 2048
+
+
+class Refused(ValueError):
+    """A callback destination the policy does not allow; the message says why."""
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def forbidden_reason(address: Address, allow: Sequence[Network]) -> str | None:
+    """Why `address` may not be called (None: it may): every address that is not global is refused,
+    unless an allowed network holds it."""
+    if any(address in net for net in allow):
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    checked = mapped or address
+    for kind in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
+        if getattr(checked, f"is_{kind}"):
+            return f"{address} is a {kind.replace('_', '-')} address"
+    if not checked.is_global:
+        return f"{address} is not a public address"
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    host: str
+    port: int
+    address: str  # the checked address the request goes to
+
+
+async def check(url: str, allow: Sequence[Network], resolver: Resolver = resolve) -> Target:
+    """The destination of `url`, resolved and checked (module doc), or Refused."""
+    if len(url) > MAX_URL:
+        raise Refused(f"longer than {MAX_URL} characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Refused("an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise Refused("no credentials in the URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        literal: Address | None = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        literal = None
+    try:
+        found = [str(literal)] if literal else await resolver(parts.hostname, port)
+    except OSError as e:
+        raise Refused(f"{parts.hostname} does not resolve ({e})") from None
+    if not found:
+        raise Refused(f"{parts.hostname} does not resolve")
+    for each in found:  # every address, so which one the connection takes cannot matter
+        if reason := forbidden_reason(ipaddress.ip_address(each), allow):
+            raise Refused(f"{parts.hostname}: {reason}")
+    return Target(url, parts.hostname, port, found[0])
+
+
+def node_key(path: Path) -> bytes:
+    """The node's webhook key (created once, 0600): tenants' secrets derive from it."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+
+
+def tenant_secret(key: bytes, tenant: str) -> str:
+    return hmac.new(key, tenant.encode(), hashlib.sha256).hexdigest()
+
+
+def signature(secret: str, body: bytes, at: int) -> str:
+    mac = hmac.new(secret.encode(), str(at).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={mac}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    allow: tuple[Network, ...]
+    attempts: int
+    backoff_s: float
+    timeout_s: float
+
+
+def refusal(e: Refused) -> ApiError:
+    return ApiError("INVALID_REQUEST", f"callback_url: {e}")
+
+
+async def deliver(
+    target_url: str, record: dict[str, Any], secret: str, policy: Policy, resolver: Resolver = resolve
+) -> dict[str, Any]:
+    """POST `record` until a 2xx answer or `policy.attempts` tries, backing off; what happened, for the
+    record's `callback`."""
+    body = json.dumps(record, separators=(",", ":")).encode()
+    error = ""
+    for attempt in range(1, policy.attempts + 1):
+        if attempt > 1:
+            await asyncio.sleep(policy.backoff_s * 2 ** (attempt - 2))
+        try:
+            target = await check(target_url, policy.allow, resolver)
+            status = await _post(target, body, secret, policy.timeout_s)
+        except Refused as e:
+            error = f"refused: {e}"
+            continue
+        except httpx.HTTPError as e:
+            error = f"{type(e).__name__}: {e}"
+            continue
+        if 200 <= status < 300:
+            return {"url": target_url, "state": "delivered", "attempts": attempt, "error": None}
+        error = f"answered {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
+    log.warning("webhook not delivered", extra={"fields": {"url": target_url, "error": error}})
+    return {"url": target_url, "state": "failed", "attempts": policy.attempts, "error": error}
+
+
+async def _post(target: Target, body: bytes, secret: str, timeout: float) -> int:
+    parts = urlsplit(target.url)
+    ip = f"[{target.address}]" if ":" in target.address else target.address
+    pinned = parts._replace(netloc=f"{ip}:{target.port}").geturl()
+    headers = {
+        "Host": parts.netloc.rsplit("@", 1)[-1],
+        "Content-Type": "application/json",
+        "User-Agent": "stockade-webhook",
+        "Stockade-Signature": signature(secret, body, int(time.time())),
+        "Stockade-Submission": str(json.loads(body).get("id", "")),
+    }
+    async with httpx.AsyncClient(follow_redirects=False, timeout=timeout, trust_env=False) as client:
+        request = client.build_request("POST", pinned, content=body, headers=headers)
+        if parts.scheme == "https":
+            request.extensions["sni_hostname"] = target.host  # and the certificate is checked for it
+        return (await client.send(request)).status_code
+
+
+class Deliveries:
+    """The webhooks in flight on this node: each a task, its outcome passed to `saved` (the record's
+    `callback`); stop() waits for them, up to a deadline, then cancels the rest."""
+
+    def __init__(self, key: bytes, policy: Policy, resolver: Resolver = resolve) -> None:
+        self.key, self.policy, self.resolver = key, policy, resolver
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def send(self, url: str, tenant: str, record: dict[str, Any], saved: Callable[[dict[str, Any]], None]) -> None:
+        async def one() -> None:
+            outcome = await deliver(url, record, tenant_secret(self.key, tenant), self.policy, self.resolver)
+            saved(outcome)
+
+        task = asyncio.create_task(one(), name="webhook")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settled(self) -> None:
+        """Return once every webhook in flight now has its outcome saved."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def stop(self, timeout: float) -> None:
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
