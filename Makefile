@@ -38,6 +38,13 @@ $(STAMPS)/apt-test: Makefile $(STAMPS)/apt
 	fi
 	@touch $@
 
+# The npm clients tests/compat drives (pinned by its package-lock.json). npm comes with NodeSource's
+# nodejs; Debian's nodejs wants its `npm` package beside it.
+$(STAMPS)/npm-test: tests/compat/npm/package-lock.json $(STAMPS)/apt
+	@command -v npm >/dev/null || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null)
+	npm ci --prefix tests/compat/npm --no-audit --no-fund --ignore-scripts --silent
+	@touch $@
+
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -90,7 +97,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup $(STAMPS)/apt-test toolchains lint typecheck
+test: setup $(STAMPS)/apt-test $(STAMPS)/npm-test toolchains lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # Marked slow, so `make test` leaves it out; -s shows its figures.
