@@ -94,8 +94,11 @@ def test_piston_errors(client: httpx.Client, body: dict[str, Any], message: str)
 
 
 def test_content_type_must_be_json(client: httpx.Client) -> None:
-    r = client.post("/api/v2/execute", content=b"{}", headers={"Content-Type": "text/plain"})
+    r = client.post("/api/v2/execute", content=b"{}", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 415 and r.json() == {"message": "requests must be of type application/json"}
+    # The JSON body as the npm piston-client sends it: checked as JSON (here: no language), not refused.
+    r = client.post("/api/v2/execute", content=b"{}", headers={"Content-Type": "text/plain;charset=UTF-8"})
+    assert r.status_code == 400 and "language" in r.json()["message"]
 
 
 def test_limits_and_their_statuses(client: httpx.Client) -> None:

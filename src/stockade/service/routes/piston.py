@@ -42,7 +42,8 @@ def _router(prefix: str) -> APIRouter:
     @router.post("/execute")
     async def execute(request: Request) -> Response:
         content_type = request.headers.get("content-type")
-        if content_type is not None and not content_type.startswith("application/json"):
+        # text/plain too: the npm piston-client posts its JSON so (node-fetch's type for a string body).
+        if content_type is not None and not content_type.startswith(("application/json", "text/plain")):
             return compat.answer({"message": "requests must be of type application/json"}, 415)
         service = service_of(request)
         who = await caller(request)
