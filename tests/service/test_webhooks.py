@@ -3,6 +3,7 @@ and delivery to a receiver on loopback: signed, retried, never redirected (docs/
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -89,6 +90,7 @@ class Receiver:
 
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
     port: int = 0
 
 
@@ -100,12 +102,15 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state.got.append((dict(self.headers), body))
+            state.methods.append(self.command)
             status, headers = state.answers.pop(0) if state.answers else (200, {})
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        do_PUT = do_POST
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -189,3 +194,17 @@ async def test_a_forbidden_callback_refuses_the_submission(tmp_path: Path, url: 
         reply = await c.post("/v1/submissions", json={"submissions": [{"language": "python", "code": "print(1)"}, bad]})
         assert reply.status_code == 400 and reply.json()["error"] == "INVALID_REQUEST"
         assert reply.json()["message"].startswith("submissions[1]: callback_url: ")
+
+
+async def test_judge0_puts_a_finished_submission_to_its_callback_url(tmp_path: Path, receiver: Receiver) -> None:
+    """As Judge0 does: a PUT of the submission's default fields, base64 encoded (docs/compat.md)."""
+    url = f"http://127.0.0.1:{receiver.port}/judge0"
+    async with node(tmp_path, ("127.0.0.1/32",)) as (app, c):
+        body = {"language_id": 71, "source_code": "print(42)", "callback_url": url}
+        token = (await c.post("/judge0/submissions", params={"wait": "true"}, json=body)).json()["token"]
+        await app.state.judge0_webhooks.settled()
+    ((headers, sent),) = receiver.got
+    posted = json.loads(sent)
+    assert receiver.methods == ["PUT"] and headers["Stockade-Submission"] == token
+    assert posted["token"] == token and posted["status"] == {"id": 3, "description": "Accepted"}
+    assert base64.b64decode(posted["stdout"]) == b"42\n"

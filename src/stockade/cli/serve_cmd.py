@@ -81,6 +81,19 @@ def draining_server(service: Service, app: FastAPI, url: str) -> uvicorn.Server:
     return DrainingServer(config)
 
 
+def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
+    """CIDRs, checked here so a typo stops the start with a usage error (an env var may hold several)."""
+    import ipaddress
+
+    found = tuple(n for v in values for n in v.split())
+    for n in found:
+        try:
+            ipaddress.ip_network(n)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return found
+
+
 def _prefix(value: str) -> str:
     """A path prefix: '' (the root) or /segment[/segment...], each of URL-safe characters."""
     value = "" if value == "/" else value
@@ -117,6 +130,9 @@ def _prefix(value: str) -> str:
               callback=lambda _c, _p, v: _prefix(v), help="Its path prefix ('/' for the root)")  # fmt: skip
 @click.option("--piston/--no-piston", envvar="STOCKADE_PISTON", default=True, show_default=True,
               help="The Piston v2 compatible API at /api/v2")  # fmt: skip
+@click.option("--webhook-allow", envvar="STOCKADE_WEBHOOK_ALLOW", multiple=True, metavar="CIDR",
+              callback=lambda _c, _p, v: _networks(v),
+              help="A network webhooks may call although not public; repeatable")  # fmt: skip
 def serve(
     host: str,
     port: int,
@@ -130,6 +146,7 @@ def serve(
     judge0: bool,
     judge0_prefix: str,
     piston: bool,
+    webhook_allow: tuple[str, ...],
 ) -> None:
     """Start the service. Refuses to start, naming why, when the host cannot build a safe box."""
     # The web stack loads only for this command, so `stockade run` and friends start fast.
@@ -150,6 +167,7 @@ def serve(
         judge0=judge0,
         judge0_prefix=judge0_prefix,
         piston=piston,
+        webhook_allow=webhook_allow,
     )
     service = Service(config)
     server = draining_server(service, create_app(service=service), listen_url(host, port))

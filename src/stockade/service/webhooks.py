@@ -16,6 +16,7 @@ across tenants, shown by `stockade tenants webhook-secret TENANT`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
 
 log = logging.getLogger("stockade.service")
@@ -103,14 +105,20 @@ async def check(url: str, allow: Sequence[Network], resolver: Resolver = resolve
 
 def node_key(path: Path) -> bytes:
     """The node's webhook key (created once, 0600): tenants' secrets derive from it."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         return path.read_bytes()
-    except FileNotFoundError:
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-        return key
+    key = secrets.token_bytes(32)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    try:
+        os.link(tmp, path)  # whole or not at all; the first of two surfaces to get here wins
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return path.read_bytes()
 
 
 def tenant_secret(key: bytes, tenant: str) -> str:
@@ -135,9 +143,14 @@ def refusal(e: Refused) -> ApiError:
 
 
 async def deliver(
-    target_url: str, record: dict[str, Any], secret: str, policy: Policy, resolver: Resolver = resolve
+    target_url: str,
+    record: dict[str, Any],
+    secret: str,
+    policy: Policy,
+    resolver: Resolver = resolve,
+    method: str = "POST",
 ) -> dict[str, Any]:
-    """POST `record` until a 2xx answer or `policy.attempts` tries, backing off; what happened, for the
+    """Send `record` until a 2xx answer or `policy.attempts` tries, backing off; what happened, for the
     record's `callback`."""
     body = json.dumps(record, separators=(",", ":")).encode()
     error = ""
@@ -146,7 +159,7 @@ async def deliver(
             await asyncio.sleep(policy.backoff_s * 2 ** (attempt - 2))
         try:
             target = await check(target_url, policy.allow, resolver)
-            status = await _post(target, body, secret, policy.timeout_s)
+            status = await _send(method, target, body, secret, policy.timeout_s)
         except Refused as e:
             error = f"refused: {e}"
             continue
@@ -160,7 +173,11 @@ async def deliver(
     return {"url": target_url, "state": "failed", "attempts": policy.attempts, "error": error}
 
 
-async def _post(target: Target, body: bytes, secret: str, timeout: float) -> int:
+def _id_of(record: dict[str, Any]) -> str:
+    return str(record.get("id") or record.get("token") or "")  # ours, or a Judge0 submission's
+
+
+async def _send(method: str, target: Target, body: bytes, secret: str, timeout: float) -> int:
     parts = urlsplit(target.url)
     ip = f"[{target.address}]" if ":" in target.address else target.address
     pinned = parts._replace(netloc=f"{ip}:{target.port}").geturl()
@@ -169,10 +186,10 @@ async def _post(target: Target, body: bytes, secret: str, timeout: float) -> int
         "Content-Type": "application/json",
         "User-Agent": "stockade-webhook",
         "Stockade-Signature": signature(secret, body, int(time.time())),
-        "Stockade-Submission": str(json.loads(body).get("id", "")),
+        "Stockade-Submission": str(_id_of(json.loads(body))),
     }
     async with httpx.AsyncClient(follow_redirects=False, timeout=timeout, trust_env=False) as client:
-        request = client.build_request("POST", pinned, content=body, headers=headers)
+        request = client.build_request(method, pinned, content=body, headers=headers)
         if parts.scheme == "https":
             request.extensions["sni_hostname"] = target.host  # and the certificate is checked for it
         return (await client.send(request)).status_code
@@ -182,13 +199,14 @@ class Deliveries:
     """The webhooks in flight on this node: each a task, its outcome passed to `saved` (the record's
     `callback`); stop() waits for them, up to a deadline, then cancels the rest."""
 
-    def __init__(self, key: bytes, policy: Policy, resolver: Resolver = resolve) -> None:
-        self.key, self.policy, self.resolver = key, policy, resolver
+    def __init__(self, key: bytes, policy: Policy, resolver: Resolver = resolve, method: str = "POST") -> None:
+        self.key, self.policy, self.resolver, self.method = key, policy, resolver, method
         self._tasks: set[asyncio.Task[None]] = set()
 
     def send(self, url: str, tenant: str, record: dict[str, Any], saved: Callable[[dict[str, Any]], None]) -> None:
         async def one() -> None:
-            outcome = await deliver(url, record, tenant_secret(self.key, tenant), self.policy, self.resolver)
+            secret = tenant_secret(self.key, tenant)
+            outcome = await deliver(url, record, secret, self.policy, self.resolver, self.method)
             saved(outcome)
 
         task = asyncio.create_task(one(), name="webhook")
@@ -205,3 +223,10 @@ class Deliveries:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+
+def configured(config: ServiceConfig, method: str = "POST") -> Deliveries:
+    """The deliveries of one surface, with the node's key and the operator's policy."""
+    allow = tuple(ipaddress.ip_network(n) for n in config.webhook_allow)
+    policy = Policy(allow, config.webhook_attempts, config.webhook_backoff_s, config.webhook_timeout_s)
+    return Deliveries(node_key(config.webhook_key_path), policy, method=method)

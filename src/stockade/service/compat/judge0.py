@@ -218,8 +218,6 @@ def refuse_unsupported(body: SubmissionIn) -> None:
     """Fields whose Judge0 behaviour we do not offer: refused, never silently ignored."""
     if body.enable_network:
         raise Invalid("enable_network", "enabling network is not allowed")
-    if body.callback_url:
-        raise Invalid("callback_url", "setting callback is not allowed (no webhooks yet: poll the token)")
     if body.compiler_options:
         raise Invalid("compiler_options", "setting compiler options is not allowed")
     if body.redirect_stderr_to_stdout:
@@ -375,7 +373,7 @@ def new_record(token: str, body: SubmissionIn, plan: Plan, t: Translated, policy
         "enable_per_process_and_thread_time_limit": False, "enable_per_process_and_thread_memory_limit": False,
         "max_file_size": limits.get("file_size_kb"), "compiler_options": None,
         "command_line_arguments": body.command_line_arguments, "redirect_stderr_to_stdout": False,
-        "callback_url": None, "additional_files": body.additional_files, "enable_network": False,
+        "callback_url": body.callback_url, "additional_files": body.additional_files, "enable_network": False,
         "queue_host": None, "execution_host": None,
     }  # fmt: skip
 
@@ -460,14 +458,16 @@ def language_name(language: Language, version: str | None) -> str:
     return f"{language.name} ({version})"
 
 
-def config_info(policy: LimitPolicy, *, batch_size: int, queue_size: int) -> dict[str, Any]:
+def config_info(
+    policy: LimitPolicy, *, batch_size: int, queue_size: int, callback_tries: int, callback_timeout: float
+) -> dict[str, Any]:
     """GET /config_info: Judge0's keys with this node's values (its defaults and maxima)."""
     d, b = policy.run.default, policy.run.bounds
     return {
         "maintenance_mode": False, "enable_wait_result": True, "enable_compiler_options": False,
         "allowed_languages_for_compile_options": [], "enable_command_line_arguments": True,
-        "enable_submission_delete": True, "enable_callbacks": False, "callbacks_max_tries": 0,
-        "callbacks_timeout": 0.0, "enable_additional_files": True, "max_queue_size": queue_size,
+        "enable_submission_delete": True, "enable_callbacks": True, "callbacks_max_tries": callback_tries,
+        "callbacks_timeout": callback_timeout, "enable_additional_files": True, "max_queue_size": queue_size,
         "cpu_time_limit": (d.cpu_ms or 0) / 1000, "max_cpu_time_limit": b["cpu_ms"][1] / 1000,
         "cpu_extra_time": 0.0, "max_cpu_extra_time": 5.0,
         "wall_time_limit": (d.wall_ms or 0) / 1000, "max_wall_time_limit": b["wall_ms"][1] / 1000,

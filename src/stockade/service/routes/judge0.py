@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from stockade.engine import ExecutionResult, Plan
 from stockade.runtimes.model import Language
+from stockade.service import webhooks
 from stockade.service.compat import judge0 as j0
 from stockade.service.errors import ApiError
 from stockade.service.node import Caller, Service
@@ -98,7 +99,14 @@ class Judge0:
     service: Service
     store: SubmissionStore | None = None
     runner: Runner | None = None
+    deliveries: webhooks.Deliveries | None = None
     languages: dict[int, Language] = field(default_factory=dict)
+
+    def call_back(self, tenant: str, record: dict[str, Any]) -> None:
+        """As Judge0 does: a finished submission with a callback_url is PUT there, base64 encoded, its
+        default fields (through webhooks.py: checked, signed, retried)."""
+        if record.get("callback_url") and self.deliveries is not None:
+            self.deliveries.send(record["callback_url"], tenant, j0.render(record, j0.DEFAULT_FIELDS, True), _kept)
 
     def language(self, language_id: int | None) -> Language:
         if language_id is None:
@@ -116,7 +124,16 @@ class Judge0:
         lang = self.language(body.language_id)
         translated = j0.to_execute_in(body, lang, encoded, self.service.engine.policy)
         plan = await compat.prepare(self.service, who, translated.request)
+        if body.callback_url is not None and self.deliveries is not None:
+            try:
+                await webhooks.check(body.callback_url, self.deliveries.policy.allow)
+            except webhooks.Refused as e:
+                raise j0.Invalid("callback_url", str(e)) from None
         return body, lang, translated, plan
+
+
+def _kept(outcome: dict[str, Any]) -> None:
+    """Judge0's records have no place for a callback's outcome: a failed one is logged (webhooks.py)."""
 
 
 def build(service: Service, prefix: str) -> APIRouter:
@@ -125,17 +142,20 @@ def build(service: Service, prefix: str) -> APIRouter:
     cfg = service.config
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keep = {"keep_seconds": cfg.judge0_keep_seconds, "keep_rows": cfg.judge0_keep_rows}
         store = SubmissionStore(cfg.judge0_db_path, **keep)
         store.fail_unfinished(j0.failed, "the node restarted before this submission finished")
-        runner = Runner(service, store, FORM, cfg.judge0_queue_size, "judge0")
+        surface.deliveries = app.state.judge0_webhooks = webhooks.configured(cfg, method="PUT")
+        runner = Runner(service, store, FORM, cfg.judge0_queue_size, "judge0",
+                        on_final=lambda job: surface.call_back(job.caller.tenant.id, job.record))  # fmt: skip
         runner.start()
         surface.store, surface.runner = store, runner
         try:
             yield
         finally:
             await runner.stop(cfg.drain_seconds)
+            await surface.deliveries.stop(cfg.drain_seconds)
             store.close()
 
     route_class = compat.worded_route(wording, auth_headers)
@@ -177,6 +197,7 @@ def add_submission_routes(router: APIRouter, surface: Judge0) -> None:
         result = await compat.run(request, plan)
         record = j0.finish(record, result)
         _store(surface).put(who.tenant.id, token, "finished", record)
+        surface.call_back(who.tenant.id, record)
         compat.record(request, who, plan, result, uuid.uuid4().hex)
         try:
             return compat.answer(j0.render(record, fields, encoded), 201, request)
@@ -344,7 +365,8 @@ def add_info_routes(router: APIRouter, surface: Judge0) -> None:
     async def config_info(request: Request) -> Response:
         await compat.identify(request)
         cfg = service.config
-        body = j0.config_info(service.engine.policy, batch_size=BATCH_SIZE, queue_size=cfg.judge0_queue_size)
+        body = j0.config_info(service.engine.policy, batch_size=BATCH_SIZE, queue_size=cfg.judge0_queue_size,
+                              callback_tries=cfg.webhook_attempts, callback_timeout=cfg.webhook_timeout_s)  # fmt: skip
         return compat.answer(body, 200, request)
 
     @router.get("/workers")

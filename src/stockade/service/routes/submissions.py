@@ -10,7 +10,6 @@ finished, holds the very body POST /v1/execute would have answered.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -139,9 +138,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg.submissions_db_path, keep_seconds=cfg.submission_keep_seconds, keep_rows=cfg.submission_keep_rows
     )
     store.fail_unfinished(_failed, "the node restarted before this submission finished")
-    allow = tuple(ipaddress.ip_network(n) for n in cfg.webhook_allow)
-    policy = webhooks.Policy(allow, cfg.webhook_attempts, cfg.webhook_backoff_s, cfg.webhook_timeout_s)
-    deliveries = webhooks.Deliveries(webhooks.node_key(cfg.webhook_key_path), policy)
+    deliveries = webhooks.configured(cfg)
 
     def call_back(job: Job) -> None:
         """Its record POSTed to its callback_url; what happened saved into the record's `callback`."""
