@@ -135,3 +135,19 @@ def test_keys_apply_and_refusals_are_pistons(keyed_server: tuple[LiveServer, dic
         c_body = {**body, "language": "c", "files": [{"content": "int main(void){return 0;}"}]}
         other = c.post("/api/v2/execute", json=c_body, headers=auth)
         assert other.status_code == 403 and "may not use" in other.json()["message"]
+
+
+def test_every_installed_version_is_a_runtime_and_runs(client: httpx.Client) -> None:
+    """Piston lists a runtime per version; asking for one (exactly, or by a range only it satisfies) runs
+    that toolchain."""
+    ours = next(r for r in client.get("/v1/runtimes").json()["runtimes"] if r["language"] == "python")
+    installed = [v["version"] for v in ours["versions"] if v["available"]]
+    listed = [r["version"] for r in client.get("/api/v2/runtimes").json() if r["language"] == "python"]
+    assert listed == installed and len(installed) >= 2  # Debian's python3 and the pyenv builds
+    for version in (installed[0], installed[-1]):
+        series = [v for v in installed if v.split(".")[:2] == version.split(".")[:2]]
+        for wanted in [version] + ([f"~{version}"] if series == [version] else []):  # ~X.Y.Z: that series
+            r = execute(client, language="python", version=wanted,
+                        files=[{"content": "import platform; print(platform.python_version())"}])  # fmt: skip
+            assert r.status_code == 200 and r.json()["version"] == version, (wanted, r.text)
+            assert r.json()["run"]["stdout"] == f"{version}\n"

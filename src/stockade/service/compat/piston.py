@@ -119,8 +119,9 @@ def _file(f: dict[str, Any], i: int, language: Language, only: bool) -> dict[str
 
 
 def to_execute_in(
-    body: dict[str, Any], language: Language, files: list[dict[str, Any]], policy: LimitPolicy
+    body: dict[str, Any], language: Language, version: str, files: list[dict[str, Any]], policy: LimitPolicy
 ) -> ExecuteIn:
+    """The execution of a Piston request, on the toolchain of `version` (an exact, detected one)."""
     if not files or not any((f.get("encoding") or "utf8") == "utf8" for f in files):
         raise PistonInvalid("files must include at least one utf8 encoded file")
     stdin, args = body.get("stdin") or "", body.get("args") or []
@@ -132,7 +133,7 @@ def to_execute_in(
     try:
         return ExecuteIn(
             language=language.id,
-            version=None,
+            version=version,
             code=None,
             files=wire_files,  # type: ignore[arg-type]  # validated into FileIn
             entry=wire_files[0]["name"],  # Piston runs the first file

@@ -53,10 +53,13 @@ def _router(prefix: str) -> APIRouter:
             lang = service.registry.get(language)
         except LookupError:
             raise pi.PistonInvalid(f"{language}-{version} runtime is unknown") from None
-        tc = await service.registry.detect(lang)
-        if not tc.available or not pi.version_matches(version, tc.version):
+        # The newest available toolchain whose version satisfies Piston's range (its rule, not ours).
+        toolchains = await service.registry.detect_versions(lang)
+        tc = next((t for t in toolchains if t.available and pi.version_matches(version, t.version)), None)
+        if tc is None or tc.version is None:
             raise pi.PistonInvalid(f"{language}-{version} runtime is unknown")
-        plan = await compat.prepare(service, who, pi.to_execute_in(body, lang, files, service.engine.policy))
+        execute_in = pi.to_execute_in(body, lang, tc.version, files, service.engine.policy)
+        plan = await compat.prepare(service, who, execute_in)
         result = await compat.run(request, plan)
         out: dict[str, Any] = {"language": lang.id, "version": result.version}
         if result.compile is not None:
@@ -71,11 +74,12 @@ def _router(prefix: str) -> APIRouter:
     async def runtimes(request: Request) -> Response:
         await compat.identify(request)
         service = service_of(request)
-        found = await service.registry.detect_all()
-        out = [
-            {"language": lang.id, "version": found[lang.id].version, "aliases": list(lang.aliases)}
+        every = await service.registry.detect_all_versions()
+        out = [  # a runtime per available version, newest first, as Piston lists them
+            {"language": lang.id, "version": tc.version, "aliases": list(lang.aliases)}
             for lang in service.registry.languages
-            if found[lang.id].available
+            for tc in every[lang.id]
+            if tc.available
         ]
         return compat.answer(out, 200, request)
 
@@ -83,10 +87,11 @@ def _router(prefix: str) -> APIRouter:
     async def packages(request: Request) -> Response:
         await compat.identify(request)
         service = service_of(request)
-        found = await service.registry.detect_all()
+        every = await service.registry.detect_all_versions()
         out = [
-            {"language": lang.id, "language_version": found[lang.id].version, "installed": found[lang.id].available}
+            {"language": lang.id, "language_version": tc.version, "installed": tc.available}
             for lang in service.registry.languages
+            for tc in every[lang.id]
         ]
         return compat.answer(out, 200, request)
 
