@@ -306,3 +306,15 @@ def test_tenant_languages_and_quota_apply(keyed_server: tuple[LiveServer, dict[s
         assert first.status_code == 201
         second = c.post("/judge0/submissions", json={"source_code": "print(1)", "language_id": PY}, headers=once)
         assert second.status_code == 429 and "quota" in second.json()["error"] and "Retry-After" in second.headers
+
+
+def test_compiler_options_are_allowed_by_the_language_or_refused(client: httpx.Client) -> None:
+    program = '#include <stdio.h>\nint main(void) { printf("%d\\n", ANSWER); }\n'
+    body = {"source_code": program, "language_id": C, "compiler_options": "-DANSWER=42 -O0 -Wall"}
+    out = submit(client, body, fields="status,stdout,compiler_options").json()
+    assert out["status"]["id"] == 3 and out["stdout"] == "42\n" and out["compiler_options"] == body["compiler_options"]
+    refused = submit(client, {**body, "compiler_options": "-O2 -fplugin=/tmp/evil.so"})
+    assert refused.status_code == 422
+    assert refused.json() == {"compiler_options": ["'-fplugin=/tmp/evil.so' is not among the allowed compiler options"]}
+    cfg = client.get("/judge0/config_info").json()
+    assert cfg["enable_compiler_options"] is True and "C (GCC)" in cfg["allowed_languages_for_compile_options"]

@@ -269,6 +269,15 @@ def test_missing_content_type_is_invalid_request(client: httpx.Client) -> None:
     assert "Content-Type" in body["message"]
 
 
+def test_compile_options_the_language_allows(client: httpx.Client) -> None:
+    code = '#include <stdio.h>\nint main(void) { printf("%d\\n", ANSWER); }\n'
+    ok = run(client, {"language": "c", "code": code, "compile_options": ["-DANSWER=7", "-O1"]}).json()
+    assert ok["status"] == "ok" and ok["stdout"] == "7\n"
+    refused = run(client, {"language": "c", "code": code, "compile_options": ["-B/tmp"]})
+    body = assert_error(refused, "INVALID_REQUEST", 400)
+    assert "'-B/tmp' is not among the allowed compiler options" in body["message"]
+
+
 def test_unknown_language(client: httpx.Client) -> None:
     assert_error(run(client, {"language": "cobol-2077", "code": "1"}), "UNKNOWN_LANGUAGE", 404)
 

@@ -149,6 +149,8 @@ class Engine:
             raise InvalidRequest("args must be valid Unicode (no lone surrogates)") from None
         if len(req.args) > MAX_ARGS or any(n > MAX_ARG_BYTES for n in sizes) or any("\0" in a for a in req.args):
             raise InvalidRequest(f"at most {MAX_ARGS} args of at most {MAX_ARG_BYTES} bytes, without NUL")
+        if len(req.compile_options) > MAX_ARGS or any(len(o) > MAX_ARG_BYTES or "\0" in o for o in req.compile_options):
+            raise InvalidRequest(f"at most {MAX_ARGS} compile_options of at most {MAX_ARG_BYTES} bytes, without NUL")
         self.policy.run.check(req.limits, "run")
         self.policy.compile.check(req.compile_limits, "compile")
         try:
@@ -163,6 +165,12 @@ class Engine:
         """Every check that can refuse the request, toolchain included, before any box is built."""
         lang = self.language(req.language)
         self._check(req)
+        if req.compile_options:
+            if lang.compile is None:
+                raise InvalidRequest(f"compile_options: {lang.name} has no compile step")
+            for option in req.compile_options:
+                if why := lang.compile.refused_option(option):
+                    raise InvalidRequest(f"compile_options: {why} of {lang.name} (docs/languages.md)")
         files, entry = self._files(req, lang)
         tc = await self.toolchain(lang, req.version)
         moves, notes = source_renames(lang, [(f.name, f.content) for f in files])
@@ -214,7 +222,9 @@ class Engine:
         values = {**lang.vars, **tc.vars}  # the toolchain's: which compiler, which JDK
         box = await self.sandbox.run(
             BoxSpec(
-                argv=expand_command(lang.compile.command, plan.entry, names, lang.extensions, vars=values),
+                argv=expand_command(
+                    lang.compile.command, plan.entry, names, lang.extensions, vars=values, options=req.compile_options
+                ),
                 env={**lang.env, **tc.env},
                 files=sources.files,
                 limits=self.policy.compile.resolve(req.compile_limits, lang.compile_limits),

@@ -78,6 +78,8 @@ class ExecutionRequest:
     args: list[str] = field(default_factory=list)
     limits: StageLimits = field(default_factory=StageLimits)
     compile_limits: StageLimits = field(default_factory=StageLimits)
+    # Options for the compiler, each allowed by the language's compile.options (Engine.prepare checks).
+    compile_options: tuple[str, ...] = ()
     # Files out (engine/outputs.py): glob patterns of the files under /box the result returns, and a
     # workspace's files for the run box's /box (None: no workspace; the result then has no `box`).
     collect: tuple[str, ...] = ()

@@ -75,9 +75,27 @@ class Command(_Strict):
 
 class CompileCommand(Command):
     """The compile stage; `source_name` names the rule that places a source under the name its
-    declaration requires (runtimes.source_names)."""
+    declaration requires (runtimes.source_names). `options`: the compiler options a caller may add,
+    each a regular expression one whole option must match (they go just before the sources)."""
 
     source_name: SourceNameRule | None = None
+    options: list[NonEmpty] = Field(default_factory=list)
+
+    @field_validator("options")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"{pattern!r} is not a regular expression: {e}") from None
+        return value
+
+    def refused_option(self, option: str) -> str | None:
+        """Why a caller's compiler option is refused (None: it is allowed)."""
+        if not any(re.fullmatch(p, option) for p in self.options):
+            return f"{option!r} is not among the allowed compiler options"
+        return None
 
 
 class RunCommand(Command):

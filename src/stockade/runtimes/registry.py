@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -141,8 +141,10 @@ def expand_command(
     *,
     main: str | None = None,
     vars: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
 ) -> list[str]:
-    """Expand `{entry}`, `{stem}`, `{main}`, the toolchain's `vars` and a whole-element `{sources}`.
+    """Expand `{entry}`, `{stem}`, `{main}`, the toolchain's `vars` and a whole-element `{sources}`,
+    a caller's compiler `options` (already allowed) going just before the sources.
 
     `{sources}` becomes the entry followed by every other file with one of `extensions`
     (sorted), so multi-file programs compile without the caller listing them. `{main}` is what
@@ -155,7 +157,7 @@ def expand_command(
     out: list[str] = []
     for element in argv:
         if element == "{sources}":
-            out.extend([entry, *others])
+            out.extend([*options, entry, *others])
             continue
         # One pass, so a file name that contains "{stem}" is never expanded again.
         out.append(_SINGLE_RE.sub(lambda m: values.get(m.group(1), m.group(0)), element))

@@ -88,6 +88,10 @@ class ExecuteIn(_Strict):
     args: list[str] = Field(default_factory=list, max_length=64)
     limits: RunLimitsIn | None = None
     compile_limits: CompileLimitsIn | None = None
+    compile_options: Annotated[
+        list[str] | None,
+        Field(max_length=64, description="Compiler options, each allowed by the language (docs/languages.md)"),
+    ] = None
     output_encoding: Encoding = "utf8"
     # Annotated, with plain defaults: the compatible surfaces build this model without naming them.
     collect: Annotated[
@@ -232,6 +236,7 @@ def to_request(body: ExecuteIn, tenant: Tenant, registry: Registry, policy: Limi
         stdin=stdin,
         args=list(body.args),
         collect=tuple(body.collect or ()),
+        compile_options=tuple(body.compile_options or ()),
         limits=stage_limits(body.limits, tenant, policy.run.default, "run"),
         compile_limits=stage_limits(body.compile_limits, tenant, policy.compile.default, "compile"),
     )

@@ -218,8 +218,6 @@ def refuse_unsupported(body: SubmissionIn) -> None:
     """Fields whose Judge0 behaviour we do not offer: refused, never silently ignored."""
     if body.enable_network:
         raise Invalid("enable_network", "enabling network is not allowed")
-    if body.compiler_options:
-        raise Invalid("compiler_options", "setting compiler options is not allowed")
     if body.redirect_stderr_to_stdout:
         raise Invalid("redirect_stderr_to_stdout", "this option cannot be enabled (stdout and stderr are kept apart)")
     for name in ("enable_per_process_and_thread_time_limit", "enable_per_process_and_thread_memory_limit"):
@@ -284,6 +282,7 @@ def to_execute_in(body: SubmissionIn, language: Language, encoded: bool, policy:
         args = shlex.split(args_text)  # split as Judge0's shell would, but no shell ever sees them
     except ValueError as e:
         raise Invalid("command_line_arguments", f"cannot be split into arguments: {e}") from None
+    options = compiler_options(body.compiler_options, language)
     content, encoding = _text(source)
     files = [{"name": language.source_file, "content": content, "encoding": encoding}]
     if body.additional_files:
@@ -299,6 +298,7 @@ def to_execute_in(body: SubmissionIn, language: Language, encoded: bool, policy:
             stdin=stdin_text,
             stdin_encoding=stdin_encoding,  # type: ignore[arg-type]  # a wire.Encoding
             args=args,
+            compile_options=options or None,
             limits=run_limits(body, policy) or None,  # type: ignore[arg-type]  # validated into RunLimitsIn
             output_encoding="base64",
         )
@@ -306,6 +306,25 @@ def to_execute_in(body: SubmissionIn, language: Language, encoded: bool, policy:
         first = e.errors()[0]
         raise Invalid("base", f"{'.'.join(map(str, first.get('loc', ())))}: {first.get('msg')}") from None
     return Translated(request, source, stdin, expected)
+
+
+def compiler_options(text: str | None, language: Language) -> list[str]:
+    """Judge0's compiler_options, split as its shell would (no shell ever sees them), each allowed by the
+    language's list (runtimes: compile.options); Invalid otherwise."""
+    if not text:
+        return []
+    if len(text) > MAX_TEXT_ARG:
+        raise Invalid("compiler_options", f"is too long (maximum is {MAX_TEXT_ARG} characters)")
+    if language.compile is None or not language.compile.options:
+        raise Invalid("compiler_options", f"setting compiler options is not allowed for {language.name}")
+    try:
+        options = shlex.split(text)
+    except ValueError as e:
+        raise Invalid("compiler_options", f"cannot be split into options: {e}") from None
+    for option in options:
+        if why := language.compile.refused_option(option):
+            raise Invalid("compiler_options", why)
+    return options
 
 
 def _strict_b64(text: str) -> str:
@@ -371,7 +390,7 @@ def new_record(token: str, body: SubmissionIn, plan: Plan, t: Translated, policy
         "memory_limit": (limits.get("memory_mb") or 0) * 1024 or None,
         "stack_limit": body.stack_limit, "max_processes_and_or_threads": limits.get("processes"),
         "enable_per_process_and_thread_time_limit": False, "enable_per_process_and_thread_memory_limit": False,
-        "max_file_size": limits.get("file_size_kb"), "compiler_options": None,
+        "max_file_size": limits.get("file_size_kb"), "compiler_options": body.compiler_options,
         "command_line_arguments": body.command_line_arguments, "redirect_stderr_to_stdout": False,
         "callback_url": body.callback_url, "additional_files": body.additional_files, "enable_network": False,
         "queue_host": None, "execution_host": None,
@@ -459,13 +478,19 @@ def language_name(language: Language, version: str | None) -> str:
 
 
 def config_info(
-    policy: LimitPolicy, *, batch_size: int, queue_size: int, callback_tries: int, callback_timeout: float
+    policy: LimitPolicy,
+    *,
+    batch_size: int,
+    queue_size: int,
+    callback_tries: int,
+    callback_timeout: float,
+    option_languages: list[str],
 ) -> dict[str, Any]:
     """GET /config_info: Judge0's keys with this node's values (its defaults and maxima)."""
     d, b = policy.run.default, policy.run.bounds
     return {
-        "maintenance_mode": False, "enable_wait_result": True, "enable_compiler_options": False,
-        "allowed_languages_for_compile_options": [], "enable_command_line_arguments": True,
+        "maintenance_mode": False, "enable_wait_result": True, "enable_compiler_options": True,
+        "allowed_languages_for_compile_options": option_languages, "enable_command_line_arguments": True,
         "enable_submission_delete": True, "enable_callbacks": True, "callbacks_max_tries": callback_tries,
         "callbacks_timeout": callback_timeout, "enable_additional_files": True, "max_queue_size": queue_size,
         "cpu_time_limit": (d.cpu_ms or 0) / 1000, "max_cpu_time_limit": b["cpu_ms"][1] / 1000,

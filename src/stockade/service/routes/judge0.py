@@ -366,7 +366,10 @@ def add_info_routes(router: APIRouter, surface: Judge0) -> None:
         await compat.identify(request)
         cfg = service.config
         body = j0.config_info(service.engine.policy, batch_size=BATCH_SIZE, queue_size=cfg.judge0_queue_size,
-                              callback_tries=cfg.webhook_attempts, callback_timeout=cfg.webhook_timeout_s)  # fmt: skip
+                              callback_tries=cfg.webhook_attempts, callback_timeout=cfg.webhook_timeout_s,
+                              option_languages=list(dict.fromkeys(
+                                  lang.name for lang in surface.languages.values()
+                                  if lang.compile is not None and lang.compile.options)))  # fmt: skip
         return compat.answer(body, 200, request)
 
     @router.get("/workers")
