@@ -282,3 +282,20 @@ def test_a_flood_of_tiny_files_is_not_written_back(server: LiveServer, auth: tup
     ws_out = out["workspace"]
     assert ws_out["saved"] is False and ws_out["error"]["error"] == "WORKSPACE_QUOTA_EXCEEDED", ws_out
     assert host_tree(server, tenant, ws) == {"before.txt": b"before"}  # as it was
+
+
+def test_a_compiled_program_compiles_with_the_workspaces_files(
+    server: LiveServer, auth: tuple[str, dict[str, str]]
+) -> None:
+    """A header kept in the workspace is there for the compiler; what the compiler made is not written
+    back, and the workspace's own files stay as they were."""
+    tenant, h = auth
+    ws = api(server, "POST", "/v1/workspaces", h).json()["id"]
+    header = b'#define GREETING "from the workspace"\n'
+    assert api(server, "PUT", f"/v1/workspaces/{ws}/files/greet.h", h, content=header).status_code == 200
+    code = '#include <stdio.h>\n#include "greet.h"\nint main(void) { puts(GREETING); return 0; }\n'
+    out = execute(server, h, language="c", code=code, workspace=ws)
+    assert out["status"] == "ok" and out["stdout"] == "from the workspace\n", out
+    assert out["workspace"]["saved"] is True
+    assert host_tree(server, tenant, ws) == {"greet.h": header}  # no main binary, no source
+    assert api(server, "DELETE", f"/v1/workspaces/{ws}", h).status_code == 204

@@ -220,13 +220,15 @@ class Engine:
         if lang.compile is None:
             return None, None, sources
         values = {**lang.vars, **tc.vars}  # the toolchain's: which compiler, which JDK
+        # A workspace's files are there for the compiler too (a header, a module), beside the sources.
+        workspace, _ = outputs.seed(req.box_files or (), names)
         box = await self.sandbox.run(
             BoxSpec(
                 argv=expand_command(
                     lang.compile.command, plan.entry, names, lang.extensions, vars=values, options=req.compile_options
                 ),
                 env={**lang.env, **tc.env},
-                files=sources.files,
+                files=[*sources.files, *workspace],
                 limits=self.policy.compile.resolve(req.compile_limits, lang.compile_limits),
                 ro_paths=[*lang.sandbox.ro_paths, *tc.ro_paths],
                 collect_files=True,
@@ -237,13 +239,17 @@ class Engine:
         stop = verdict_of_compile(box.status)
         if stop is not None:
             return box, stop, sources
-        # The artifact crosses into the run box by the same no-follow copy rules as any output.
+        # The artifact crosses into the run box by the same no-follow copy rules as any output. What the
+        # compile box holds of the workspace, unchanged, is not the program's: the run box gets it from the
+        # workspace again (engine.run), and it is written back from there.
+        given = {f.path: f.content for f in workspace}
+        made = [f for f in box.files if given.get(f.path) != f.content]
         main: str | None = None
         if lang.run.main is not None:
             # Bounded, but CPU-bound parsing of the box's output: off the event loop.
-            main = await asyncio.to_thread(find_main, lang, [(f.path, f.content) for f in box.files], plan.entry)
-        files = [InputFile(f.path, f.content, f.executable) for f in box.files]
-        return box, None, Artifact(files, [f.path for f in box.files], main)
+            main = await asyncio.to_thread(find_main, lang, [(f.path, f.content) for f in made], plan.entry)
+        files = [InputFile(f.path, f.content, f.executable) for f in made]
+        return box, None, Artifact(files, [f.path for f in made], main)
 
     async def run_stage(
         self,
