@@ -203,4 +203,10 @@ async def test_a_batch_beyond_the_queue_is_refused_whole_with_retry_after(tmp_pa
             for s in two.json()["submissions"]:
                 done = (await c.get(f"/v1/submissions/{s['id']}", params=WAIT)).json()
                 assert done["result"]["stdout"] == "1\n"
+            queues = (await c.get("/v1/diagnostics")).json()["queues"]
+            assert queues["submissions"] == {"queued": 0, "queue_size": 2, "oldest_queued_s": 0.0}
+            assert set(queues) == {"submissions", "judge0"}
+            metrics = (await c.get("/metrics")).text
+            assert 'stockade_submissions_queued{surface="submissions"} 0.0' in metrics
+            assert 'stockade_submission_oldest_seconds{surface="judge0"} 0.0' in metrics
         await service.registry.detect_all()

@@ -82,6 +82,8 @@ class Service:
         self._recovery: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.failures = RecentFailures()
+        # The submission queues of this node's surfaces (submissions.Runner.describe), by surface.
+        self.queues: dict[str, Callable[[], dict[str, Any]]] = {}
         self.limiter = RateLimiter()
         self.quota_holds = QuotaHolds()
         self.store: Store | None = None

@@ -162,10 +162,19 @@ class Runner:
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._done: dict[str, asyncio.Event] = {}
+        self._since: dict[str, float] = {}  # queued jobs: when each was queued (monotonic)
 
     @property
     def waiting(self) -> int:
         return self.queue.qsize()
+
+    @property
+    def oldest_wait_s(self) -> float:
+        """How long the longest-queued submission has waited (0 with none queued)."""
+        return time.monotonic() - min(self._since.values()) if self._since else 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {"queued": self.waiting, "queue_size": self.queue_size, "oldest_queued_s": round(self.oldest_wait_s, 3)}
 
     def submit(self, jobs: list[Job]) -> None:
         """Queue these submissions, all or none: QueueFull when they do not fit."""
@@ -174,6 +183,7 @@ class Runner:
         for job in jobs:
             self.store.put(job.caller.tenant.id, job.key, "queued", job.record)
             self._done[job.key] = asyncio.Event()
+            self._since[job.key] = time.monotonic()
             self.queue.put_nowait(job)
 
     async def finished(self, key: str, timeout: float) -> None:
@@ -195,11 +205,14 @@ class Runner:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         while not self.queue.empty():
-            self._fail(self.queue.get_nowait(), "the node shut down before this submission ran")
+            job = self.queue.get_nowait()
+            self._since.pop(job.key, None)
+            self._fail(job, "the node shut down before this submission ran")
 
     async def _work(self) -> None:
         while True:
             job = await self.queue.get()
+            self._since.pop(job.key, None)
             try:
                 await self._run(job)
             except Exception as exc:  # a runner must outlive any one submission

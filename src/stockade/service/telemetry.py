@@ -27,6 +27,10 @@ class Metrics:
         self.queue_wait = Histogram("stockade_queue_wait_seconds", "Time a request waited for a slot",
                                     buckets=STAGE_BUCKETS, registry=r)  # fmt: skip
         self.in_flight = Gauge("stockade_in_flight", "Admitted executions (running or queued)", registry=r)
+        self.submissions_queued = Gauge("stockade_submissions_queued", "Submissions waiting to run, by surface",
+                                        ["surface"], registry=r)  # fmt: skip
+        self.submission_oldest = Gauge("stockade_submission_oldest_seconds", "How long the longest-queued "
+                                       "submission has waited, by surface", ["surface"], registry=r)  # fmt: skip
         self.rejections = Counter("stockade_rejections_total", "Requests refused, by reason", ["reason"], registry=r)
         self.sandbox_failures = Counter("stockade_sandbox_failures_total", "Boxes that could not be built",
                                         registry=r)  # fmt: skip

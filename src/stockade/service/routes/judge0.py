@@ -151,6 +151,7 @@ def build(service: Service, prefix: str) -> APIRouter:
                         on_final=lambda job: surface.call_back(job.caller.tenant.id, job.record))  # fmt: skip
         runner.start()
         surface.store, surface.runner = store, runner
+        service.queues["judge0"] = runner.describe
         try:
             yield
         finally:

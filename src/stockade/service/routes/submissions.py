@@ -154,6 +154,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runner = Runner(service, store, FORM, cfg.submission_queue_size, "submissions", on_final=call_back)
     runner.start()
     app.state.submissions, app.state.webhooks = runner, deliveries
+    service.queues["submissions"] = runner.describe  # /v1/diagnostics and /metrics
     try:
         yield
     finally:

@@ -38,7 +38,12 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(service_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    service = service_of(request)
+    for surface, describe in service.queues.items():  # read at the scrape: queues move between two
+        queue = describe()
+        service.metrics.submissions_queued.labels(surface).set(queue["queued"])
+        service.metrics.submission_oldest.labels(surface).set(queue["oldest_queued_s"])
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/docs", include_in_schema=False)

@@ -112,6 +112,7 @@ async def diagnostics(request: Request, _: Annotated[Caller, Depends(admin)]) ->
             "recording": service.recording,
             "queue_size": service.config.queue_size,
         },
+        "queues": {name: describe() for name, describe in service.queues.items()},  # queued submissions
         "open_mode": service.open_mode,
         "draining": service.draining,
         "recent_failures": service.failures.summary(),
