@@ -83,7 +83,9 @@ def test_sigterm_past_the_drain_deadline(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     drain = 8.0
     with live_server("fault-drain", uid_base=69100, data_dir=data_dir, slots=2, queue=4, drain_seconds=drain) as s:
-        short, long_ = sleeper(1), sleeper(60)
+        # `short` must still be running when SIGTERM comes (after fill, which waits on a loaded host) and
+        # end within the drain: 2 s before its deadline leaves fill 6 s.
+        short, long_ = sleeper(drain - 2), sleeper(60)
         calls = fill(s, [long_, short], [sleeper(61), sleeper(62)])
         keep_alive = httpx.Client(base_url=s.url, timeout=30)
         assert keep_alive.get("/healthz").status_code == 200  # a connection open before the signal
