@@ -151,9 +151,11 @@ def fd_kinds(server: LiveServer) -> Counter[str]:
 
 
 def fd_growth(server: LiveServer, before: Counter[str], after: Counter[str]) -> Counter[str]:
-    """New descriptors, less the store's: each worker thread opens its own SQLite connection when it first
-    writes a record (database and WAL), so those grow with the threads used, up to the pool's size."""
-    store = str(server.data_dir)
+    """New descriptors, less the store's: each worker thread opens its own SQLite connection to
+    stockade.db when it first writes a record (database and WAL), so those grow with the threads used, up
+    to the pool's size. The data dir's other databases (judge0.db, submissions.db, ...) hold one
+    connection each for the node's life: those do not grow at all."""
+    store = str(server.data_dir / "stockade.db")
     threads = int(next(x for x in Path(f"/proc/{server.pid}/status").read_text().splitlines()
                        if x.startswith("Threads:")).split()[1])  # fmt: skip
     assert sum(n for k, n in after.items() if k.startswith(store)) <= 2 * threads + 2, after
