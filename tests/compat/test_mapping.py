@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from stockade.engine import ExecutionResult, Verdict
 from stockade.sandbox.spec import BoxResult, Status
-from stockade.service.compat import judge0 as j0
+from stockade.service.compat import judge0_records as records
 from stockade.service.compat import piston as pi
 
 
 def test_internal_error_is_judge0_13_and_piston_xx() -> None:
     box = BoxResult(Status.INTERNAL_ERROR, error="cgroup gone")
     result = ExecutionResult(Verdict.INTERNAL_ERROR, "python", "3.11", run=box)
-    status, message = j0.status_of(result, None)
+    status, message = records.status_of(result, None)
     assert status == 13 and message is not None and "cgroup" not in message  # no internals leak
     assert pi.stage(box)["status"] == "XX"
 
@@ -19,8 +19,8 @@ def test_internal_error_is_judge0_13_and_piston_xx() -> None:
 def test_compile_time_limit_is_a_compilation_error_saying_so() -> None:
     compiled = BoxResult(Status.TIMEOUT, stdout=b"partial")
     result = ExecutionResult(Verdict.COMPILE_LIMIT, "c", "12", compile=compiled)
-    record = j0.finish({"expected_output": None, "status_id": 1}, result)
-    assert record["status_id"] == 6 and j0.render(record, ("compile_output",), False) == {
+    record = records.finish({"expected_output": None, "status_id": 1}, result)
+    assert record["status_id"] == 6 and records.render(record, ("compile_output",), False) == {
         "compile_output": "Compilation time limit exceeded."
     }
 

@@ -8,6 +8,7 @@
 - routes/: one APIRouter module per API surface (/v1, the unversioned paths, the playground)
 - wire.py: the wire models of the HTTP contract, and the translation from and to the engine's types
 - compat/: the wire forms of other APIs (Judge0 CE, Piston v2) over wire.py's, for their routes
+  (Judge0's request side in judge0.py, its records in judge0_records.py)
 - submissions.py: asynchronous submissions: their records and the runner of the queued ones
 - webhooks.py: a finished submission POSTed to its callback_url: SSRF-checked, signed, retried
 - errors.py: ApiError, every refusal's one JSON shape and fixed HTTP status

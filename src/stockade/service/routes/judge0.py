@@ -22,6 +22,7 @@ from stockade.engine import ExecutionResult, Plan
 from stockade.runtimes.model import Language
 from stockade.service import webhooks
 from stockade.service.compat import judge0 as j0
+from stockade.service.compat import judge0_records as records
 from stockade.service.errors import ApiError
 from stockade.service.node import Caller, Service
 from stockade.service.routes import compat
@@ -57,7 +58,7 @@ def field_errors(e: ApiError) -> dict[str, list[str]]:
 def wording(request: Request, exc: Exception) -> Response | None:
     if isinstance(exc, j0.Invalid):
         return compat.answer(exc.errors, 422, request)
-    if isinstance(exc, (j0.BadRequest, j0.Unconvertible)):
+    if isinstance(exc, (j0.BadRequest, records.Unconvertible)):
         return compat.answer({"error": str(exc)}, 400, request)
     if isinstance(exc, QueueFull):
         return JSONResponse({"error": "queue is full"}, status_code=503, headers={"Retry-After": "1"})
@@ -81,14 +82,14 @@ def auth_headers(request: Request) -> None:
 
 def _finished(record: dict[str, Any], result: ExecutionResult, _: str) -> tuple[dict[str, Any], dict[str, Any]]:
     wall = sum(b.wall_time_ms for b in (result.compile, result.run) if b is not None)
-    return j0.finish(record, result), {"wall_time_ms": wall}
+    return records.finish(record, result), {"wall_time_ms": wall}
 
 
-# A Judge0 record: status Processing when its run starts, then Judge0's status of the result.
+# A Judge0 record through the runner: Processing when its run starts, then the status of its result.
 FORM = Form(
-    started=lambda record: {**record, "status_id": j0.PROCESSING, "started_at": j0.now(), "updated_at": j0.now()},
+    started=records.started,
     finished=_finished,
-    failed=j0.failed,
+    failed=records.failed,
 )
 
 
@@ -106,7 +107,7 @@ class Judge0:
         """As Judge0 does: a finished submission with a callback_url is PUT there, base64 encoded, its
         default fields (through webhooks.py: checked, signed, retried)."""
         if record.get("callback_url") and self.deliveries is not None:
-            self.deliveries.send(record["callback_url"], tenant, j0.render(record, j0.DEFAULT_FIELDS, True), _kept)
+            self.deliveries.send(record["callback_url"], tenant, records.render(record, j0.DEFAULT_FIELDS, True), _kept)
 
     def language(self, language_id: int | None) -> Language:
         if language_id is None:
@@ -145,7 +146,7 @@ def build(service: Service, prefix: str) -> APIRouter:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keep = {"keep_seconds": cfg.judge0_keep_seconds, "keep_rows": cfg.judge0_keep_rows}
         store = SubmissionStore(cfg.judge0_db_path, **keep)
-        store.fail_unfinished(j0.failed, "the node restarted before this submission finished")
+        store.fail_unfinished(records.failed, "the node restarted before this submission finished")
         surface.deliveries = app.state.judge0_webhooks = webhooks.configured(cfg, method="PUT")
         runner = Runner(service, store, FORM, cfg.judge0_queue_size, "judge0",
                         on_final=lambda job: surface.call_back(job.caller.tenant.id, job.record))  # fmt: skip
@@ -185,7 +186,7 @@ def add_submission_routes(router: APIRouter, surface: Judge0) -> None:
         who = await caller(request)
         body, _, translated, plan = await surface.translate(who, await compat.json_body(request), encoded)
         token = str(uuid.uuid4())
-        record = j0.new_record(token, body, plan, translated, service.engine.policy)
+        record = records.new_record(token, body, plan, translated, service.engine.policy)
         if not wait:
             assert surface.runner is not None
             hold, request.state.quota_hold = request.state.quota_hold, None  # the runner's now
@@ -196,13 +197,13 @@ def add_submission_routes(router: APIRouter, surface: Judge0) -> None:
                 raise
             return compat.answer({"token": token}, 201, request)
         result = await compat.run(request, plan)
-        record = j0.finish(record, result)
+        record = records.finish(record, result)
         _store(surface).put(who.tenant.id, token, "finished", record)
         surface.call_back(who.tenant.id, record)
         compat.record(request, who, plan, result, uuid.uuid4().hex)
         try:
-            return compat.answer(j0.render(record, fields, encoded), 201, request)
-        except j0.Unconvertible as e:
+            return compat.answer(records.render(record, fields, encoded), 201, request)
+        except records.Unconvertible as e:
             return compat.answer({"token": token, "error": str(e)}, 201, request)
 
     @router.post("/submissions/batch")
@@ -232,7 +233,7 @@ def add_submission_routes(router: APIRouter, surface: Judge0) -> None:
                     continue
                 hold = service.check_quota(who) if jobs else first  # QUOTA_EXCEEDED refuses the whole batch
                 token = str(uuid.uuid4())
-                record = j0.new_record(token, body, plan, translated, service.engine.policy)
+                record = records.new_record(token, body, plan, translated, service.engine.policy)
                 jobs.append(Job(token, who, plan, hold, record))
                 answers.append({"token": token})
             if jobs:
@@ -263,7 +264,7 @@ def add_reading_routes(router: APIRouter, surface: Judge0) -> None:
         if len(tokens) > BATCH_SIZE:
             raise j0.BadRequest(f"number of submissions in a batch should be less than or equal to {BATCH_SIZE}")
         found = _store(surface).get_many(who.tenant.id, tokens)
-        out = [j0.render(found[t], fields, encoded) if t in found else None for t in tokens]
+        out = [records.render(found[t], fields, encoded) if t in found else None for t in tokens]
         return compat.answer({"submissions": out}, 200, request)
 
     @router.get("/submissions")
@@ -280,7 +281,7 @@ def add_reading_routes(router: APIRouter, surface: Judge0) -> None:
         record = _store(surface).get(who.tenant.id, token) if TOKEN.match(token) else None
         if record is None:
             return compat.answer({"error": "submission not found"}, 404, request)
-        return compat.answer(j0.render(record, fields, encoded), 200, request)
+        return compat.answer(records.render(record, fields, encoded), 200, request)
 
     @router.delete("/submissions/{token}")
     async def destroy(request: Request, token: str) -> Response:
@@ -294,7 +295,7 @@ def add_reading_routes(router: APIRouter, surface: Judge0) -> None:
             status = f"{record['status_id']} ({j0.STATUSES[record['status_id']]})"
             raise j0.BadRequest(f"submission cannot be deleted because its status is {status}")
         store.delete(who.tenant.id, token)
-        return compat.answer(j0.render(record, fields, True), 200, request)
+        return compat.answer(records.render(record, fields, True), 200, request)
 
 
 def add_language_routes(router: APIRouter, surface: Judge0) -> None:
@@ -311,14 +312,14 @@ def add_language_routes(router: APIRouter, surface: Judge0) -> None:
     @router.get("/languages")
     async def languages(request: Request) -> Response:
         await compat.identify(request)
-        out = [{"id": i, "name": j0.language_name(lang, v)} for i, lang, v, ok in await listed() if ok]
+        out = [{"id": i, "name": records.language_name(lang, v)} for i, lang, v, ok in await listed() if ok]
         return compat.answer(out, 200, request)
 
     @router.get("/languages/all")
     async def all_languages(request: Request) -> Response:
         await compat.identify(request)
         rows = await listed()
-        out = [{"id": i, "name": j0.language_name(lang, v), "is_archived": not ok} for i, lang, v, ok in rows]
+        out = [{"id": i, "name": records.language_name(lang, v), "is_archived": not ok} for i, lang, v, ok in rows]
         return compat.answer(out, 200, request)
 
     @router.get("/languages/{language_id}")
@@ -331,7 +332,7 @@ def add_language_routes(router: APIRouter, surface: Judge0) -> None:
         return compat.answer(
             {
                 "id": int(language_id),
-                "name": j0.language_name(lang, tc.version),
+                "name": records.language_name(lang, tc.version),
                 "is_archived": not tc.available,  # no toolchain on this node: refused like an archived one
                 "source_file": lang.source_file,
                 "compile_cmd": " ".join(lang.compile.command) if lang.compile else None,
@@ -366,7 +367,7 @@ def add_info_routes(router: APIRouter, surface: Judge0) -> None:
     async def config_info(request: Request) -> Response:
         await compat.identify(request)
         cfg = service.config
-        body = j0.config_info(service.engine.policy, batch_size=BATCH_SIZE, queue_size=cfg.judge0_queue_size,
+        body = records.config_info(service.engine.policy, batch_size=BATCH_SIZE, queue_size=cfg.judge0_queue_size,
                               callback_tries=cfg.webhook_attempts, callback_timeout=cfg.webhook_timeout_s,
                               option_languages=list(dict.fromkeys(
                                   lang.name for lang in surface.languages.values()
