@@ -41,7 +41,7 @@ $(STAMPS)/apt-test: Makefile $(STAMPS)/apt
 # The npm clients tests/compat drives (pinned by its package-lock.json). npm comes with NodeSource's
 # nodejs; Debian's nodejs wants its `npm` package beside it.
 $(STAMPS)/npm-test: tests/compat/npm/package-lock.json $(STAMPS)/apt
-	@command -v npm >/dev/null || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null)
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null)
 	npm ci --prefix tests/compat/npm --no-audit --no-fund --ignore-scripts --silent
 	@touch $@
 

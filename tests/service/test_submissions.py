@@ -210,3 +210,26 @@ async def test_a_batch_beyond_the_queue_is_refused_whole_with_retry_after(tmp_pa
             assert 'stockade_submissions_queued{surface="submissions"} 0.0' in metrics
             assert 'stockade_submission_oldest_seconds{surface="judge0"} 0.0' in metrics
         await service.registry.detect_all()
+
+
+async def test_no_submission_is_queued_when_its_run_could_not_be_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stockade.runtimes.registry import Registry
+    from stockade.sandbox import SandboxConfig
+    from stockade.service.app import Service, create_app
+    from stockade.service.config import ServiceConfig
+
+    name = "stockade-t-submit-disk"
+    box = SandboxConfig(run_dir=Path("/run") / name, slots=1, uid_base=69970, cgroup_name=name)
+    service = Service(
+        ServiceConfig(data_dir=tmp_path / "data", sandbox=box), registry=Registry([Registry.default().get("python")])
+    )
+    app = create_app(service=service)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            monkeypatch.setattr(service.storage, "check", lambda: "0.0 MiB free on the filesystem of the data dir")
+            refused = await c.post("/v1/submissions", json={"language": "python", "code": "print(1)"})
+            assert refused.status_code == 503 and refused.json()["error"] == "STORAGE_UNAVAILABLE"
+            assert app.state.submissions.waiting == 0 and service.quota_holds.held("local") == 0
+        await service.registry.detect_all()

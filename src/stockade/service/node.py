@@ -272,6 +272,13 @@ class Service:
             raise self._draining()
         if self.places.full:
             raise self._overloaded()
+        self.accepting()
+
+    def accepting(self) -> None:
+        """Refuse work that would run later (a queued submission) when we are draining or its run could
+        not be recorded; a full set of places is no refusal for it: it waits in its queue."""
+        if self.draining:
+            raise self._draining()
         if problem := self.storage.check():
             raise self._storage_unavailable(problem)
 

@@ -153,13 +153,14 @@ async def deliver(
     """Send `record` until a 2xx answer or `policy.attempts` tries, backing off; what happened, for the
     record's `callback`."""
     body = json.dumps(record, separators=(",", ":")).encode()
+    submission = str(record.get("id") or record.get("token") or "")  # ours, or a Judge0 submission's
     error = ""
     for attempt in range(1, policy.attempts + 1):
         if attempt > 1:
             await asyncio.sleep(policy.backoff_s * 2 ** (attempt - 2))
         try:
             target = await check(target_url, policy.allow, resolver)
-            status = await _send(method, target, body, secret, policy.timeout_s)
+            status = await _send(method, target, body, submission, secret, policy.timeout_s)
         except Refused as e:
             error = f"refused: {e}"
             continue
@@ -173,11 +174,7 @@ async def deliver(
     return {"url": target_url, "state": "failed", "attempts": policy.attempts, "error": error}
 
 
-def _id_of(record: dict[str, Any]) -> str:
-    return str(record.get("id") or record.get("token") or "")  # ours, or a Judge0 submission's
-
-
-async def _send(method: str, target: Target, body: bytes, secret: str, timeout: float) -> int:
+async def _send(method: str, target: Target, body: bytes, submission: str, secret: str, timeout: float) -> int:
     parts = urlsplit(target.url)
     ip = f"[{target.address}]" if ":" in target.address else target.address
     pinned = parts._replace(netloc=f"{ip}:{target.port}").geturl()
@@ -186,7 +183,7 @@ async def _send(method: str, target: Target, body: bytes, secret: str, timeout: 
         "Content-Type": "application/json",
         "User-Agent": "stockade-webhook",
         "Stockade-Signature": signature(secret, body, int(time.time())),
-        "Stockade-Submission": str(_id_of(json.loads(body))),
+        "Stockade-Submission": submission,
     }
     async with httpx.AsyncClient(follow_redirects=False, timeout=timeout, trust_env=False) as client:
         request = client.build_request(method, pinned, content=body, headers=headers)
@@ -206,7 +203,11 @@ class Deliveries:
     def send(self, url: str, tenant: str, record: dict[str, Any], saved: Callable[[dict[str, Any]], None]) -> None:
         async def one() -> None:
             secret = tenant_secret(self.key, tenant)
-            outcome = await deliver(url, record, secret, self.policy, self.resolver, self.method)
+            try:
+                outcome = await deliver(url, record, secret, self.policy, self.resolver, self.method)
+            except Exception as e:  # never a callback left pending without a word: failed, and logged
+                log.exception("webhook failed", extra={"fields": {"url": url}})
+                outcome = {"url": url, "state": "failed", "attempts": 0, "error": f"internal error: {type(e).__name__}"}
             saved(outcome)
 
         task = asyncio.create_task(one(), name="webhook")

@@ -169,8 +169,7 @@ router = APIRouter(prefix="/v1", lifespan=lifespan)
 @router.post("/submissions", status_code=202, responses=ERROR_RESPONSES, summary="Queue executions")
 async def create(request: Request) -> JSONResponse:
     service = service_of(request)
-    if service.draining:
-        raise ApiError("OVERLOADED", "the service is shutting down", retry_after=5)
+    service.accepting()
     who = service.authenticate(request)
     request.state.rate_headers = await service.rate_limit(who)
     try:
