@@ -45,7 +45,7 @@ def root(tree: Path) -> Iterator[Path]:
     target = RUN / "root"
     target.mkdir()
     layout = HostLayout.probe()
-    rootfs.build(target, layout=layout, init=Path("/bin/true"), ro_paths=[str(tree), "/etc/bash.bashrc", "/usr/lib"])
+    rootfs.build(target, layout=layout, helpers={"/.stockade-init": Path("/bin/true")}, ro_paths=[str(tree), "/etc/bash.bashrc", "/usr/lib"])
     yield target
     rootfs.remove(target)
     assert not target.exists() and hostfs.mounts_under(target) == []
@@ -119,7 +119,7 @@ def test_a_failed_build_leaves_nothing_mounted(tmp_path: Path) -> None:
     target = RUN / "broken"
     target.mkdir()
     with pytest.raises(FileNotFoundError):
-        rootfs.build(target, layout=HostLayout.probe(), init=tmp_path / "no-init", ro_paths=())
+        rootfs.build(target, layout=HostLayout.probe(), helpers={"/.stockade-init": tmp_path / "no-init"}, ro_paths=())
     assert hostfs.mounts_under(target) == []
     target.rmdir()
     RUN.rmdir()

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,7 @@ class BoxBuilder:
         bwrap: str,
         cgroups: CgroupManager,
         layout: HostLayout,
-        init: Path,
+        helpers: Mapping[str, Path],
         launch: Path,
         shared_root_paths: frozenset[str],
     ) -> None:
@@ -127,7 +128,7 @@ class BoxBuilder:
         self.bwrap = bwrap
         self.cgroups = cgroups
         self.layout = layout
-        self.init = init
+        self.helpers = helpers  # path in the box -> host binary (init, forwarder)
         self.launch = launch
         self.shared_root_paths = shared_root_paths
         self.active: set[str] = set()  # ids of every box built and not yet torn down
@@ -145,7 +146,7 @@ class BoxBuilder:
                 root = self.run_dir / "roots" / uuid.uuid4().hex[:12]
                 root.mkdir(mode=0o755)
                 try:
-                    rootfs.build(root, layout=self.layout, init=self.init, ro_paths=ro_paths)
+                    rootfs.build(root, layout=self.layout, helpers=self.helpers, ro_paths=ro_paths)
                 except BaseException:
                     root.rmdir()
                     raise

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 INIT_PATH = "/.stockade-init"
+FORWARD_PATH = "/.stockade-forward"  # a box's way to its egress proxy (forward.c)
 EMPTY_DIR = "/.stockade-empty"  # in the read-only root: what a masked /proc directory shows
 BOX_UID = 1000  # identity inside the box; on the host it maps to the slot's own uid, never to root
 BOX_GID = 1000

@@ -11,8 +11,8 @@ private to the host's mount namespace and read-only, holding:
   are), so a copy shows a box nothing the box's own uid could not read through a bind;
 - /dev: the five harmless device nodes and the fd symlinks (the tmpfs is not nodev; nothing in it is
   writable);
-- our init, empty mount points for /proc, /box, /tmp and /dev/shm, which each box mounts itself, and
-  an empty directory that each box binds over the /proc directories it masks.
+- our helpers (init, the egress forwarder), empty mount points for /proc, /box, /tmp and /dev/shm,
+  which each box mounts itself, and an empty directory that each box binds over the /proc directories it masks.
 
 A box binds it as its / with one `--dev-bind`. Copies are taken when the root is built: a service
 sees /etc changes (a newly installed toolchain's config) after a restart, as it sees new toolchains.
@@ -23,11 +23,11 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from stockade.sandbox import hostfs
-from stockade.sandbox.bwrap import DEV_NODES, EMPTY_DIR, INIT_PATH, HostLayout, synthetic_etc
+from stockade.sandbox.bwrap import DEV_NODES, EMPTY_DIR, HostLayout, synthetic_etc
 
 ROOT_SIZE_MB = 64
 ROOT_INODES = 32768
@@ -46,21 +46,22 @@ def added_paths(layout: HostLayout, paths: Iterable[str]) -> frozenset[str]:
     return frozenset(p for p in paths if not any(p == d or p.startswith(d + "/") for d in layout.dirs))
 
 
-def build(target: Path, *, layout: HostLayout, init: Path, ro_paths: Iterable[str]) -> None:
-    """Assemble a root at `target` (an empty dir); on failure nothing of it stays mounted."""
+def build(target: Path, *, layout: HostLayout, helpers: Mapping[str, Path], ro_paths: Iterable[str]) -> None:
+    """Assemble a root at `target` (an empty dir) with `helpers` (path in the box -> host binary);
+    on failure nothing of it stays mounted."""
     hostfs.mount_tmpfs(
         target, size_mb=ROOT_SIZE_MB, inodes=ROOT_INODES, uid=0, gid=0, mode=0o755, nodev=False, source="stockade-root"
     )
     try:
         hostfs.make_private(target)
-        _fill(target, layout, init, sorted(added_paths(layout, ro_paths)))
+        _fill(target, layout, helpers, sorted(added_paths(layout, ro_paths)))
         hostfs.remount_read_only(target)
     except BaseException:
         hostfs.umount(target)
         raise
 
 
-def _fill(root: Path, layout: HostLayout, init: Path, ro_paths: list[str]) -> None:
+def _fill(root: Path, layout: HostLayout, helpers: Mapping[str, Path], ro_paths: list[str]) -> None:
     for link, to in layout.symlinks.items():
         os.symlink(to, root / link.lstrip("/"))
     for d in layout.dirs:
@@ -83,8 +84,9 @@ def _fill(root: Path, layout: HostLayout, init: Path, ro_paths: list[str]) -> No
     for mp in MOUNT_POINTS:
         (root / mp).mkdir(mode=0o755, parents=True)
     (root / EMPTY_DIR.lstrip("/")).mkdir(mode=0o555)
-    shutil.copyfile(init, root / INIT_PATH.lstrip("/"))
-    os.chmod(root / INIT_PATH.lstrip("/"), 0o755)
+    for at, binary in helpers.items():
+        shutil.copyfile(binary, root / at.lstrip("/"))
+        os.chmod(root / at.lstrip("/"), 0o755)
     done: list[str] = []
     for p in ro_paths:  # sorted: a dir comes before what is under it, which it then holds already
         if not os.path.lexists(p) or any(p.startswith(d + "/") for d in done):

@@ -20,14 +20,15 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stockade.sandbox import rootfs, seccomp
-from stockade.sandbox.box import BUILD_ERRORS, BoxBuilder, first_word, remove_box_dir
-from stockade.sandbox.bwrap import HostLayout, check_ro_path
+from stockade.sandbox.box import BUILD_ERRORS, Box, BoxBuilder, first_word, remove_box_dir
+from stockade.sandbox.bwrap import FORWARD_PATH, INIT_PATH, HostLayout, check_ro_path
 from stockade.sandbox.cgroups import BoxCgroup, CgroupError, CgroupManager, detect
+from stockade.sandbox.egress import PROXY_PORT, SOCKET_NAME, EgressProxy, proxy_env
 from stockade.sandbox.helpers import HelperBuildError, build_helper
 from stockade.sandbox.pool import CallerRuns, NoSlotLeft, Pool
 from stockade.sandbox.spec import BoxResult, BoxSpec, Status
@@ -48,6 +49,8 @@ class SandboxConfig:
     # Toolchain configs bound read-only into every box (the engine's languages' ro_paths), so one box
     # built ahead fits every run; a spec needing a path outside this set gets a box built for it.
     shared_ro_paths: tuple[str, ...] = ()
+    # Names the egress proxy resolves to these addresses instead of asking DNS (docs/network.md).
+    egress_pins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -121,7 +124,8 @@ class Sandbox:
         os.chmod(run, 0o711)  # slot uids must traverse to their own box dir, never list
         _lock_instance(run)
         try:
-            init, launch = build_helper("init", run), build_helper("launch", run)
+            helpers = {INIT_PATH: build_helper("init", run), FORWARD_PATH: build_helper("forward", run)}
+            launch = build_helper("launch", run)
         except (HelperBuildError, OSError, subprocess.SubprocessError) as e:
             raise SandboxUnavailable(str(e)) from e
         (run / "boxes").mkdir(mode=0o711, exist_ok=True)
@@ -132,7 +136,7 @@ class Sandbox:
             bwrap=self.config.bwrap,
             cgroups=self.cgroups,
             layout=self.layout,
-            init=init,
+            helpers=helpers,
             launch=launch,
             shared_root_paths=rootfs.added_paths(self.layout, self._shared_ro_paths),
         )
@@ -263,7 +267,7 @@ class Sandbox:
                 box = self.builder.build(slot, needed)
                 self.builder.started(box, await first_word(box.control))
             self._running[box.box_id] = box.cg
-            result = await run_box(box, spec, self.builder.uid(slot), live)
+            result = await self._run_in(box, spec, self.builder.uid(slot), live)
         except BUILD_ERRORS as e:
             box_id = box.box_id if box is not None else ""
             log.exception("box %s could not be built or started", box_id or "?")
@@ -273,4 +277,23 @@ class Sandbox:
                 self._running.pop(box.box_id, None)
             self.pool.release(slot, box)
         result.queue_ms = queue_ms
+        return result
+
+    async def _run_in(self, box: Box, spec: BoxSpec, uid: int, live: LiveIO | None) -> BoxResult:
+        """run_box, behind the box's egress proxy when its spec has a network policy. The proxy's socket
+        goes into the box's /tmp before its command starts: nothing untrusted has run in it yet."""
+        if spec.network is None:
+            return await run_box(box, spec, uid, live)
+        proxy = EgressProxy(spec.network, pins=self.config.egress_pins)
+        await proxy.start(box.fs_root / "tmp" / SOCKET_NAME)
+        wrapped = replace(
+            spec,
+            argv=[FORWARD_PATH, f"/tmp/{SOCKET_NAME}", str(PROXY_PORT), *spec.argv],
+            env={**proxy_env(), **spec.env},
+        )
+        try:
+            result = await run_box(box, wrapped, uid, live)
+        finally:
+            await proxy.close()
+        result.network = proxy.usage
         return result

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from stockade.sandbox.netpolicy import NetworkPolicy, NetworkUsage
+
 
 class Status(enum.StrEnum):
     """Verdict of one box run. Precedence is documented in docs/sandbox.md and decided in verdict.py."""
@@ -68,6 +70,8 @@ class BoxSpec:
     collect_files: bool = False
     collect_max_bytes: int = 256 * 1024 * 1024
     collect_max_files: int = 4096
+    # None: no network at all (the box's own namespace holds only loopback). A policy: its egress proxy.
+    network: NetworkPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class BoxResult:
     error: str | None = None  # internal_error only: what failed (never box output)
     box_id: str = ""
     queue_ms: int = 0  # time spent waiting for a free slot before the box was built
+    network: NetworkUsage | None = None  # what its egress proxy let through, when it had a policy
 
     def to_json(self, *, text: bool = True) -> dict[str, Any]:
         """JSON-ready view; bytes are decoded as UTF-8 with replacement when `text`."""
@@ -123,4 +128,5 @@ class BoxResult:
             "error": self.error,
             "box_id": self.box_id,
             "queue_ms": self.queue_ms,
+            "network": None if self.network is None else self.network.to_json(),
         }
