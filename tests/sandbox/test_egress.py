@@ -57,7 +57,7 @@ def host_server() -> Iterator[int]:
             self.end_headers()
             self.wfile.write(b"host secret\n")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("0.0.0.0", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield int(server.server_address[1])
     server.shutdown()
@@ -122,7 +122,7 @@ def test_a_raw_address_needs_its_network_in_the_allowlist(sandbox: Sandbox, web:
 
 def test_a_name_resolving_to_loopback_or_metadata_is_refused(
     sandbox: Sandbox, web: WebNamespace, host_server: int
-) -> None:  # noqa: E501
+) -> None:
     policy = allow(web, "rebind.test", "metadata.test")
     result, got = fetch(
         sandbox, web, policy,
@@ -135,9 +135,16 @@ def test_a_name_resolving_to_loopback_or_metadata_is_refused(
     assert result.network is not None and result.network.refused == 4
 
 
+def test_the_hosts_own_addresses_are_refused_inside_an_allowed_network(
+    sandbox: Sandbox, web: WebNamespace, host_server: int
+) -> None:
+    _, got = fetch(sandbox, web, allow(web), f"http://{web.host_address}:{host_server}/")
+    assert got[0][0] == 403 and "an address of this host" in got[0][1]
+
+
 def test_the_box_has_no_dns_no_udp_and_no_route_of_its_own(
     sandbox: Sandbox, web: WebNamespace, host_server: int
-) -> None:  # noqa: E501
+) -> None:
     code = f"""
     import errno, socket
     out = []

@@ -45,7 +45,12 @@ def root(tree: Path) -> Iterator[Path]:
     target = RUN / "root"
     target.mkdir()
     layout = HostLayout.probe()
-    rootfs.build(target, layout=layout, helpers={"/.stockade-init": Path("/bin/true")}, ro_paths=[str(tree), "/etc/bash.bashrc", "/usr/lib"])
+    rootfs.build(
+        target,
+        layout=layout,
+        helpers={"/.stockade-init": Path("/bin/true")},
+        ro_paths=[str(tree), "/etc/bash.bashrc", "/usr/lib"],
+    )
     yield target
     rootfs.remove(target)
     assert not target.exists() and hostfs.mounts_under(target) == []

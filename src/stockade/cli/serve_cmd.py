@@ -94,6 +94,22 @@ def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
     return found
 
 
+def _pins(values: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """NAME=ADDRESS pins for the egress proxy (docs/network.md), checked here like the CIDRs."""
+    import ipaddress
+
+    pins: dict[str, list[str]] = {}
+    for pin in (p for v in values for p in v.split()):
+        name, sep, address = pin.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError("expected NAME=ADDRESS")
+            pins.setdefault(name.lower(), []).append(str(ipaddress.ip_address(address)))
+        except ValueError as e:
+            raise click.BadParameter(f"{pin!r}: {e}") from None
+    return {name: tuple(addresses) for name, addresses in pins.items()}
+
+
 def _prefix(value: str) -> str:
     """A path prefix: '' (the root) or /segment[/segment...], each of URL-safe characters."""
     value = "" if value == "/" else value
@@ -133,6 +149,9 @@ def _prefix(value: str) -> str:
 @click.option("--webhook-allow", envvar="STOCKADE_WEBHOOK_ALLOW", multiple=True, metavar="CIDR",
               callback=lambda _c, _p, v: _networks(v),
               help="A network webhooks may call although not public; repeatable")  # fmt: skip
+@click.option("--egress-pin", envvar="STOCKADE_EGRESS_PINS", multiple=True, metavar="NAME=ADDRESS",
+              callback=lambda _c, _p, v: _pins(v),
+              help="Resolve NAME to ADDRESS in the egress proxy instead of DNS; repeatable")  # fmt: skip
 def serve(
     host: str,
     port: int,
@@ -147,6 +166,7 @@ def serve(
     judge0_prefix: str,
     piston: bool,
     webhook_allow: tuple[str, ...],
+    egress_pin: dict[str, tuple[str, ...]],
 ) -> None:
     """Start the service. Refuses to start, naming why, when the host cannot build a safe box."""
     # The web stack loads only for this command, so `stockade run` and friends start fast.
@@ -161,7 +181,9 @@ def serve(
         host=host,
         port=port,
         data_dir=data_dir,
-        sandbox=SandboxConfig(run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=cgroup_name),
+        sandbox=SandboxConfig(
+            run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=cgroup_name, egress_pins=egress_pin
+        ),
         queue_size=queue,
         drain_seconds=drain_seconds,
         judge0=judge0,

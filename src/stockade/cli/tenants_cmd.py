@@ -18,6 +18,10 @@ def out(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
+def _entries(text: str | None) -> tuple[str, ...]:
+    return tuple(e.strip() for e in text.split(",") if e.strip()) if text else ()
+
+
 @click.group("tenants", no_args_is_help=True)
 def tenants() -> None:
     """Tenants: limits, quotas, rate limits, languages."""
@@ -41,6 +45,7 @@ def _limit_options(f: Any) -> Any:
 @click.option("--executions-per-day", type=int, help="Daily executions (default: unlimited)")
 @click.option("--cpu-seconds-per-day", type=float, help="Daily CPU seconds (default: unlimited)")
 @click.option("--languages", help="Allowed languages, comma separated (default: all)")
+@click.option("--network-allow", help="Egress allowlist, comma separated (docs/network.md; default: no network)")
 @_limit_options
 @data_dir_option()
 def tenants_create(
@@ -50,6 +55,7 @@ def tenants_create(
     executions_per_day: int | None,
     cpu_seconds_per_day: float | None,
     languages: str | None,
+    network_allow: str | None,
     data_dir: Path,
     **max_limits: int | None,
 ) -> None:
@@ -66,6 +72,7 @@ def tenants_create(
             rate_per_minute=rate_per_minute,
             executions_per_day=executions_per_day,
             cpu_seconds_per_day=cpu_seconds_per_day,
+            network_allow=_entries(network_allow),
         )
         audit.append("admin", tenant_id, None, admin_data("tenant.create", tenant_id))
         out(t.to_json())
@@ -99,6 +106,7 @@ def tenants_webhook_secret(tenant_id: str, data_dir: Path) -> None:
 @click.option("--executions-per-day", type=int, help="-1 clears the quota")
 @click.option("--cpu-seconds-per-day", type=float, help="-1 clears the quota")
 @click.option("--languages", help="Comma separated; 'all' clears the list")
+@click.option("--network-allow", help="Egress allowlist, comma separated; 'none' clears it")
 @click.option("--disabled/--enabled", default=None, help="Disable the tenant's keys, or enable them again")
 @data_dir_option()
 def tenants_update(
@@ -108,6 +116,7 @@ def tenants_update(
     executions_per_day: int | None,
     cpu_seconds_per_day: float | None,
     languages: str | None,
+    network_allow: str | None,
     disabled: bool | None,
     data_dir: Path,
 ) -> None:
@@ -123,6 +132,8 @@ def tenants_update(
         changes["cpu_seconds_per_day"] = None if cpu_seconds_per_day < 0 else cpu_seconds_per_day
     if languages is not None:
         changes["allowed_languages"] = None if languages == "all" else languages.split(",")
+    if network_allow is not None:
+        changes["network_allow"] = () if network_allow == "none" else _entries(network_allow)
     if disabled is not None:
         changes["disabled"] = disabled
     with opened(data_dir) as (store, audit):

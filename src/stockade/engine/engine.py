@@ -32,6 +32,7 @@ from stockade.runtimes.registry import UnknownLanguage as RegistryUnknownLanguag
 from stockade.runtimes.registry import VersionUnavailable as RegistryVersionUnavailable
 from stockade.runtimes.source_names import renames as source_renames
 from stockade.sandbox import BoxResult, BoxSpec, InputFile, LiveIO, Sandbox, Status
+from stockade.sandbox.netpolicy import NetworkPolicy
 
 log = logging.getLogger("stockade.engine")
 
@@ -203,6 +204,7 @@ class Engine:
             extra_files=copied,
             collect=wanted,
             live=live,
+            network=req.network,
         )
         result.run = ran
         result.status = verdict_of_run(ran.status)
@@ -262,6 +264,7 @@ class Engine:
         extra_files: Sequence[InputFile] = (),
         collect: bool = False,
         live: LiveIO | None = None,
+        network: NetworkPolicy | None = None,
     ) -> BoxResult:
         """One run of the plan's program in a fresh box: its artifact (plus `extra_files`), stdin, args
         and run limits (already checked: Engine.prepare checks the plan's own). With `collect`, every
@@ -285,6 +288,7 @@ class Engine:
                 collect_files=collect,
                 collect_max_bytes=box_limits.tmpfs_mb * 1024 * 1024,
                 collect_max_files=box_limits.tmpfs_inodes,
+                network=network,
             ),
             live,
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 from stockade.engine.explain import explain, signal_name
 from stockade.engine.outputs import Outputs
+from stockade.sandbox.netpolicy import NetworkPolicy
 from stockade.sandbox.spec import BoxResult, InputFile, Status
 
 
@@ -84,6 +85,8 @@ class ExecutionRequest:
     # workspace's files for the run box's /box (None: no workspace; the result then has no `box`).
     collect: tuple[str, ...] = ()
     box_files: tuple[InputFile, ...] | None = None
+    # The run box's egress allowlist (docs/network.md); None: no network. A compile box never has one.
+    network: NetworkPolicy | None = None
 
     @classmethod
     def from_code(cls, language: str, code: str | bytes, **kw: object) -> ExecutionRequest:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stockade.sandbox.netpolicy import NetworkPolicy
 from stockade.sandbox.runner import Sandbox, SandboxConfig, SandboxUnavailable
 from stockade.sandbox.spec import BoxSpec, Limits, Status
 
@@ -63,6 +64,7 @@ def _swap_active() -> bool:
 
 
 # Its own instance, so a check never collides with a running service's boxes.
+PROBE_POLICY = NetworkPolicy.parse(["stockade.invalid"])
 CHECK_CONFIG = SandboxConfig(run_dir=Path("/run/stockade-check"), slots=1, uid_base=61900, cgroup_name="stockade-check")
 
 
@@ -118,6 +120,13 @@ async def _probe(sandbox: Sandbox, report: HostReport) -> None:
         report.problems.append(f"the OOM score probe box failed: {oom.status.value} {oom.error or ''}".strip())
         return
     report.facts["oom_score_pinned"] = oom.stdout.strip() == b"1000"
+    # A box with a policy starts behind its forwarder and proxy (docs/network.md); one that cannot
+    # fails its run, so a request for network never gets an open one.
+    egress = await sandbox.run(BoxSpec(argv=["/bin/true"], limits=Limits(wall_ms=5000), network=PROBE_POLICY))
+    report.facts["egress"] = {"mechanism": "proxy", "probe": egress.status.value}
+    if egress.status is not Status.OK:
+        report.warnings.append(f"a box with an egress policy failed ({egress.error or egress.status.value}): "
+                               "requests for network will fail")  # fmt: skip
 
 
 def check_host_sync(config: SandboxConfig | None = None) -> HostReport:

@@ -5,7 +5,8 @@ A policy is an allowlist of entries: a host name (`api.example.com`), a name wit
 (`203.0.113.0/24`, `2001:db8::1`). Everything else is refused. A name is allowed only if every address it
 resolves to is public or inside a network entry of the same policy, so a name cannot smuggle the host's
 loopback, the private network or a metadata service in (DNS rebinding); a literal address is allowed only
-inside a network entry. The same address rule guards the service's webhooks.
+inside a network entry. The host's own addresses (the service's) are refused whatever the entries
+say. The same address rule guards the service's webhooks.
 """
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ def forbidden_reason(address: Address, allow: Sequence[Network]) -> str | None:
     if not checked.is_global:
         return f"{address} is not a public address"
     return None
+
+
+def host_address(address: str) -> bool:
+    """Whether `address` is one of this host's own, where the service and whatever else it runs listen:
+    binding to it succeeds. (With ip_nonlocal_bind set every bind does, and every address is refused.)"""
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((address, 0))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,8 @@ class NetworkPolicy:
         for each in addresses:
             if reason := forbidden_reason(ipaddress.ip_address(each), self.networks):
                 return f"{host}: {reason}"
+            if host_address(each):  # never the service's own host, whatever the allowlist says
+                return f"{host}: {each} is an address of this host"
         return None
 
 

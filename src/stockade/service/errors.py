@@ -13,6 +13,7 @@ STATUS_BY_CODE = {
     "INVALID_REQUEST": 400,
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
+    "NETWORK_FORBIDDEN": 403,  # `network` asks for a destination outside the tenant's allowlist (docs/network.md)
     "UNKNOWN_LANGUAGE": 404,
     "NOT_FOUND": 404,
     "WORKSPACE_NOT_FOUND": 404,  # unknown, another tenant's, or expired; or no such file in it

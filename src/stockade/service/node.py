@@ -354,6 +354,7 @@ class Service:
         record's data (judge mode: the judgement and test an execution belongs to)."""
         lang = plan.language.id
         self.metrics.executions.labels(lang, result.status.value).inc()
+        self.metrics.count_network(result.run.network if result.run else None)
         for stage, box in (("compile", result.compile), ("run", result.run)):
             if box is not None:
                 self.metrics.stage_seconds.labels(stage, lang).observe(box.wall_time_ms / 1000)
@@ -410,6 +411,7 @@ class Service:
                     verdict=result.status.value,
                     timings={"cpu_ms": cpu_ms, "wall_ms": out["wall_time_ms"]},
                     execution_id=execution_id,
+                    **({"network": result.run.network.to_json()} if result.run and result.run.network else {}),
                     **(audit_extra or {}),
                 ),
                 also=charge,

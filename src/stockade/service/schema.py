@@ -72,6 +72,8 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # One row rewritten by the storage probe (storage.py): a real write, to learn the disk takes one.
         "CREATE TABLE storage_probe (id INTEGER PRIMARY KEY CHECK (id = 1), time TEXT NOT NULL)",
     ),
+    # A tenant's egress allowlist (docs/network.md), a JSON list; '[]' = no network.
+    ("ALTER TABLE tenants ADD COLUMN network_allow TEXT NOT NULL DEFAULT '[]'",),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

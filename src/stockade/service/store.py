@@ -180,6 +180,7 @@ class Store:
             rate_per_minute=row["rate_per_minute"],
             executions_per_day=row["executions_per_day"],
             cpu_seconds_per_day=row["cpu_seconds_per_day"],
+            network_allow=tuple(json.loads(row["network_allow"])),
         )
 
     def create_tenant(
@@ -193,6 +194,7 @@ class Store:
         executions_per_day: int | None = None,
         cpu_seconds_per_day: float | None = None,
         disabled: bool = False,
+        network_allow: Sequence[str] = (),
     ) -> Tenant:
         if not _SLUG_RE.fullmatch(tenant_id):
             raise ValueError("tenant id must be a slug: 1-64 of [a-z0-9-], not starting or ending with '-'")
@@ -202,14 +204,15 @@ class Store:
             executions_per_day=executions_per_day,
             cpu_seconds_per_day=cpu_seconds_per_day,
             allowed_languages=allowed_languages,
+            network_allow=network_allow,
         )
         limits = as_limits(max_limits)
         try:
             with self.transaction() as conn:
                 conn.execute(
                     """INSERT INTO tenants (id, name, created_at, disabled, max_limits, allowed_languages,
-                        rate_per_minute, executions_per_day, cpu_seconds_per_day)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        rate_per_minute, executions_per_day, cpu_seconds_per_day, network_allow)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         tenant_id,
                         name.strip(),
@@ -220,6 +223,7 @@ class Store:
                         rate_per_minute,
                         executions_per_day,
                         None if cpu_seconds_per_day is None else float(cpu_seconds_per_day),
+                        json.dumps(list(network_allow)),
                     ),
                 )
         except sqlite3.IntegrityError as e:
@@ -247,6 +251,7 @@ class Store:
         rate_per_minute: int | _Unset = UNSET,
         executions_per_day: int | _Unset | None = UNSET,
         cpu_seconds_per_day: float | _Unset | None = UNSET,
+        network_allow: Sequence[str] | _Unset = UNSET,
     ) -> Tenant:
         """Change only the given fields. None clears a limit (= unlimited / server maximum).
 
@@ -272,6 +277,9 @@ class Store:
         if not isinstance(cpu_seconds_per_day, _Unset):
             check_tenant_fields(cpu_seconds_per_day=cpu_seconds_per_day)
             changes["cpu_seconds_per_day"] = None if cpu_seconds_per_day is None else float(cpu_seconds_per_day)
+        if not isinstance(network_allow, _Unset):
+            check_tenant_fields(network_allow=network_allow)
+            changes["network_allow"] = json.dumps(list(network_allow))
         with self.transaction() as conn:
             if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
                 raise NotFoundError(f"no tenant {tenant_id!r}")

@@ -12,6 +12,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from stockade.sandbox.netpolicy import NetworkUsage
+
 STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -45,6 +47,18 @@ class Metrics:
                                      registry=r)  # fmt: skip
         self.quota_saturation = Gauge("stockade_quota_saturation", "Used fraction of a tenant's daily quota",
                                       ["tenant", "quota"], registry=r)  # fmt: skip
+        self.egress_connections = Counter("stockade_egress_connections_total", "Egress proxy requests, allowed or "
+                                          "refused", ["outcome"], registry=r)  # fmt: skip
+        self.egress_bytes = Counter("stockade_egress_bytes_total", "Bytes the egress proxy carried, by direction",
+                                    ["direction"], registry=r)  # fmt: skip
+
+    def count_network(self, usage: NetworkUsage | None) -> None:
+        if usage is None:
+            return
+        self.egress_connections.labels("allowed").inc(usage.connections)
+        self.egress_connections.labels("refused").inc(usage.refused)
+        self.egress_bytes.labels("out").inc(usage.bytes_out)
+        self.egress_bytes.labels("in").inc(usage.bytes_in)
 
 
 class RecentFailures:

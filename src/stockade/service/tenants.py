@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Literal
 
 from stockade.engine.model import StageLimits
+from stockade.sandbox.netpolicy import NetworkPolicy
 
 
 class StoreError(Exception):
@@ -66,6 +67,7 @@ class Tenant:
     rate_per_minute: int
     executions_per_day: int | None  # None = unlimited
     cpu_seconds_per_day: float | None  # None = unlimited
+    network_allow: tuple[str, ...] = ()  # the egress allowlist its runs may ask for; () = no network
 
     def allows_language(self, language: str) -> bool:
         return self.allowed_languages is None or language in self.allowed_languages
@@ -81,6 +83,7 @@ class Tenant:
             "rate_per_minute": self.rate_per_minute,
             "executions_per_day": self.executions_per_day,
             "cpu_seconds_per_day": self.cpu_seconds_per_day,
+            "network_allow": list(self.network_allow),
         }
 
 
@@ -162,8 +165,13 @@ def check_tenant_fields(
     executions_per_day: int | None = None,
     cpu_seconds_per_day: float | None = None,
     allowed_languages: Sequence[str] | None = None,
+    network_allow: Sequence[str] | None = None,
 ) -> None:
     """ValueError for the first given field that is out of its domain."""
+    if network_allow is not None:
+        if isinstance(network_allow, str):
+            raise ValueError("network_allow must be a list of entries, not a string")
+        NetworkPolicy.parse(network_allow)  # names the first bad entry
     if name is not None and not name.strip():
         raise ValueError("tenant name must not be empty")
     if rate_per_minute is not None and (

@@ -24,9 +24,8 @@ import json
 import logging
 import os
 import secrets
-import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,39 +33,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from stockade.sandbox.netpolicy import Address, Network, Resolver, forbidden_reason, resolve
 from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
 
 log = logging.getLogger("stockade.service")
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Resolver = Callable[[str, int], Awaitable[list[str]]]
 MAX_URL = 2048
 
 
 class Refused(ValueError):
     """A callback destination the policy does not allow; the message says why."""
-
-
-async def resolve(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def forbidden_reason(address: Address, allow: Sequence[Network]) -> str | None:
-    """Why `address` may not be called (None: it may): every address that is not global is refused,
-    unless an allowed network holds it."""
-    if any(address in net for net in allow):
-        return None
-    mapped = getattr(address, "ipv4_mapped", None)
-    checked = mapped or address
-    for kind in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
-        if getattr(checked, f"is_{kind}"):
-            return f"{address} is a {kind.replace('_', '-')} address"
-    if not checked.is_global:
-        return f"{address} is not a public address"
-    return None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema, create_model, model_validator
@@ -15,6 +16,7 @@ from stockade.engine import ExecutionRequest, ExecutionResult, LimitPolicy, Sour
 from stockade.engine.limits import StagePolicy
 from stockade.engine.outputs import Outputs
 from stockade.runtimes.registry import Registry
+from stockade.sandbox.netpolicy import NetworkPolicy
 from stockade.sandbox.spec import BoxResult
 from stockade.service.errors import ApiError
 from stockade.service.tenants import Tenant
@@ -61,6 +63,24 @@ class FileIn(_Strict):
     encoding: Encoding = "utf8"
 
 
+class NetworkIn(_Strict):
+    allow: list[Annotated[str, Field(max_length=260)]] = Field(
+        max_length=64,
+        description="Destinations the run may reach: names, name:port, *.suffix, networks; each within the"
+        " tenant's allowlist (docs/network.md). [] = no network",
+        examples=[["pypi.org", "files.pythonhosted.org:443"]],
+    )
+
+
+class NetworkOut(BaseModel):
+    connections: int = Field(description="Connections the egress proxy made for the run")
+    refused: int = Field(description="Requests it refused: outside the allowlist, or over a cap")
+    bytes_out: int
+    bytes_in: int
+    capped: bool = Field(description="A connection was cut at the run's byte cap")
+    refusals: list[str] = Field(description="The first few refusals' reasons")
+
+
 class ExecuteIn(_Strict):
     # The schema says what _one_source checks: exactly one of `code` (a string) and `files` (a list).
     model_config = ConfigDict(
@@ -100,6 +120,7 @@ class ExecuteIn(_Strict):
     workspace: Annotated[
         str | None, Field(max_length=64, description="A workspace id: its files are the run's /box (docs/agents.md)")
     ] = None
+    network: Annotated[NetworkIn | None, Field(description="Egress for the run stage; absent: no network")] = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ExecuteIn:
@@ -149,6 +170,7 @@ class ExecuteOut(BaseModel):
     files: list[FileOut] | None = Field(None, description="With `collect`: the matching files the run left")
     files_skipped: list[SkippedOut] | None = Field(None, description="With `collect`: matching paths not returned")
     workspace: WorkspaceOut | None = Field(None, description="With `workspace`: what became of the run's files")
+    network: NetworkOut | None = Field(None, description="With `network`: what the run's egress proxy did")
 
 
 class FileOut(BaseModel):
@@ -239,7 +261,24 @@ def to_request(body: ExecuteIn, tenant: Tenant, registry: Registry, policy: Limi
         compile_options=tuple(body.compile_options or ()),
         limits=stage_limits(body.limits, tenant, policy.run.default, "run"),
         compile_limits=stage_limits(body.compile_limits, tenant, policy.compile.default, "compile"),
+        network=network_policy(body.network.allow if body.network else [], tenant),
     )
+
+
+def network_policy(allow: Sequence[str], tenant: Tenant) -> NetworkPolicy | None:
+    """The run's egress policy: `allow`, every entry within the tenant's allowlist; None for no network."""
+    if not allow:
+        return None
+    try:
+        wanted = NetworkPolicy.parse(allow)
+    except ValueError as e:
+        raise ApiError("INVALID_REQUEST", f"network.allow: {e}") from None
+    outside = wanted.outside(NetworkPolicy.parse(tenant.network_allow))
+    if outside:
+        has = ", ".join(tenant.network_allow) or "none"
+        why = f"tenant {tenant.id!r} may not reach {', '.join(outside)} (its allowlist: {has})"
+        raise ApiError("NETWORK_FORBIDDEN", why)
+    return wanted
 
 
 def _names(registry: Registry, language: str) -> tuple[str, ...]:
@@ -328,6 +367,7 @@ def response_body(execution_id: str, result: ExecutionResult, encoding: str) -> 
         "memory_kb": run.peak_memory_kb if run else 0,
         "compile": compile_rec,
         "runtime": {"language": result.language, "version": result.version},
+        "network": run.network.to_json() if run and run.network else None,
     }
 
 

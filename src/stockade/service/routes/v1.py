@@ -98,6 +98,8 @@ async def diagnostics(request: Request, _: Annotated[Caller, Depends(admin)]) ->
             "cgroup": sb.cgroups.describe() if sb.cgroups else None,
             "seccomp": True,
             "bubblewrap": service.config.sandbox.bwrap,
+            # Boxes with a policy reach out only through their own filtering proxy (docs/network.md).
+            "egress": {"enforced": True, "mechanism": "proxy", "pinned_names": sorted(sb.config.egress_pins)},
         },
         "slots": {
             "total": sb.slots_total,
