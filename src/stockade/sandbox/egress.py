@@ -26,11 +26,11 @@ log = logging.getLogger("stockade.sandbox")
 
 PROXY_PORT = 3128  # on the box's own loopback
 SOCKET_NAME = ".stockade-egress.sock"  # in the box's /tmp
-MAX_HEAD = 16 * 1024
+CHUNK = 256 * 1024
+MAX_HEAD = CHUNK  # the stream buffers' limit too: a smaller one throttles the relay
 HEAD_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 RESOLVE_TIMEOUT_S = 10.0
-CHUNK = 64 * 1024
 _HOP_HEADERS = {"proxy-connection", "proxy-authorization", "connection", "keep-alive"}
 
 
@@ -125,7 +125,7 @@ class EgressProxy:
             await self._answer(writer, 400, "not an HTTP request line")
             return
         try:
-            up_r, up_w = await asyncio.wait_for(asyncio.open_connection(address, port), CONNECT_TIMEOUT_S)
+            up_r, up_w = await asyncio.wait_for(asyncio.open_connection(address, port, limit=CHUNK), CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as e:
             await self._answer(writer, 502, f"{host}:{port}: cannot connect ({e})")
             return

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #define MAX_PAIRS 64
-#define BUF 16384
+#define BUF 65536
 
 struct half { /* bytes read from one side, waiting to be written to the other */
     char data[BUF];
