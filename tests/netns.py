@@ -9,6 +9,8 @@ the namespace, the link and the server.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import select
 import subprocess
@@ -51,6 +53,12 @@ SERVER = textwrap.dedent(
 )
 
 
+def _netns_mounted() -> bool:
+    """Whether /run/netns is a mount point (a bind of itself: os.path.ismount cannot tell)."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == "/run/netns" for line in f)
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
@@ -67,6 +75,9 @@ class WebNamespace:
         self._dir = Path(tempfile.mkdtemp(prefix="stockade-web-"))
         self.cert = self._dir / "cert.pem"
         self._proc: subprocess.Popen[str] | None = None
+        # `ip netns add` makes /run/netns a mount point the first time; whoever made it removes it.
+        self._made_mount = not _netns_mounted()
+        self._made_dir = not os.path.exists("/run/netns")
         try:
             self._start()
         except BaseException:
@@ -121,6 +132,11 @@ class WebNamespace:
             self._proc = None
         subprocess.run(["ip", "link", "del", self.link], capture_output=True, timeout=30)
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=30)
+        if self._made_mount and _netns_mounted() and not os.listdir("/run/netns"):
+            subprocess.run(["umount", "/run/netns"], capture_output=True, timeout=30)
+        if self._made_dir and not _netns_mounted():
+            with contextlib.suppress(OSError):
+                os.rmdir("/run/netns")
         for f in self._dir.iterdir():
             f.unlink()
         self._dir.rmdir()
