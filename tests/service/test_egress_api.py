@@ -126,3 +126,16 @@ def test_the_service_itself_is_unreachable_even_when_allowed(server: LiveServer)
     line = reply.json()["stdout"].strip()
     assert line.startswith("403 ") and "an address of this host" in line
     assert reply.json()["network"]["connections"] == 0
+
+
+def test_judge0s_enable_network_means_the_tenants_allowlist(server: LiveServer, web: WebNamespace) -> None:
+    body = {"source_code": FETCH, "language_id": 71, "enable_network": True}
+    with client(server, "net") as c:
+        urls = f"http://{NAME}:{HTTP_PORT}/j0 http://other.test:{HTTP_PORT}/"
+        reply = c.post("/judge0/submissions", params={"wait": "true"}, json={**body, "command_line_arguments": urls})
+    assert reply.status_code == 201, reply.text
+    lines = reply.json()["stdout"].splitlines()
+    assert lines[0] == "200 hello from web.test /j0" and lines[1].startswith("403 stockade egress:")
+    with client(server, "dry") as c:
+        refused = c.post("/judge0/submissions", params={"wait": "true"}, json=body)
+    assert refused.status_code == 422 and "enable_network" in refused.json()

@@ -212,8 +212,6 @@ def run_limits(body: SubmissionIn, policy: LimitPolicy) -> dict[str, int]:
 
 def refuse_unsupported(body: SubmissionIn) -> None:
     """Fields whose Judge0 behaviour we do not offer: refused, never silently ignored."""
-    if body.enable_network:
-        raise Invalid("enable_network", "enabling network is not allowed")
     if body.redirect_stderr_to_stdout:
         raise Invalid("redirect_stderr_to_stdout", "this option cannot be enabled (stdout and stderr are kept apart)")
     for name in ("enable_per_process_and_thread_time_limit", "enable_per_process_and_thread_memory_limit"):

@@ -12,7 +12,7 @@ import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -28,6 +28,7 @@ from stockade.service.node import Caller, Service
 from stockade.service.routes import compat
 from stockade.service.routes.deps import caller
 from stockade.service.submissions import Form, Job, QueueFull, Runner, SubmissionStore
+from stockade.service.wire import NetworkIn
 
 BATCH_SIZE = 20  # Judge0's MAX_SUBMISSION_BATCH_SIZE
 HOMEPAGE = "https://github.com/stockade/stockade/blob/main/docs/compat.md"
@@ -124,6 +125,11 @@ class Judge0:
         body = j0.parse_submission(item)
         lang = self.language(body.language_id)
         translated = j0.to_execute_in(body, lang, encoded, self.service.engine.policy)
+        if body.enable_network:  # the tenant's egress allowlist, never an open network (docs/network.md)
+            if not who.tenant.network_allow:
+                raise j0.Invalid("enable_network", "enabling network is not allowed for this tenant")
+            network = NetworkIn(allow=list(who.tenant.network_allow))
+            translated = replace(translated, request=translated.request.model_copy(update={"network": network}))
         plan = await compat.prepare(self.service, who, translated.request)
         if body.callback_url is not None and self.deliveries is not None:
             try:
