@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from stockade.engine import outputs
@@ -88,6 +88,9 @@ class Plan:
     notes: tuple[str, ...] = ()
     # The limits its boxes get, per stage, as records keep them (LimitPolicy.effective).
     limits: dict[str, dict[str, int] | None] = field(default_factory=dict)
+
+
+Compiled = Callable[[BoxResult | None], Awaitable[None]]
 
 
 class Engine:
@@ -183,12 +186,15 @@ class Engine:
     async def execute(self, req: ExecutionRequest) -> ExecutionResult:
         return await self.run(await self.prepare(req))
 
-    async def run(self, plan: Plan, live: LiveIO | None = None) -> ExecutionResult:
+    async def run(self, plan: Plan, live: LiveIO | None = None, on_compiled: Compiled | None = None) -> ExecutionResult:
         """Compile (never live: its output is in the result), then run; with `live`, the run stage's
-        stdio is live (sandbox LiveIO: streaming and interactive stdin)."""
+        stdio is live (sandbox LiveIO: streaming and interactive stdin). `on_compiled` is awaited with
+        the compile box's result (None: no compile step) before the run stage, or the end."""
         req, lang = plan.request, plan.language
         result = ExecutionResult(status=Verdict.INTERNAL_ERROR, language=lang.id, version=plan.toolchain.version)
         result.compile, stop, artifact = await self.compile_stage(plan)
+        if on_compiled is not None:
+            await on_compiled(result.compile)
         if stop is not None:
             result.status = stop
             return result

@@ -33,6 +33,7 @@ from stockade.service.routes import (
     judge0,
     mcp,
     piston,
+    piston_connect,
     playground,
     problems,
     stream,
@@ -113,6 +114,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     if cfg.piston:
         for router in piston.routers():
             app.include_router(router)
+        app.include_router(piston_connect.router)  # its interactive WebSocket
     if mcp_endpoint is not None:  # MCP over streamable HTTP, the API's bearer keys (docs/agents.md)
         app.router.routes.append(Route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]))
     app.router.default = playground.Playground()  # what no route matches, even by path alone

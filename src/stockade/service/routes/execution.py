@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
 from stockade.engine import EngineError, ExecutionRequest, ExecutionResult, Plan
+from stockade.engine.engine import Compiled
 from stockade.sandbox import LiveIO
 from stockade.service.admission import Place
 from stockade.service.errors import ApiError
@@ -80,15 +81,16 @@ async def execute(
     *,
     live: LiveIO | None = None,
     audit: Mapping[str, Any] | None = None,
+    on_compiled: Compiled | None = None,
 ) -> tuple[dict[str, Any], AuditWrite]:
     """The answer of one execution and its audit write (for Service.write_audit, after the answer).
     With `live`, the run stage's stdio is live (routes/stream.py); `audit` adds fields to the record,
-    read when it is made (after the run)."""
+    read when it is made (after the run); `on_compiled`: Engine.run's."""
     execution_id = uuid.uuid4().hex
     async with leased(service, who, body.workspace) as lease:
         plan = await prepare(service, who, body, lease)
         async with service.admitted(place):
-            result = await service.engine.run(plan, live=live)
+            result = await service.engine.run(plan, live=live, on_compiled=on_compiled)
         waited = sum(b.queue_ms for b in (result.compile, result.run) if b is not None)
         service.metrics.queue_wait.observe(waited / 1000)
         saved = await write_back(lease, result)

@@ -11,10 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from stockade.runtimes.model import Language
 from stockade.service.compat import piston as pi
 from stockade.service.errors import ApiError
+from stockade.service.node import Service
 from stockade.service.routes import compat
 from stockade.service.routes.deps import caller, service_of
+from stockade.service.wire import ExecuteIn
 
 PREFIXES = ("/api/v2", "/api/v2/piston")
 EXECUTE_PATHS = tuple(f"{p}/execute" for p in PREFIXES)
@@ -36,6 +39,21 @@ def wording(request: Request, exc: Exception) -> Response | None:
     return None
 
 
+async def translate(service: Service, body: Any) -> tuple[Language, ExecuteIn]:
+    """A Piston request's language and our request, on the newest available toolchain whose version
+    satisfies its range (Piston's rule, not ours); PistonInvalid otherwise."""
+    language, version, files = pi.check_shape(body)
+    try:
+        lang = service.registry.get(language)
+    except LookupError:
+        raise pi.PistonInvalid(f"{language}-{version} runtime is unknown") from None
+    toolchains = await service.registry.detect_versions(lang)
+    tc = next((t for t in toolchains if t.available and pi.version_matches(version, t.version)), None)
+    if tc is None or tc.version is None:
+        raise pi.PistonInvalid(f"{language}-{version} runtime is unknown")
+    return lang, pi.to_execute_in(body, lang, tc.version, files, service.engine.policy)
+
+
 def _router(prefix: str) -> APIRouter:
     router = APIRouter(prefix=prefix, route_class=compat.worded_route(wording), include_in_schema=False)
 
@@ -47,18 +65,7 @@ def _router(prefix: str) -> APIRouter:
             return compat.answer({"message": "requests must be of type application/json"}, 415)
         service = service_of(request)
         who = await caller(request)
-        body = await compat.json_body(request)
-        language, version, files = pi.check_shape(body)
-        try:
-            lang = service.registry.get(language)
-        except LookupError:
-            raise pi.PistonInvalid(f"{language}-{version} runtime is unknown") from None
-        # The newest available toolchain whose version satisfies Piston's range (its rule, not ours).
-        toolchains = await service.registry.detect_versions(lang)
-        tc = next((t for t in toolchains if t.available and pi.version_matches(version, t.version)), None)
-        if tc is None or tc.version is None:
-            raise pi.PistonInvalid(f"{language}-{version} runtime is unknown")
-        execute_in = pi.to_execute_in(body, lang, tc.version, files, service.engine.policy)
+        lang, execute_in = await translate(service, await compat.json_body(request))
         plan = await compat.prepare(service, who, execute_in)
         result = await compat.run(request, plan)
         out: dict[str, Any] = {"language": lang.id, "version": result.version}
