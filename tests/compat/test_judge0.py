@@ -146,7 +146,6 @@ def test_validation_errors_are_422_by_field(client: httpx.Client) -> None:
         "enable_network": ({"enable_network": True}, "enabling network is not allowed"),
         "callback_url": ({"callback_url": "http://127.0.0.1:9/cb"}, "127.0.0.1 is a loopback address"),
         "compiler_options": ({"compiler_options": "-O3"}, "setting compiler options is not allowed"),
-        "redirect_stderr_to_stdout": ({"redirect_stderr_to_stdout": True}, "this option cannot be enabled"),
         "number_of_runs": ({"number_of_runs": 3}, "must be 1"),
         "enable_per_process_and_thread_time_limit": (
             {"enable_per_process_and_thread_time_limit": True}, "this option cannot be enabled"),
@@ -171,6 +170,17 @@ def test_limits_fields_are_applied(client: httpx.Client) -> None:
     out = submit(client, body, fields="status,time,cpu_time_limit").json()
     assert out["status"]["id"] == 5 and out["cpu_time_limit"] == 0.5
     assert 0.4 <= float(out["time"]) <= 2.0
+
+
+def test_redirect_stderr_to_stdout_keeps_the_order_written(client: httpx.Client) -> None:
+    code = "import sys\nfor i in range(3):\n    print(i, flush=True); print('e', i, file=sys.stderr, flush=True)"
+    body = {"source_code": code, "language_id": PY}
+    merged = submit(
+        client, {**body, "redirect_stderr_to_stdout": True}, fields="stdout,stderr,redirect_stderr_to_stdout"
+    )
+    assert merged.json() == {"stdout": "0\ne 0\n1\ne 1\n2\ne 2\n", "stderr": None, "redirect_stderr_to_stdout": True}
+    apart = submit(client, body, fields="stdout,stderr").json()
+    assert apart == {"stdout": "0\n1\n2\n", "stderr": "e 0\ne 1\ne 2\n"}
 
 
 def test_command_line_arguments_and_additional_files(client: httpx.Client) -> None:

@@ -66,6 +66,12 @@ async def test_ok_with_stdout_stderr_and_accounting(sandbox: Sandbox) -> None:
     assert_clean(sandbox)
 
 
+async def test_stderr_to_stdout_is_one_stream_in_write_order(sandbox: Sandbox) -> None:
+    code = "import sys\nfor i in range(3):\n    print(i, flush=True); print('e', i, file=sys.stderr, flush=True)"
+    r = await py(sandbox, code, stderr_to_stdout=True)
+    assert (r.status, r.stdout, r.stderr) == (Status.OK, b"0\ne 0\n1\ne 1\n2\ne 2\n", b"")  # type: ignore[attr-defined]
+
+
 async def test_exit_code_and_signal(sandbox: Sandbox) -> None:
     r = await py(sandbox, "raise SystemExit(3)")
     assert (r.status, r.exit_code) == (Status.RUNTIME_ERROR, 3)  # type: ignore[attr-defined]

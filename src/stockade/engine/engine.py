@@ -211,6 +211,7 @@ class Engine:
             collect=wanted,
             live=live,
             network=req.network,
+            stderr_to_stdout=req.stderr_to_stdout,
         )
         result.run = ran
         result.status = verdict_of_run(ran.status)
@@ -271,6 +272,7 @@ class Engine:
         collect: bool = False,
         live: LiveIO | None = None,
         network: NetworkPolicy | None = None,
+        stderr_to_stdout: bool = False,
     ) -> BoxResult:
         """One run of the plan's program in a fresh box: its artifact (plus `extra_files`), stdin, args
         and run limits (already checked: Engine.prepare checks the plan's own). With `collect`, every
@@ -295,6 +297,7 @@ class Engine:
                 collect_max_bytes=box_limits.tmpfs_mb * 1024 * 1024,
                 collect_max_files=box_limits.tmpfs_inodes,
                 network=network,
+                stderr_to_stdout=stderr_to_stdout,
             ),
             live,
         )

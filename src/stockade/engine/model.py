@@ -85,6 +85,7 @@ class ExecutionRequest:
     # workspace's files for the run box's /box (None: no workspace; the result then has no `box`).
     collect: tuple[str, ...] = ()
     box_files: tuple[InputFile, ...] | None = None
+    stderr_to_stdout: bool = False  # the run stage's stderr goes to its stdout (Judge0's redirect)
     # The run box's egress allowlist (docs/network.md); None: no network. A compile box never has one.
     network: NetworkPolicy | None = None
 

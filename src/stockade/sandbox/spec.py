@@ -70,6 +70,7 @@ class BoxSpec:
     collect_files: bool = False
     collect_max_bytes: int = 256 * 1024 * 1024
     collect_max_files: int = 4096
+    stderr_to_stdout: bool = False  # the command's stderr is its stdout (one stream, in write order)
     # None: no network at all (the box's own namespace holds only loopback). A policy: its egress proxy.
     network: NetworkPolicy | None = None
 

@@ -311,7 +311,8 @@ async def run_box(box: Box, spec: BoxSpec, uid: int, live: LiveIO | None = None)
     else:
         stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(stdin_w, False)
-    passed = (stdin_r, out_w, err_w, pids_current, pids_events)
+    # Merged: the command's fd 2 is its stdout pipe too, so the two keep their order; stderr reads EOF.
+    passed = (stdin_r, out_w, out_w if spec.stderr_to_stdout else err_w, pids_current, pids_events)
     try:
         socket.send_fds(box.control, [b"G"], list(passed))
         await asyncio.get_running_loop().sock_sendall(box.control, message)
@@ -320,7 +321,7 @@ async def run_box(box: Box, spec: BoxSpec, uid: int, live: LiveIO | None = None)
         # The box was killed after it came up, before it took the run: no report follows.
         log.warning("box %s did not take its run: %s", box.box_id, e)
     finally:
-        for fd in passed:
+        for fd in {*passed, err_w}:
             os.close(fd)
     kill = _Kill(box.cg, box.proc.pid)
     feeder = None if live is None else asyncio.create_task(_feed_stdin(stdin_w, spec.stdin, live))

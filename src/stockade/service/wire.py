@@ -121,6 +121,9 @@ class ExecuteIn(_Strict):
         str | None, Field(max_length=64, description="A workspace id: its files are the run's /box (docs/agents.md)")
     ] = None
     network: Annotated[NetworkIn | None, Field(description="Egress for the run stage; absent: no network")] = None
+    stderr_to_stdout: Annotated[
+        bool, Field(description="The run's stderr goes to its stdout: one stream, in the order written")
+    ] = False
 
     @model_validator(mode="after")
     def _one_source(self) -> ExecuteIn:
@@ -262,6 +265,7 @@ def to_request(body: ExecuteIn, tenant: Tenant, registry: Registry, policy: Limi
         limits=stage_limits(body.limits, tenant, policy.run.default, "run"),
         compile_limits=stage_limits(body.compile_limits, tenant, policy.compile.default, "compile"),
         network=network_policy(body.network.allow if body.network else [], tenant),
+        stderr_to_stdout=body.stderr_to_stdout,
     )
 
 

@@ -212,8 +212,6 @@ def run_limits(body: SubmissionIn, policy: LimitPolicy) -> dict[str, int]:
 
 def refuse_unsupported(body: SubmissionIn) -> None:
     """Fields whose Judge0 behaviour we do not offer: refused, never silently ignored."""
-    if body.redirect_stderr_to_stdout:
-        raise Invalid("redirect_stderr_to_stdout", "this option cannot be enabled (stdout and stderr are kept apart)")
     for name in ("enable_per_process_and_thread_time_limit", "enable_per_process_and_thread_memory_limit"):
         if getattr(body, name):
             raise Invalid(name, "this option cannot be enabled (limits hold for the whole process tree)")
@@ -295,6 +293,7 @@ def to_execute_in(body: SubmissionIn, language: Language, encoded: bool, policy:
             compile_options=options or None,
             limits=run_limits(body, policy) or None,  # type: ignore[arg-type]  # validated into RunLimitsIn
             output_encoding="base64",
+            stderr_to_stdout=bool(body.redirect_stderr_to_stdout),
         )
     except ValidationError as e:
         first = e.errors()[0]

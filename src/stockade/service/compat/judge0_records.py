@@ -89,7 +89,8 @@ def new_record(token: str, body: SubmissionIn, plan: Plan, t: Translated, policy
         "stack_limit": body.stack_limit, "max_processes_and_or_threads": limits.get("processes"),
         "enable_per_process_and_thread_time_limit": False, "enable_per_process_and_thread_memory_limit": False,
         "max_file_size": limits.get("file_size_kb"), "compiler_options": body.compiler_options,
-        "command_line_arguments": body.command_line_arguments, "redirect_stderr_to_stdout": False,
+        "command_line_arguments": body.command_line_arguments,
+        "redirect_stderr_to_stdout": bool(body.redirect_stderr_to_stdout),
         "callback_url": body.callback_url, "additional_files": body.additional_files,
         "enable_network": bool(body.enable_network), "queue_host": None, "execution_host": None,
     }  # fmt: skip
