@@ -199,6 +199,35 @@ def test_command_line_arguments_and_additional_files(client: httpx.Client) -> No
     assert bad.status_code == 422 and "additional_files" in bad.json()
 
 
+def _zip(files: dict[str, str]) -> str:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_a_multi_file_program_is_built_by_its_compile_script_and_run_by_its_run_script(client: httpx.Client) -> None:
+    program = {
+        "main.c": '#include <stdio.h>\n#include "greet.h"\nint main(int c, char **v) { greet(v[1]); return 0; }\n',
+        "greet.h": '#include <stdio.h>\nstatic void greet(const char *w) { printf("hello %s\\n", w); }\n',
+        "compile": "gcc -O2 -o prog main.c\n",
+        "run": './prog "$@"\ncat data.txt\n',
+        "data.txt": "from the zip\n",
+    }
+    body = {"language_id": 89, "additional_files": _zip(program), "command_line_arguments": "zipped"}
+    r = submit(client, body, fields="stdout,status_id,language_id")
+    assert r.json() == {"stdout": "hello zipped\nfrom the zip\n", "status_id": 3, "language_id": 89}, r.text
+    broken = submit(client, {**body, "additional_files": _zip({**program, "compile": "gcc -o prog missing.c"})})
+    assert broken.json()["status"]["id"] == 6 and "missing.c" in broken.json()["compile_output"]
+    only_sh = submit(client, {"language_id": 89, "additional_files": _zip({"run.sh": "echo sh\n"})})
+    assert only_sh.json()["stdout"] == "sh\n"
+    with_source = submit(client, {**body, "source_code": "x"})
+    assert with_source.status_code == 422 and "source_code" in with_source.json()
+    no_run = submit(client, {"language_id": 89, "additional_files": _zip({"main.c": "int main(void){}"})})
+    assert no_run.status_code == 422 and "run" in no_run.json()["additional_files"][0]
+
+
 def test_additional_files_refuse_links_and_escaping_names(client: httpx.Client) -> None:
     link = io.BytesIO()
     with zipfile.ZipFile(link, "w") as zf:

@@ -87,6 +87,7 @@ DEFAULT_FIELDS = ("token", "time", "memory", "stdout", "stderr", "compile_output
 MAX_TEXT_ARG = 512  # Judge0's cap on compiler_options and command_line_arguments
 MAX_EXTRACT_BYTES = 4 * 1024 * 1024  # additional_files unpacked: the engine's cap on all sources
 MAX_EXTRACT_FILES = 63  # and its 64 files, the main source being one
+PROJECT_IDS = frozenset({89})  # Judge0's "Multi-file program": no source_code, the zip is the program
 
 
 class Invalid(Exception):
@@ -262,9 +263,6 @@ def _text(data: bytes) -> tuple[str, str]:
 def to_execute_in(body: SubmissionIn, language: Language, encoded: bool, policy: LimitPolicy) -> Translated:
     """Our wire request for a validated submission; Invalid names the field at fault."""
     refuse_unsupported(body)
-    if body.source_code is None or body.source_code == "":
-        raise Invalid("source_code", "can't be blank")
-    source = _decode(body.source_code, encoded, "source_code")
     stdin = _decode(body.stdin, encoded, "stdin")
     expected = _decode(body.expected_output, encoded, "expected_output") if body.expected_output is not None else None
     args_text = body.command_line_arguments or ""
@@ -275,10 +273,7 @@ def to_execute_in(body: SubmissionIn, language: Language, encoded: bool, policy:
     except ValueError as e:
         raise Invalid("command_line_arguments", f"cannot be split into arguments: {e}") from None
     options = compiler_options(body.compiler_options, language)
-    content, encoding = _text(source)
-    files = [{"name": language.source_file, "content": content, "encoding": encoding}]
-    if body.additional_files:
-        files += unpack_files(base64.b64decode(_strict_b64(body.additional_files)))
+    source, files, entry = program_files(body, language, encoded)
     stdin_text, stdin_encoding = _text(stdin)
     try:
         request = ExecuteIn(
@@ -286,7 +281,7 @@ def to_execute_in(body: SubmissionIn, language: Language, encoded: bool, policy:
             version=None,
             code=None,
             files=files,  # type: ignore[arg-type]  # validated into FileIn
-            entry=language.source_file,
+            entry=entry,
             stdin=stdin_text,
             stdin_encoding=stdin_encoding,  # type: ignore[arg-type]  # a wire.Encoding
             args=args,
@@ -299,6 +294,29 @@ def to_execute_in(body: SubmissionIn, language: Language, encoded: bool, policy:
         first = e.errors()[0]
         raise Invalid("base", f"{'.'.join(map(str, first.get('loc', ())))}: {first.get('msg')}") from None
     return Translated(request, source, stdin, expected)
+
+
+def program_files(body: SubmissionIn, language: Language, encoded: bool) -> tuple[bytes, list[dict[str, str]], str]:
+    """(source, wire files, entry): the source under the language's file name beside `additional_files`;
+    for a multi-file program (id 89) no source, the zip's files, its `run` or `run.sh` script."""
+    extra = unpack_files(base64.b64decode(_strict_b64(body.additional_files))) if body.additional_files else []
+    if body.language_id in PROJECT_IDS:
+        if body.source_code:
+            raise Invalid("source_code", "must be absent for a multi-file program (its files are additional_files)")
+        names = {f["name"] for f in extra}
+        entry = next((n for n in ("run", "run.sh") if n in names), None)
+        if entry is None:
+            raise Invalid("additional_files", "a multi-file program needs a run (or run.sh) script")
+        return b"", extra, entry
+    if body.source_code is None or body.source_code == "":
+        raise Invalid("source_code", "can't be blank")
+    source = _decode(body.source_code, encoded, "source_code")
+    content, encoding = _text(source)
+    return (
+        source,
+        [{"name": language.source_file, "content": content, "encoding": encoding}, *extra],
+        language.source_file,
+    )
 
 
 def compiler_options(text: str | None, language: Language) -> list[str]:

@@ -1,0 +1,2 @@
+IFS= read -r line
+printf '%s\n' "$line"
