@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from stockade.service.compat.judge0 import ALL_FIELDS, DEFAULT_FIELDS, STATUSES
+from stockade.service.store import Store
 from tests.service.live import LiveServer
 
 PY = 71  # Judge0's id of Python 3
@@ -357,3 +358,33 @@ def test_compiler_options_are_allowed_by_the_language_or_refused(client: httpx.C
     assert refused.json() == {"compiler_options": ["'-fplugin=/tmp/evil.so' is not among the allowed compiler options"]}
     cfg = client.get("/judge0/config_info").json()
     assert cfg["enable_compiler_options"] is True and "C (GCC)" in cfg["allowed_languages_for_compile_options"]
+
+
+def test_listing_pages_through_the_tenants_own_submissions(keyed_server: tuple[LiveServer, dict[str, str]]) -> None:
+    server, keys = keyed_server
+    with Store(server.data_dir / "stockade.db") as st:
+        st.create_tenant("lister", "lister", rate_per_minute=1000)
+        mine = {"X-Auth-Token": st.create_key("lister", "test")[1]}
+    with httpx.Client(base_url=server.url, timeout=60, headers=mine) as c:
+        assert c.get("/judge0/submissions").json() == {
+            "submissions": [],
+            "meta": {"current_page": 1, "next_page": None, "prev_page": None, "total_pages": 0, "total_count": 0},
+        }
+        tokens = [submit(c, {"source_code": f"print({i})", "language_id": PY}).json()["token"] for i in range(3)]
+        first = c.get("/judge0/submissions", params={"per_page": "2", "fields": "token,stdout"}).json()
+        second = c.get("/judge0/submissions", params={"per_page": "2", "page": "2", "fields": "token,stdout"}).json()
+        assert [s["token"] for s in first["submissions"] + second["submissions"]] == tokens[::-1]  # newest first
+        assert first["meta"] == {
+            "current_page": 1,
+            "next_page": 2,
+            "prev_page": None,
+            "total_pages": 2,
+            "total_count": 3,
+        }
+        assert second["meta"]["prev_page"] == 1 and second["submissions"][0]["stdout"] == "0\n"
+        assert c.get("/judge0/submissions", params={"per_page": "101"}).status_code == 400
+        assert c.get("/judge0/submissions", params={"page": "x"}).status_code == 400
+    # Another tenant sees none of them.
+    with httpx.Client(base_url=server.url, timeout=60, headers={"X-Auth-Token": keys["acme"]}) as other:
+        listed = other.get("/judge0/submissions", params={"per_page": "100", "fields": "token"}).json()["submissions"]
+        assert not {s["token"] for s in listed} & set(tokens)

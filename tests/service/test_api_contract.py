@@ -516,7 +516,7 @@ def test_health_and_ready(client: httpx.Client) -> None:
     assert r.status_code == 200
     assert r.json() == {
         "status": "ready",
-        "checks": {"sandbox": True, "storage": True, "audit": True, "accepting": True},
+        "checks": {"sandbox": True, "storage": True, "audit": True, "accepting": True, "toolchains": True},
     }
 
 

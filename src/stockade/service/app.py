@@ -66,6 +66,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
             await asyncio.to_thread(service.start)
         detection = asyncio.create_task(service.registry.detect_all())
         detection.add_done_callback(lambda _: freeze_startup_heap())
+        app.state.detection = detection  # /readyz: ready once every toolchain is known
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if mcp_endpoint is not None:  # the MCP transport's task group, for the server's life

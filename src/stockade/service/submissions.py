@@ -60,6 +60,7 @@ class SubmissionStore:
             " created REAL NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL)"
         )
         self.db.execute("CREATE INDEX IF NOT EXISTS records_created ON records (created)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS records_tenant ON records (tenant, created)")
         self._adopt_judge0_table()
 
     def _adopt_judge0_table(self) -> None:
@@ -99,6 +100,15 @@ class SubmissionStore:
             f"SELECT id, record FROM records WHERE tenant = ? AND id IN ({marks})", (tenant, *wanted)
         ).fetchall()
         return {key: json.loads(record) for key, record in rows}
+
+    def page(self, tenant: str, offset: int, limit: int) -> tuple[list[Record], int]:
+        """A tenant's records, newest first, from `offset`; and how many it has."""
+        rows = self.db.execute(
+            "SELECT record FROM records WHERE tenant = ? ORDER BY created DESC, id LIMIT ? OFFSET ?",
+            (tenant, limit, offset),
+        ).fetchall()
+        total = self.db.execute("SELECT count(*) FROM records WHERE tenant = ?", (tenant,)).fetchone()[0]
+        return [json.loads(r[0]) for r in rows], int(total)
 
     def delete(self, tenant: str, key: str) -> None:
         self.db.execute("DELETE FROM records WHERE id = ? AND tenant = ?", (key, tenant))

@@ -31,6 +31,9 @@ async def readyz(request: Request) -> JSONResponse:
         "storage": bool(service.store and await asyncio.to_thread(service.store.ping)),
         "audit": await service.audit_ready(),  # probes the storage when it had a problem
         "accepting": not service.draining,
+        # The first detection of every toolchain (3-4 s here): until it ends, a language list (GET
+        # /v1/runtimes, Judge0's /languages) waits for it, longer than some clients do.
+        "toolchains": request.app.state.detection.done(),
     }
     ok = all(checks.values())
     return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
