@@ -10,7 +10,8 @@ APT_PACKAGES := bubblewrap libseccomp2 python3 python3-venv gcc libc6-dev util-l
 # Only `make test` installs these: tests/cluster starts private servers of them on loopback ports of its
 # own (initdb into a temp dir). Debian's default services are not used.
 # systemd: tests/packaging verifies deploy/systemd with its systemd-analyze. jq: docs/api.md's examples.
-TEST_APT_PACKAGES := postgresql redis-server systemd jq
+# podman, runc, podman-compose (and make image's tools): tests/packaging builds and runs the image.
+TEST_APT_PACKAGES := postgresql redis-server systemd jq podman runc podman-compose
 PYTHON ?= python3
 
 .PHONY: help setup install image run test soak lint typecheck unit toolchains bench clean
@@ -97,7 +98,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup $(STAMPS)/apt-test $(STAMPS)/npm-test toolchains lint typecheck
+test: setup $(STAMPS)/apt-test $(STAMPS)/apt-image $(STAMPS)/npm-test toolchains lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # Marked slow, so `make test` leaves it out; -s shows its figures.
