@@ -77,21 +77,26 @@ def container(image: str, data_dir: Path, token: str) -> Iterator[str]:
            "-p", f"127.0.0.1:{port}:8000", image)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, lambda: podman("logs", name, check=False).stderr[-4000:])
+        wait_ready(url, lambda: podman("logs", name, check=False).stderr[-4000:], lambda: _running(name))
         yield url
     finally:
         podman("rm", "-f", "-t", "30", name, check=False)
 
 
-def wait_ready(url: str, log: Callable[[], str]) -> None:
+def wait_ready(url: str, log: Callable[[], str], alive: Callable[[], bool] = lambda: True) -> None:
     """Poll /readyz (the container's start runs a sandbox check and detects toolchains) to a deadline."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
                 return
+        assert alive(), f"the container exited:\n{log()}"
         assert time.monotonic() < deadline, f"not ready in {READY_TIMEOUT_S:g} s:\n{log()}"
         time.sleep(0.5)
+
+
+def _running(name: str) -> bool:
+    return podman("inspect", "-f", "{{.State.Running}}", name, check=False).stdout.strip() == "true"
 
 
 def execute(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
