@@ -19,6 +19,7 @@ import pytest
 from stockade.service.store import Store
 from tests.netns import HTTP_PORT, NAME, WebNamespace
 from tests.service.live import LiveServer, live_server
+from tests.service.test_mcp import http_session, text_of
 
 AUDIT_DEADLINE_S = 60.0
 FETCH = textwrap.dedent(
@@ -139,3 +140,18 @@ def test_judge0s_enable_network_means_the_tenants_allowlist(server: LiveServer, 
     with client(server, "dry") as c:
         refused = c.post("/judge0/submissions", params={"wait": "true"}, json=body)
     assert refused.status_code == 422 and "enable_network" in refused.json()
+
+
+async def test_an_agents_run_code_tool_takes_the_same_allowlist(server: LiveServer, web: WebNamespace) -> None:
+    code = FETCH + "\nsys.argv[1:] = []\n"
+    args = {"language": "python", "code": code.replace("sys.argv[1:]", f"['http://{NAME}:{HTTP_PORT}/mcp']", 1)}
+    with Store(server.data_dir / "stockade.db") as st:
+        net, dry = st.create_key("net", "mcp")[1], st.create_key("dry", "mcp")[1]
+    async with http_session(server, net) as session:
+        allowed = await session.call_tool("run_code", {**args, "network": [NAME, web.network]})
+        without = await session.call_tool("run_code", args)
+    assert "200 hello from web.test /mcp" in text_of(allowed) and not allowed.is_error
+    assert "error URLError" in text_of(without)
+    async with http_session(server, dry) as session:
+        refused = await session.call_tool("run_code", {**args, "network": [NAME]})
+    assert refused.is_error and "NETWORK_FORBIDDEN" in text_of(refused)

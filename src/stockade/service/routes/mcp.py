@@ -125,16 +125,19 @@ def build(service: Service, caller_of: CallerOf) -> MCPServer:
         collect: list[str] | None = None,
         limits: dict[str, int] | None = None,
         version: str | None = None,
+        network: list[str] | None = None,
     ) -> CallToolResult:
         """Run `code` in a fresh sandbox and return its verdict, stdout and stderr. `language`: an id of
         list_languages (python, c, cpp, java, javascript, python-sci, ...). `workspace`: a workspace id;
         its files are the working directory and what the program leaves there is kept. `collect`: globs of
         files to return (e.g. ["*.png", "out/**"]). `limits`: cpu_ms, wall_ms, memory_mb, processes,
-        output_kb, file_size_kb."""
+        output_kb, file_size_kb. `network`: hosts the program may reach over HTTP(S), within the
+        tenant's egress allowlist (e.g. ["pypi.org", "files.pythonhosted.org"]); default none."""
 
         async def work(who: Caller) -> CallToolResult:
             fields = {"language": language, "code": code, "stdin": stdin, "workspace": workspace,
-                      "collect": collect, "limits": limits, "version": version}  # fmt: skip
+                      "collect": collect, "limits": limits, "version": version,
+                      "network": {"allow": network} if network else None}  # fmt: skip
             try:
                 body = ExecuteIn.model_validate(fields)
             except ValidationError as e:
