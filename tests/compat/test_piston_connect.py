@@ -93,6 +93,7 @@ def test_a_compiled_language_reports_its_compile_stage_first(open_server: LiveSe
         (init("python", "input()"), init("python", "pass"), 4000),
         (init("python", "input()"), json.dumps({"type": "data", "stream": "stdout", "data": "x"}), 4004),
         (init("python", "input()"), json.dumps({"type": "signal", "signal": "SIGNOPE"}), 4005),
+        (init("python", "input()"), json.dumps({"type": "signal", "signal": ["SIGKILL"]}), 4005),
         (init("no-such-language", "x"), None, 4002),
     ],
 )

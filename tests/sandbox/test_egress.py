@@ -189,6 +189,20 @@ def test_the_connection_cap_refuses_the_next_one(sandbox: Sandbox, web: WebNames
     assert result.network is not None and (result.network.connections, result.network.refused) == (2, 1)
 
 
+def test_the_connection_cap_holds_for_requests_at_the_same_time(sandbox: Sandbox, web: WebNamespace) -> None:
+    urls = [f"http://{NAME}:{HTTP_PORT}/{i}" for i in range(4)]
+    at_once = CLIENT.replace("print(json.dumps([get(u) for u in sys.argv[1:]]))", (
+        "import concurrent.futures as cf\n"
+        "with cf.ThreadPoolExecutor(4) as pool:\n"
+        "    print(json.dumps(list(pool.map(get, sys.argv[1:]))))"))  # fmt: skip
+    spec = BoxSpec([PY, "-c", at_once, *urls], files=[InputFile("ca.pem", web.cert.read_bytes())], limits=LIMITS,
+                   network=allow(web, max_connections=2))  # fmt: skip
+    result = asyncio.run(sandbox.run(spec))
+    assert result.status is Status.OK, result.stderr
+    assert sorted(g[0] for g in json.loads(result.stdout)) == [200, 200, 429, 429]
+    assert result.network is not None and (result.network.connections, result.network.refused) == (2, 2)
+
+
 def test_without_a_policy_there_is_no_proxy(sandbox: Sandbox, web: WebNamespace) -> None:
     result, got = fetch(sandbox, web, None, f"http://{NAME}:{HTTP_PORT}/", f"http://{web.address}:{HTTP_PORT}/")
     assert [g[0] for g in got] == ["error", "error"]

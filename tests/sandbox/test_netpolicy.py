@@ -3,6 +3,9 @@ policy lies within another (a request's within its tenant's)."""
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import pytest
 
 from stockade.sandbox.netpolicy import NetworkPolicy, host_address
@@ -10,7 +13,8 @@ from stockade.sandbox.netpolicy import NetworkPolicy, host_address
 
 def test_entries_parse_into_names_and_networks() -> None:
     p = NetworkPolicy.parse(["PyPI.org", "api.example.com:443", "*.pythonhosted.org", "203.0.113.0/24", "2001:db8::1"])
-    assert p.entries() == ["pypi.org", "api.example.com:443", "*.pythonhosted.org", "203.0.113.0/24", "2001:db8::1/128"]
+    assert [str(n) for n in p.names] == ["pypi.org", "api.example.com:443", "*.pythonhosted.org"]
+    assert [str(n) for n in p.networks] == ["203.0.113.0/24", "2001:db8::1/128"]
 
 
 @pytest.mark.parametrize(
@@ -60,9 +64,15 @@ def test_every_resolved_address_must_be_public_or_inside_a_network_entry() -> No
     assert p.address_refusal("example.com", []) == "example.com does not resolve"
 
 
-def test_the_hosts_own_addresses_are_known() -> None:
+def test_the_hosts_own_addresses_are_known(monkeypatch: pytest.MonkeyPatch) -> None:
     assert host_address("127.0.0.1")
     assert not host_address("192.0.2.1")  # TEST-NET-1, never assigned here
+
+    def exhausted(*_: object) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(socket, "socket", exhausted)
+    assert host_address("192.0.2.1")  # a check that cannot be made refuses
 
 
 def test_a_request_must_lie_within_its_tenants_allowlist() -> None:

@@ -76,6 +76,7 @@ class EgressProxy:
         self.usage = NetworkUsage()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending = 0  # requests past the cap check, still checking or connecting
 
     async def start(self, path: Path) -> None:
         """Listen on `path`; the box's uid must be able to connect (nothing untrusted has run yet)."""
@@ -102,21 +103,22 @@ class EgressProxy:
         self._tasks.add(task)
         try:
             await self._one(reader, writer)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the box or the destination went away; nothing to report beyond the counts
         finally:
             self._tasks.discard(task)
             writer.close()
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
+        except asyncio.LimitOverrunError:
+            await self._answer(writer, 400, f"a request head is at most {MAX_HEAD} bytes")
+            return
         lines = head.decode("latin-1").split("\r\n")
         try:
             method, uri, version = lines[0].split(" ")
             host, port, path = _target(method, uri)
-            if self.usage.connections >= self.policy.max_connections:
-                raise _Refused(429, f"the box's cap of {self.policy.max_connections} connections is reached")
-            address = await self._check(host, port)
         except _Refused as e:
             self.usage.refuse(str(e))
             await self._answer(writer, e.code, str(e))
@@ -124,12 +126,10 @@ class EgressProxy:
         except ValueError:
             await self._answer(writer, 400, "not an HTTP request line")
             return
-        try:
-            up_r, up_w = await asyncio.wait_for(asyncio.open_connection(address, port, limit=CHUNK), CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as e:
-            await self._answer(writer, 502, f"{host}:{port}: cannot connect ({e})")
+        connected = await self._connect(writer, host, port)
+        if connected is None:
             return
-        self.usage.connections += 1
+        up_r, up_w = connected
         try:
             if method == "CONNECT":
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -140,6 +140,32 @@ class EgressProxy:
             await asyncio.gather(self._pipe(reader, up_w, outbound=True), self._pipe(up_r, writer, outbound=False))
         finally:
             up_w.close()
+
+    async def _connect(
+        self, writer: asyncio.StreamWriter, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection to the checked address of `host`, counted; or the box told why not (None). The
+        cap counts requests still checking too, so concurrent ones cannot pass it together."""
+        if self.usage.connections + self._pending >= self.policy.max_connections:
+            reason = f"the box's cap of {self.policy.max_connections} connections is reached"
+            self.usage.refuse(reason)
+            await self._answer(writer, 429, reason)
+            return None
+        self._pending += 1
+        try:
+            address = await self._check(host, port)
+            connected = await asyncio.wait_for(asyncio.open_connection(address, port, limit=CHUNK), CONNECT_TIMEOUT_S)
+        except _Refused as e:
+            self.usage.refuse(str(e))
+            await self._answer(writer, e.code, str(e))
+            return None
+        except (OSError, TimeoutError) as e:
+            await self._answer(writer, 502, f"{host}:{port}: cannot connect ({e})")
+            return None
+        finally:
+            self._pending -= 1
+        self.usage.connections += 1
+        return connected
 
     async def _check(self, host: str, port: int) -> str:
         if reason := self.policy.refusal(host, port):

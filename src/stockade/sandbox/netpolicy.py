@@ -12,6 +12,7 @@ say. The same address rule guards the service's webhooks.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import re
 import socket
@@ -50,12 +51,14 @@ def forbidden_reason(address: Address, allow: Sequence[Network]) -> str | None:
 
 def host_address(address: str) -> bool:
     """Whether `address` is one of this host's own, where the service and whatever else it runs listen:
-    binding to it succeeds. (With ip_nonlocal_bind set every bind does, and every address is refused.)"""
-    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
+    binding to it succeeds. Only "not an address here" (EADDRNOTAVAIL) says no: any other failure
+    (descriptors exhausted) counts as yes, so the check fails closed. (With ip_nonlocal_bind set every
+    bind succeeds, and every address is refused.)"""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((address, 0))
-        except OSError:
-            return False
+    except OSError as e:
+        return e.errno != errno.EADDRNOTAVAIL
     return True
 
 
@@ -131,9 +134,6 @@ class NetworkPolicy:
             parsed = _entry(raw)
             (names if isinstance(parsed, NameRule) else networks).append(parsed)  # type: ignore[arg-type]
         return cls(tuple(dict.fromkeys(names)), tuple(dict.fromkeys(networks)), **caps)
-
-    def entries(self) -> list[str]:
-        return [*(str(n) for n in self.names), *(str(n) for n in self.networks)]
 
     def outside(self, ceiling: NetworkPolicy) -> list[str]:
         """The entries of this policy that `ceiling` (a tenant's) does not cover."""

@@ -48,18 +48,18 @@ class _Closed(Exception):
         self.why = why
 
 
-class _PistonOutput(stream._Output):
+class _PistonOutput(stream.Output):
     """The run's output as Piston's `data` messages."""
 
     async def on_output(self, stream_name: str, chunk: bytes) -> None:
         if data := self.decoders[stream_name].decode(chunk):
             await self.send({"type": "data", "stream": stream_name, "data": data})
 
-    async def stage(self, name: str, box: BoxResult | None) -> None:
-        """A finished stage as Piston tells one (or the start of the run stage, with no box)."""
-        if box is None:
-            await self.send({"type": "stage", "stage": name})
-            return
+    async def started(self, name: str) -> None:
+        await self.send({"type": "stage", "stage": name})
+
+    async def ended(self, name: str, box: BoxResult) -> None:
+        """A finished stage that was not live (the compile): its output, then its exit."""
         for stream_name in ("stdout", "stderr"):
             if data := getattr(box, stream_name).decode("utf-8", "replace"):
                 await self.send({"type": "data", "stream": stream_name, "data": data})
@@ -99,7 +99,7 @@ def _event(message: Any) -> dict[str, Any]:
 
 async def _pump(ws: WebSocket, out: _PistonOutput, live: LiveIO, audit: dict[str, Any]) -> None:
     """Client messages: stdin into the program (back-pressure as stream.py's), until the client leaves or
-    breaks the protocol: then it is closed with Piston's code and treated as gone (stream._run: a run
+    breaks the protocol: then it is closed with Piston's code and treated as gone (stream.run_live: a run
     that has started goes on to its end and is recorded)."""
     digest = hashlib.sha256()
     try:
@@ -125,7 +125,9 @@ async def _stdin(out: _PistonOutput, event: dict[str, Any]) -> bytes | None:
         raise _Closed("already_initialized")
     if kind == "signal":
         name = event.get("signal")
-        if name not in signal.Signals.__members__ and not (isinstance(name, int) and 0 < name < 65):
+        named = isinstance(name, str) and name in signal.Signals.__members__
+        numbered = isinstance(name, int) and not isinstance(name, bool) and 0 < name < 65
+        if not (named or numbered):  # a list or an object too: never an exception out of the pump
             raise _Closed("invalid_signal")
         await out.send({"type": "error", "message": "signals are not forwarded to the program"})
         return None
@@ -145,17 +147,17 @@ async def _session(service: Service, ws: WebSocket, who: Caller, place: Any) -> 
 
     async def compiled(box: BoxResult | None) -> None:
         if box is not None:
-            await out.send({"type": "stage", "stage": "compile"})
-            await out.stage("compile", box)
+            await out.started("compile")
+            await out.ended("compile", box)
             if box.status.value != "ok":
                 return  # no run stage
-        await out.stage("run", None)
+        await out.started("run")
 
     with service.sandbox.recycling_deferred() as runs:
         run = asyncio.create_task(
             execution.execute(service, who, execute_in, place, live=live, audit=audit, on_compiled=compiled)
         )
-        answer = await stream._run(service, out, live, run, lambda: runs.started, _pump(ws, out, live, audit))
+        answer = await stream.run_live(service, out, live, run, lambda: runs.started, _pump(ws, out, live, audit))
     if answer is None:
         return
     result, write = answer
@@ -170,15 +172,15 @@ async def _session(service: Service, ws: WebSocket, who: Caller, place: Any) -> 
 
 
 async def connect(ws: WebSocket) -> None:
-    service = stream._service(ws)
+    service = stream.service_of_ws(ws)
     try:
-        place, who, hold, headers = await stream._admit(service, ws)
+        place, who, hold, headers = await stream.admit(service, ws)
     except Exception as e:
         await ws.accept()
-        await _refuse(ws, stream._api_error(service, e).message)
+        await _refuse(ws, stream.api_error(service, e).message)
         return
     try:
-        await ws.accept(None, [stream._header(k, v) for k, v in headers.items()])
+        await ws.accept(None, [stream.header(k, v) for k, v in headers.items()])
         await _session(service, ws, who, place)
     except _Closed as e:
         await _close(ws, e.why)
@@ -187,7 +189,7 @@ async def connect(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     except Exception as e:
-        await _refuse(ws, stream._api_error(service, e).message)
+        await _refuse(ws, stream.api_error(service, e).message)
     finally:
         place.release()
         hold.release()

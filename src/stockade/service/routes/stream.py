@@ -60,7 +60,7 @@ class _Gone(Exception):
     """The client left, or broke the protocol after its request (it was told so and disconnected)."""
 
 
-def _service(ws: WebSocket) -> Service:
+def service_of_ws(ws: WebSocket) -> Service:
     return cast(Service, ws.app.state.service)
 
 
@@ -83,7 +83,7 @@ def _check_origin(ws: WebSocket) -> None:
         raise ApiError("FORBIDDEN", "a WebSocket from a page of another origin is refused")
 
 
-async def _admit(service: Service, ws: WebSocket) -> tuple[Place, Caller, QuotaHold, dict[str, str]]:
+async def admit(service: Service, ws: WebSocket) -> tuple[Place, Caller, QuotaHold, dict[str, str]]:
     """The place, the caller, its quota hold and its rate headers; or ApiError, nothing held."""
     place = service.claim()
     hold = None
@@ -134,7 +134,7 @@ async def _request(service: Service, ws: WebSocket) -> ExecuteIn:
         raise error from None
 
 
-class _Output:
+class Output:
     """The run's output to the client, as `stdout`/`stderr` events in the request's output encoding;
     dropped once the client is gone."""
 
@@ -219,7 +219,7 @@ async def _pump_input(ws: WebSocket, live: LiveIO, audit: dict[str, Any]) -> Non
             audit["live_stdin_sha256"] = digest.hexdigest()
 
 
-async def _fail(out: _Output, error: ApiError) -> None:
+async def _fail(out: Output, error: ApiError) -> None:
     """A refusal: the `error` event, then a close with 4000 + its HTTP status."""
     body: dict[str, Any] = {"status": "failed", "error": error.code, "message": error.message}
     if error.error_id:
@@ -233,27 +233,27 @@ async def _fail(out: _Output, error: ApiError) -> None:
 
 @router.websocket("/execute/stream")
 async def execute_stream(ws: WebSocket) -> None:
-    service = _service(ws)
+    service = service_of_ws(ws)
     offered = ws.scope.get("subprotocols", [])
     try:
-        place, who, hold, headers = await _admit(service, ws)
+        place, who, hold, headers = await admit(service, ws)
     except Exception as e:
         await ws.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
-        await _fail(_Output(ws, "utf8"), _api_error(service, e))
+        await _fail(Output(ws, "utf8"), api_error(service, e))
         return
     try:
-        await ws.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None, [_header(k, v) for k, v in headers.items()])
+        await ws.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None, [header(k, v) for k, v in headers.items()])
         await _session(service, ws, who, place)
     finally:
         place.release()
         hold.release()
 
 
-def _header(name: str, value: str) -> tuple[bytes, bytes]:
+def header(name: str, value: str) -> tuple[bytes, bytes]:
     return name.lower().encode(), value.encode()
 
 
-def _api_error(service: Service, exc: Exception) -> ApiError:
+def api_error(service: Service, exc: Exception) -> ApiError:
     """A refusal as it is; any other failure is an INTERNAL_ERROR, logged with an id to quote."""
     if isinstance(exc, ApiError):
         return exc
@@ -265,7 +265,7 @@ def _api_error(service: Service, exc: Exception) -> ApiError:
 async def _session(service: Service, ws: WebSocket, who: Caller, place: Place) -> None:
     """The request, its run with live stdio, then the result and the record (after the result is sent,
     or could not be)."""
-    out = _Output(ws, "utf8")
+    out = Output(ws, "utf8")
     try:
         body = await _request(service, ws)
     except _Gone:
@@ -273,16 +273,16 @@ async def _session(service: Service, ws: WebSocket, who: Caller, place: Place) -
     except ApiError as e:
         await _fail(out, e)
         return
-    out = _Output(ws, body.output_encoding)
+    out = Output(ws, body.output_encoding)
     live = LiveIO(out.on_output)
     audit: dict[str, Any] = {"stream": True, "live_stdin_bytes": 0, "live_stdin_sha256": hashlib.sha256().hexdigest()}
     try:
         # The block ends with the run: its box goes to teardown then, not after a slow client's result.
         with service.sandbox.recycling_deferred() as runs:
             run = asyncio.create_task(execution.execute(service, who, body, place, live=live, audit=audit))
-            answer = await _run(service, out, live, run, lambda: runs.started, _pump_input(ws, live, audit))
+            answer = await run_live(service, out, live, run, lambda: runs.started, _pump_input(ws, live, audit))
     except Exception as e:
-        await _fail(out, _api_error(service, e))
+        await _fail(out, api_error(service, e))
         return
     if answer is None:
         return
@@ -297,9 +297,9 @@ async def _session(service: Service, ws: WebSocket, who: Caller, place: Place) -
         await service.write_audit(write)
 
 
-async def _run(
+async def run_live(
     service: Service,
-    out: _Output,
+    out: Output,
     live: LiveIO,
     run: asyncio.Task[tuple[dict[str, Any], AuditWrite]],
     started: Callable[[], bool],
