@@ -4,11 +4,13 @@ policy lies within another (a request's within its tenant's)."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 
 import pytest
 
-from stockade.sandbox.netpolicy import NetworkPolicy, host_address
+from stockade.sandbox import netpolicy
+from stockade.sandbox.netpolicy import NetworkPolicy, forbidden_reason, host_address
 
 
 def test_entries_parse_into_names_and_networks() -> None:
@@ -73,6 +75,14 @@ def test_the_hosts_own_addresses_are_known(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(socket, "socket", exhausted)
     assert host_address("192.0.2.1")  # a check that cannot be made refuses
+
+
+def test_a_public_address_of_this_host_is_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    public = ipaddress.ip_address("93.184.215.14")
+    assert forbidden_reason(public, []) is None
+    monkeypatch.setattr(netpolicy, "host_address", lambda address: address == str(public))
+    assert forbidden_reason(public, []) == f"{public} is an address of this host"  # webhooks' rule too
+    assert forbidden_reason(public, [ipaddress.ip_network("93.184.215.0/24")]) is None  # the operator's say
 
 
 def test_a_request_must_lie_within_its_tenants_allowlist() -> None:

@@ -34,21 +34,6 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def forbidden_reason(address: Address, allow: Sequence[Network]) -> str | None:
-    """Why `address` may not be reached (None: it may): every address that is not global is refused,
-    unless an allowed network holds it."""
-    if any(address in net for net in allow):
-        return None
-    mapped = getattr(address, "ipv4_mapped", None)
-    checked = mapped or address
-    for kind in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
-        if getattr(checked, f"is_{kind}"):
-            return f"{address} is a {kind.replace('_', '-')} address"
-    if not checked.is_global:
-        return f"{address} is not a public address"
-    return None
-
-
 def host_address(address: str) -> bool:
     """Whether `address` is one of this host's own, where the service and whatever else it runs listen:
     binding to it succeeds. Only "not an address here" (EADDRNOTAVAIL) says no: any other failure
@@ -60,6 +45,24 @@ def host_address(address: str) -> bool:
     except OSError as e:
         return e.errno != errno.EADDRNOTAVAIL
     return True
+
+
+def forbidden_reason(address: Address, allow: Sequence[Network]) -> str | None:
+    """Why `address` may not be reached (None: it may): every address that is not global, and every
+    address of this host (a public one too: the service listens there), is refused unless an allowed
+    network holds it."""
+    if any(address in net for net in allow):
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    checked = mapped or address
+    for kind in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
+        if getattr(checked, f"is_{kind}"):
+            return f"{address} is a {kind.replace('_', '-')} address"
+    if not checked.is_global:
+        return f"{address} is not a public address"
+    if host_address(str(address)):
+        return f"{address} is an address of this host"
+    return None
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ class NetworkPolicy:
         for each in addresses:
             if reason := forbidden_reason(ipaddress.ip_address(each), self.networks):
                 return f"{host}: {reason}"
-            if host_address(each):  # never the service's own host, whatever the allowlist says
+            if host_address(each):  # inside a network entry too: never the service's own host
                 return f"{host}: {each} is an address of this host"
         return None
 
