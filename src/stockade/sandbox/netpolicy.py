@@ -17,7 +17,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -191,11 +191,4 @@ class NetworkUsage:
             self.refusals.append(reason)
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "connections": self.connections,
-            "refused": self.refused,
-            "bytes_out": self.bytes_out,
-            "bytes_in": self.bytes_in,
-            "capped": self.capped,
-            "refusals": list(self.refusals),
-        }
+        return asdict(self)

@@ -3,10 +3,10 @@
 
 SSRF: a callback's host is resolved once per attempt and every address it resolves to must be global
 (not loopback, private, link-local such as 169.254.169.254, CGNAT, multicast, reserved or unspecified)
-and none of this host's own, unless inside one of the operator's `webhook_allow` networks. The request goes to the checked address
-itself (the name only in Host and TLS's SNI and certificate check), so a second resolution cannot
-rebind it; redirects are not followed. The check runs when the submission is made too, so a bad URL is
-refused at once.
+and none of this host's own, unless inside one of the operator's `webhook_allow` networks. The request
+goes to the checked address itself (the name only in Host and TLS's SNI and certificate check), so a
+second resolution cannot rebind it; redirects are not followed. The check runs when the submission is
+made too, so a bad URL is refused at once.
 
 Signature: `Stockade-Signature: t=UNIX,v1=HEX`, HMAC-SHA256 over `f"{t}.{body}"` with the tenant's
 webhook secret, itself HMAC-SHA256(the node's webhook key, tenant id): stable per tenant, different
