@@ -50,7 +50,8 @@ SERVICE_ROOMS = {
     "ratelimit": 0,
     "telemetry": 0,
     "tenants": 0,
-    "schema": 1,  # the store's SQLite migrations
+    "db": 0,  # SQLite or PostgreSQL: connections, transactions, the schema version
+    "schema": 1,  # the store's migrations
     "store": 2,
     "body_limit": 1,
     "wire": 1,

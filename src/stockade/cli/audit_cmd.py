@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from stockade.cli import datadir
 from stockade.cli.datadir import data_dir_option
 from stockade.cli.errors import fail
 
@@ -68,12 +69,11 @@ def _trail(data_dir: Path) -> Iterator[None]:
 def _key(public_key: Path | None, data_dir: Path) -> tuple[Ed25519PublicKey, bool]:
     """(the key to verify with, whether it is pinned): --public-key, else the data dir's own `.pub`."""
     from stockade.service.audit import public_key_path
-    from stockade.service.config import ServiceConfig
     from stockade.service.trail import read_public_key
 
     if public_key is not None:
         return read_public_key(public_key), True
-    return read_public_key(public_key_path(ServiceConfig(data_dir=data_dir).audit_key_path)), False
+    return read_public_key(public_key_path(datadir.config(data_dir).audit_key_path)), False
 
 
 PUBLIC_KEY_OPTION = click.option(
@@ -91,11 +91,10 @@ def audit_verify(anchor: Anchor | None, public_key: Path | None, data_dir: Path)
     Reads only. Exit 1 when the trail does not verify, or cannot be read."""
     from stockade.service import trail
     from stockade.service.audit import key_fingerprint
-    from stockade.service.config import ServiceConfig
 
     with _trail(data_dir):
         key, pinned = _key(public_key, data_dir)
-        report = trail.verify(ServiceConfig(data_dir=data_dir).db_path, key, anchor)
+        report = trail.verify(datadir.config(data_dir).store_location, key, anchor)
     out = {**report.to_json(), "key": {"fingerprint": key_fingerprint(key), "pinned": pinned}, "anchored": bool(anchor)}
     click.echo(json.dumps(out, indent=2, default=str))
     if not pinned or anchor is None:
@@ -113,11 +112,10 @@ def audit_head(public_key: Path | None, data_dir: Path) -> None:
     """Print the trail's signed head (after verifying it), to store off the host for `verify --anchor`.
     Reads only."""
     from stockade.service import trail
-    from stockade.service.config import ServiceConfig
 
     with _trail(data_dir):
         key, _ = _key(public_key, data_dir)
-        click.echo(json.dumps(trail.signed_head(ServiceConfig(data_dir=data_dir).db_path, key), indent=2))
+        click.echo(json.dumps(trail.signed_head(datadir.config(data_dir).store_location, key), indent=2))
 
 
 @audit.command("export")
@@ -126,8 +124,7 @@ def audit_head(public_key: Path | None, data_dir: Path) -> None:
 def audit_export(since: datetime | None, data_dir: Path) -> None:
     """Write records as JSON lines. Reads only."""
     from stockade.service import trail
-    from stockade.service.config import ServiceConfig
 
     with _trail(data_dir):
-        for record in trail.export(ServiceConfig(data_dir=data_dir).db_path, since):
+        for record in trail.export(datadir.config(data_dir).store_location, since):
             click.echo(json.dumps(record, sort_keys=True, default=str))

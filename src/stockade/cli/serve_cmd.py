@@ -122,6 +122,10 @@ def _prefix(value: str) -> str:
 @click.option("--host", envvar="STOCKADE_HOST", default="127.0.0.1", show_default=True, help="Bind address")
 @click.option("--port", envvar="STOCKADE_PORT", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @data_dir_option()
+@click.option("--database-url", envvar="STOCKADE_DATABASE_URL", metavar="URL",
+              help="A PostgreSQL store shared by a cluster's nodes, instead of the data dir's SQLite file")  # fmt: skip
+@click.option("--node-id", envvar="STOCKADE_NODE_ID", default="",
+              help="This node's name among those sharing --database-url, the same across its restarts")  # fmt: skip
 @click.option(
     "--slots", envvar="STOCKADE_SLOTS", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
     help="Boxes running at once",
@@ -156,6 +160,8 @@ def serve(
     host: str,
     port: int,
     data_dir: Path,
+    database_url: str | None,
+    node_id: str,
     slots: int,
     queue: int,
     run_dir: Path,
@@ -181,6 +187,8 @@ def serve(
         host=host,
         port=port,
         data_dir=data_dir,
+        database_url=database_url,
+        node_id=node_id,
         sandbox=SandboxConfig(
             run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=cgroup_name, egress_pins=egress_pin
         ),

@@ -13,7 +13,8 @@
 - webhooks.py: a finished submission POSTed to its callback_url: SSRF-checked, signed, retried
 - errors.py: ApiError, every refusal's one JSON shape and fixed HTTP status
 - config.py: ServiceConfig, every setting of a node with its default
-- store.py: the SQLite store of tenants, API keys and daily quota usage
+- db.py: the store's database, SQLite (embedded) or PostgreSQL (a cluster): connections, transactions
+- store.py: the store of tenants, API keys and daily quota usage
 - schema.py: that database's tables, one migration per schema version
 - tenants.py: what the store holds, as values (tenants and their limit ceilings, keys, quota state)
 - quota.py: holds on the daily quota for executions not yet recorded

@@ -26,6 +26,7 @@ import stockade
 from stockade.service.admission import Admission
 from stockade.service.body_limit import BodyLimit
 from stockade.service.config import ServiceConfig
+from stockade.service.db import SERVER_GONE
 from stockade.service.errors import ApiError
 from stockade.service.node import Service, StartupRefused
 from stockade.service.routes import (
@@ -102,6 +103,8 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    for gone in SERVER_GONE:
+        app.add_exception_handler(gone, store_gone)
     app.add_exception_handler(Exception, internal_error)
     app.include_router(v1.router)
     app.include_router(stream.router)  # GET /v1/execute/stream, a WebSocket (docs/api.md)
@@ -157,6 +160,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "INVALID_REQUEST")
     return ApiError(code, str(exc.detail), headers=exc.headers).response(rate_headers(request))
+
+
+async def store_gone(request: Request, exc: Exception) -> Response:
+    return service_of(request).store_gone(exc).response(rate_headers(request))
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from stockade.service.audit_check import (
     check_row,
     sig_ok,
 )
+from stockade.service.db import Connection
 from stockade.service.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ class AuditLog:
         tenant: str | None,
         key_id: str | None,
         data: Mapping[str, Any],
-        also: Callable[[sqlite3.Connection], object] | None = None,
+        also: Callable[[Connection], object] | None = None,
     ) -> dict[str, Any]:
         """Add one record; returns it as exported (body plus hash and signature). `also` runs in the same
         transaction (the execution's usage: the record and what it charged commit together, at one cost)."""
@@ -292,16 +292,12 @@ class AuditLog:
         if isinstance(public_key, Path):
             public_key = load_public_key(public_key)
         key = public_key or self.public_key
-        conn = self._store.connection()
-        conn.execute("BEGIN")  # one snapshot, so a concurrent append cannot look like truncation
-        try:
+        with self._store.snapshot() as conn:  # so a concurrent append cannot look like truncation
             head_row = self.head()
             rows = [
                 check_row(key, int(r["seq"]), r["time"], r["body"], r["hash"], r["signature"])
                 for r in conn.execute("SELECT seq, time, body, hash, signature FROM audit_log ORDER BY seq")
             ]
-        finally:
-            conn.execute("COMMIT")
         head_ok = head_row is not None and sig_ok(
             key, head_row.signature, _digest(_head_body(head_row.seq, head_row.hash, head_row.time))
         )

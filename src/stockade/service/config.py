@@ -14,6 +14,10 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("/var/lib/stockade")  # stockade.db and the audit signing key
+    # A PostgreSQL URL for the store instead of data_dir's stockade.db (docs/cluster.md), shared by the
+    # nodes of a cluster; each then needs its own node_id, kept across its restarts.
+    database_url: str | None = None
+    node_id: str = ""
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     queue_size: int = 8  # requests that may wait for a slot; beyond it: immediate 503
     max_body_bytes: int = 12 * 1024 * 1024
@@ -52,6 +56,11 @@ class ServiceConfig:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "stockade.db"
+
+    @property
+    def store_location(self) -> Path | str:
+        """The store's database: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.database_url or self.db_path
 
     @property
     def judge0_db_path(self) -> Path:

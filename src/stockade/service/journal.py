@@ -15,7 +15,6 @@ import contextvars
 import dataclasses
 import json
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +27,9 @@ from stockade.engine import Engine, Plan
 from stockade.runtimes.registry import Registry
 from stockade.sandbox import CallerRuns, Sandbox
 from stockade.service.audit import AuditLog, format_time, sha256_hex
-from stockade.service.store import Store, StoreError
+from stockade.service.db import Connection
+from stockade.service.storage import WRITE_ERRORS
+from stockade.service.store import Store
 from stockade.service.telemetry import Metrics
 
 log = logging.getLogger("stockade.service")
@@ -82,16 +83,19 @@ def interrupted_data(entry: Pending, reason: str, **extra: Any) -> dict[str, Any
 class Journal:
     """The runs_pending table of the store (store.py's migration 2), closed into the audit log."""
 
-    def __init__(self, store: Store, audit: AuditLog) -> None:
+    def __init__(self, store: Store, audit: AuditLog, node: str = "") -> None:
         self.store = store
         self.audit = audit
+        self.node = node  # its runs only: nodes sharing one database each close their own at start
 
     def admit(self, entry: Pending) -> None:
-        """Journal a run before it starts; raises (sqlite3.Error, StoreError) if the write fails."""
+        """Journal a run before it starts; raises one of storage.WRITE_ERRORS if the write fails."""
+        data = json.dumps(entry.data)
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO runs_pending (id, admitted_at, tenant, key_id, data, stage) VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.id, entry.admitted_at, entry.tenant, entry.key_id, json.dumps(entry.data), entry.stage),
+                "INSERT INTO runs_pending (id, admitted_at, tenant, key_id, data, stage, node)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entry.id, entry.admitted_at, entry.tenant, entry.key_id, data, entry.stage, self.node),
             )
 
     def stage(self, run_id: str, stage: Stage) -> None:
@@ -99,13 +103,15 @@ class Journal:
             conn.execute("UPDATE runs_pending SET stage = ? WHERE id = ?", (stage, run_id))
 
     @staticmethod
-    def forget(conn: sqlite3.Connection, run_id: str) -> None:
+    def forget(conn: Connection, run_id: str) -> None:
         """Inside the transaction of the run's audit record: the run is recorded, no longer pending."""
         conn.execute("DELETE FROM runs_pending WHERE id = ?", (run_id,))
 
     def pending(self) -> list[Pending]:
         rows = self.store.connection().execute(
-            "SELECT id, admitted_at, tenant, key_id, data, stage FROM runs_pending ORDER BY admitted_at, id"
+            "SELECT id, admitted_at, tenant, key_id, data, stage FROM runs_pending WHERE node = ?"
+            " ORDER BY admitted_at, id",
+            (self.node,),
         )
         return [
             Pending(r["id"], r["admitted_at"], r["tenant"], r["key_id"], json.loads(r["data"]), r["stage"])
@@ -113,12 +119,12 @@ class Journal:
         ]
 
     def interrupt(
-        self, entry: Pending, reason: Reason, also: Callable[[sqlite3.Connection], object] | None = None, **extra: Any
+        self, entry: Pending, reason: Reason, also: Callable[[Connection], object] | None = None, **extra: Any
     ) -> dict[str, Any]:
         """Record `entry` as interrupted (signed, chained), removing it from the journal in the same
         transaction. Its usage is not counted: its caller got no result."""
 
-        def close(conn: sqlite3.Connection) -> None:
+        def close(conn: Connection) -> None:
             self.forget(conn, entry.id)
             if also is not None:
                 also(conn)
@@ -128,7 +134,7 @@ class Journal:
         )
 
     def close_all(self, reason: Reason = "restart") -> list[Pending]:
-        """At start: record every run the previous process left unfinished; returns them."""
+        """At start: record every run this node's previous process left unfinished; returns them."""
         left = self.pending()
         for entry in left:
             self.interrupt(entry, reason)
@@ -258,7 +264,7 @@ class Runs:
             run.journaling = True  # not cancelled meanwhile: the row would outlive the await
             try:
                 run.entry = await asyncio.to_thread(admit)
-            except (OSError, sqlite3.Error, StoreError) as e:
+            except WRITE_ERRORS as e:
                 raise NotJournaled(f"{type(e).__name__}: {e}") from e
             finally:
                 run.journaling = False
@@ -277,7 +283,7 @@ class Runs:
         assert self.journal is not None
         try:
             self.journal.stage(run_id, stage)
-        except (OSError, sqlite3.Error, StoreError) as e:  # how far it got is lost, not the record
+        except WRITE_ERRORS as e:  # how far it got is lost, not the record
             log.warning("journal: stage of run %s not written: %s", run_id, e)
 
     def take(self) -> Pending | None:

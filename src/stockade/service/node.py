@@ -119,9 +119,9 @@ class Service:
             if problem := free_space_problem(cfg.data_dir):
                 raise StartupRefused(f"cannot record executions: {problem}; free some space")
             new_key = not cfg.audit_key_path.exists()
-            self.store = Store(cfg.db_path)
+            self.store = Store(cfg.store_location)
             self.audit = AuditLog(self.store, cfg.audit_key_path)
-            self.runs.journal = Journal(self.store, self.audit)
+            self.runs.journal = Journal(self.store, self.audit, cfg.node_id)
             left = self.runs.journal.close_all("restart")
             self.workspaces = WorkspaceStore(cfg.workspaces_dir, _workspace_limits(cfg))
         except WRITE_ERRORS as e:
@@ -296,6 +296,13 @@ class Service:
             retry_after=5,
             headers={"Connection": "close"},
         )
+
+    def store_gone(self, exc: BaseException) -> ApiError:
+        """A request found the store's database server unreachable: logged with an id, and the node
+        refuses runs (and is not ready) until a probe of the store succeeds."""
+        error_id = self.internal_failure("the store's database is unreachable:", exc)
+        self.storage.failed(exc)
+        return self._storage_unavailable(f"the database is unreachable, error {error_id}")
 
     def _storage_unavailable(self, problem: str) -> ApiError:
         self.reject("storage_unavailable")

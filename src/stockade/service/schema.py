@@ -1,4 +1,5 @@
-"""The store's SQLite schema: one migration per user_version step (store.py applies them at open).
+"""The store's schema: one migration per version step (store.py applies them at open), in the SQL
+SQLite and PostgreSQL share (db.py keeps the version).
 
 Never edit a released entry; append a new one. Its tables: tenants, keys, daily usage, the audit log
 and its signed head (audit.py owns their contents), the run journal (journal.py), the storage probe.
@@ -6,9 +7,9 @@ and its signed head (audit.py owns their contents), the run journal (journal.py)
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Final
 
+from stockade.service.db import Connection, Database
 from stockade.service.tenants import StoreError
 
 # Each entry migrates user_version i -> i+1.
@@ -74,17 +75,18 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # A tenant's egress allowlist (docs/network.md), a JSON list; '[]' = no network.
     ("ALTER TABLE tenants ADD COLUMN network_allow TEXT NOT NULL DEFAULT '[]'",),
+    # The node that journaled a run (ServiceConfig.node_id), for nodes sharing one PostgreSQL database.
+    ("ALTER TABLE runs_pending ADD COLUMN node TEXT NOT NULL DEFAULT ''",),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def migrate(db: Database, conn: Connection) -> None:
     """Bring the database to SCHEMA_VERSION, inside the caller's transaction; a newer one is refused."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    version = db.schema_version(conn)
     if version > SCHEMA_VERSION:
         raise StoreError(f"database schema version {version} is newer than this Stockade ({SCHEMA_VERSION})")
     for index in range(version, SCHEMA_VERSION):
         for statement in _MIGRATIONS[index]:
-            conn.execute(statement)
-        # PRAGMA takes no parameters; the value is our own integer.
-        conn.execute(f"PRAGMA user_version = {index + 1}")
+            conn.execute(db.ddl(statement))
+        db.set_schema_version(conn, index + 1)

@@ -9,18 +9,18 @@ the state once space is back; the service runs it by itself every second while t
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from stockade.service.db import ERRORS as DB_ERRORS
 from stockade.service.store import StoreError
 
 MIN_FREE_BYTES: Final = 8 << 20  # a record is ~1 KB; this covers the WAL's growth up to a checkpoint (4 MB)
 CHECK_EVERY_S: Final = 0.5  # statvfs on the request path at most this often
 PROBE_EVERY_S: Final = 1.0  # while storage is unavailable, the service probes it this often
-WRITE_ERRORS: Final = (OSError, sqlite3.Error, StoreError)
+WRITE_ERRORS: Final[tuple[type[Exception], ...]] = (OSError, StoreError, *DB_ERRORS)
 
 
 def free_space_problem(path: Path, min_free_bytes: int = MIN_FREE_BYTES) -> str | None:

@@ -1,9 +1,9 @@
-"""SQLite-backed store for tenants, API keys and daily quotas (docs/tenants.md).
+"""The store of tenants, API keys and daily quotas (docs/tenants.md), in SQLite or PostgreSQL (db.py).
 
 Its tables are schema.py's (the migrations).
 
-One database file holds everything the service persists, including the audit tables used by
-audit.py. WAL mode lets readers run beside the single writer; each thread gets its own connection.
+One database holds everything the service persists, including the audit tables used by audit.py and
+the journal's. Each thread gets its own connection; writes are one at a time (db.py says how).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from stockade.service.db import ERRORS, INTEGRITY_ERRORS, Connection, open_database, transaction
 from stockade.service.schema import migrate
 from stockade.service.tenants import (
     UNSET,
@@ -55,7 +55,7 @@ __all__ = [
 KEY_PREFIX: Final = "sk"
 _SLUG_RE: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
-_BUSY_TIMEOUT_MS: Final = 5_000
+_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (StoreError, *ERRORS)
 
 
 def _now() -> datetime:
@@ -77,56 +77,49 @@ def _languages_json(langs: Sequence[str] | None) -> str | None:
 
 
 class Store:
-    """Tenants, API keys and quotas in one SQLite file. Safe to share between threads."""
+    """Tenants, API keys and quotas in one database: a SQLite file's path or a PostgreSQL URL. Safe to
+    share between threads."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, location: Path | str) -> None:
+        self.db = open_database(location)
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[Connection] = []
         self._conns_lock = threading.Lock()
         self._closed = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (for tools that open it directly); not on PostgreSQL."""
+        return self.db.path
 
     # -- connections and transactions -------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions; writes use explicit BEGIN IMMEDIATE.
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL (with WAL): a commit survives the service crashing, without an fsync on every request
-        # (~2 ms each here); a power loss may roll back the last commits, in order, never corrupt them.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
-
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> Connection:
         """This thread's connection (created on first use)."""
         if self._closed:
             raise StoreError("store is closed")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and not self.db.usable(conn):  # PostgreSQL was restarted: reconnect
+            self._local.conn = None
+            with self._conns_lock:
+                self._conns.remove(conn)
+            conn.close()
+            conn = None
         if conn is None:
-            conn = self._connect()
+            conn = self.db.connect()
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction; IMMEDIATE takes the write lock up front so read-then-write is atomic."""
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # also after a failed COMMIT, so the connection stays usable
-                conn.execute("ROLLBACK")
-            raise
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction, holding the one write lock from its start so read-then-write is atomic."""
+        return transaction(self.db, self.connection())
+
+    def snapshot(self) -> AbstractContextManager[Connection]:
+        """A read-only transaction that sees one state of the database throughout."""
+        return transaction(self.db, self.connection(), snapshot=True)
 
     def close(self) -> None:
         self._closed = True
@@ -143,17 +136,17 @@ class Store:
 
     def _migrate(self) -> None:
         with self.transaction() as conn:
-            migrate(conn)
+            migrate(self.db, conn)
 
     @property
     def schema_version(self) -> int:
-        return int(self.connection().execute("PRAGMA user_version").fetchone()[0])
+        return self.db.schema_version(self.connection())
 
     def ping(self) -> bool:
         """Readiness: the database answers a query."""
         try:
             return bool(self.connection().execute("SELECT 1").fetchone()[0] == 1)
-        except (sqlite3.Error, StoreError):
+        except _UNAVAILABLE:
             return False
 
     def probe_write(self) -> None:
@@ -168,7 +161,7 @@ class Store:
     # -- tenants ---------------------------------------------------------------------------
 
     @staticmethod
-    def _tenant_from_row(row: sqlite3.Row) -> Tenant:
+    def _tenant_from_row(row: Any) -> Tenant:
         langs = row["allowed_languages"]
         return Tenant(
             id=row["id"],
@@ -226,7 +219,7 @@ class Store:
                         json.dumps(list(network_allow)),
                     ),
                 )
-        except sqlite3.IntegrityError as e:
+        except INTEGRITY_ERRORS as e:
             raise ConflictError(f"tenant {tenant_id!r} already exists") from e
         return self.get_tenant(tenant_id)
 
@@ -305,7 +298,7 @@ class Store:
                     "INSERT INTO api_keys (id, tenant_id, name, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)",
                     (key_id, tenant_id, name.strip(), _hash_token(token), _now().isoformat()),
                 )
-            except sqlite3.IntegrityError as e:  # 64-bit id collision: astronomically unlikely
+            except INTEGRITY_ERRORS as e:  # 64-bit id collision: astronomically unlikely
                 raise ConflictError("key id collision, try again") from e
         return key_id, token
 
@@ -342,7 +335,7 @@ class Store:
         return self.get_key(key_id)
 
     @staticmethod
-    def _key_from_row(row: sqlite3.Row) -> ApiKey:
+    def _key_from_row(row: Any) -> ApiKey:
         revoked = row["revoked_at"]
         return ApiKey(
             key_id=row["id"],
@@ -359,10 +352,11 @@ class Store:
         return self._key_from_row(row)
 
     def list_keys(self, tenant_id: str | None = None, *, include_revoked: bool = True) -> list[ApiKey]:
-        sql = "SELECT * FROM api_keys WHERE (? IS NULL OR tenant_id = ?)"
-        if not include_revoked:
-            sql += " AND revoked_at IS NULL"
-        rows = self.connection().execute(sql + " ORDER BY created_at, id", (tenant_id, tenant_id))
+        where = ["revoked_at IS NULL"] if not include_revoked else []
+        if tenant_id is not None:
+            where.append("tenant_id = ?")
+        sql = "SELECT * FROM api_keys" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self.connection().execute(sql + " ORDER BY created_at, id", () if tenant_id is None else (tenant_id,))
         return [self._key_from_row(r) for r in rows]
 
     def has_any_keys(self) -> bool:
@@ -373,7 +367,7 @@ class Store:
     # -- quotas ----------------------------------------------------------------------------
 
     @staticmethod
-    def _quota_state(conn: sqlite3.Connection, tenant_id: str, day: date, pending: int = 0) -> QuotaState:
+    def _quota_state(conn: Connection, tenant_id: str, day: date, pending: int = 0) -> QuotaState:
         limits = conn.execute(
             "SELECT executions_per_day, cpu_seconds_per_day FROM tenants WHERE id = ?", (tenant_id,)
         ).fetchone()
@@ -427,7 +421,7 @@ class Store:
 
     @classmethod
     def count_usage(
-        cls, conn: sqlite3.Connection, tenant_id: str, cpu_ms: int, *, executions: int = 1, day: date | None = None
+        cls, conn: Connection, tenant_id: str, cpu_ms: int, *, executions: int = 1, day: date | None = None
     ) -> QuotaState:
         """record_usage inside a write transaction the caller holds (the service's audit record's)."""
         if cpu_ms < 0 or executions < 0:
@@ -439,10 +433,11 @@ class Store:
         return cls._quota_state(conn, tenant_id, day)
 
     @staticmethod
-    def _add_usage(conn: sqlite3.Connection, tenant_id: str, day: date, *, executions: int, cpu_ms: int) -> None:
+    def _add_usage(conn: Connection, tenant_id: str, day: date, *, executions: int, cpu_ms: int) -> None:
         conn.execute(
             """INSERT INTO usage_daily (tenant_id, day, executions, cpu_ms) VALUES (?, ?, ?, ?)
                ON CONFLICT (tenant_id, day) DO UPDATE SET
-                 executions = executions + excluded.executions, cpu_ms = cpu_ms + excluded.cpu_ms""",
+                 executions = usage_daily.executions + excluded.executions,
+                 cpu_ms = usage_daily.cpu_ms + excluded.cpu_ms""",
             (tenant_id, day.isoformat(), executions, cpu_ms),
         )

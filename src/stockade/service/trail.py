@@ -4,7 +4,8 @@ Nothing here creates or changes a file: no key (only public keys are read), no d
 A database whose service is stopped (no `-wal` file) is opened `immutable`, so SQLite does not even
 create its `-wal` and `-shm` files; a live one (both present) is opened `mode=ro`, which reads the
 write-ahead log the service shares with it. A missing database, one without an audit trail, a corrupt
-one and an empty trail are errors (TrailError, one line), never "ok".
+one and an empty trail are errors (TrailError, one line), never "ok". A cluster's trail (a PostgreSQL
+URL) is read in a read-only REPEATABLE READ transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from stockade.service.audit import _digest, _head_body, format_time, key_fingerprint, load_public_key
 from stockade.service.audit_check import Head, Problem, VerifyReport, analyse, check_row, sig_ok
+from stockade.service.db import ERRORS, Connection, Database, PostgresDatabase, is_url, transaction
 
 
 class TrailError(Exception):
@@ -64,8 +67,26 @@ def read_public_key(path: Path) -> Ed25519PublicKey:
         raise TrailError(f"{path} is not an Ed25519 public key (PEM): {e}") from None
 
 
-def connect(db_path: Path) -> sqlite3.Connection:
-    """A read-only connection to `db_path`'s audit tables that writes nothing (see the module's doc)."""
+def connect(location: Path | str) -> tuple[Database, Connection]:
+    """A read-only connection to the audit tables of a SQLite file (that writes nothing, see the module's
+    doc) or of a PostgreSQL database."""
+    if is_url(location):
+        db: Database = PostgresDatabase(str(location))
+        try:
+            conn: Connection = db.connect()
+            query = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            tables = {r[0] for r in conn.execute(query)}
+        except ERRORS as e:
+            raise TrailError(f"cannot read {db}: {e}") from None
+    else:
+        db, conn, tables = _connect_sqlite(Path(location))
+    if not {"audit_log", "audit_head"} <= tables:
+        conn.close()
+        raise TrailError(f"{db} holds no audit trail")
+    return db, conn
+
+
+def _connect_sqlite(db_path: Path) -> tuple[Database, Connection, set[str]]:
     if not db_path.is_file():
         raise TrailError(f"no audit trail: {db_path} does not exist (is --data-dir the service's data directory?)")
     wal, shm = Path(f"{db_path}-wal"), Path(f"{db_path}-shm")
@@ -79,35 +100,31 @@ def connect(db_path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as e:
         conn.close()
         raise TrailError(f"{db_path} is not a readable database: {e}") from None
-    if not {"audit_log", "audit_head"} <= tables:
-        conn.close()
-        raise TrailError(f"{db_path} holds no audit trail")
-    return conn
+    return Database(db_path), conn, tables
 
 
-def _head(conn: sqlite3.Connection) -> Head | None:
+def _head(conn: Connection) -> Head | None:
     row = conn.execute("SELECT seq, hash, time, signature FROM audit_head").fetchone()
     return None if row is None else Head(int(row["seq"]), str(row["hash"]), str(row["time"]), str(row["signature"]))
 
 
-def verify(db_path: Path, key: Ed25519PublicKey, anchor: Anchor | None = None) -> VerifyReport:
-    """AuditLog.verify's checks on `db_path`, read-only; a signed anchor's signature is checked too."""
-    conn = connect(db_path)
+def verify(db_path: Path | str, key: Ed25519PublicKey, anchor: Anchor | None = None) -> VerifyReport:
+    """AuditLog.verify's checks on `db_path` (or a PostgreSQL URL), read-only; a signed anchor's signature
+    is checked too."""
+    db, conn = connect(db_path)
     try:
-        conn.execute("BEGIN")  # one snapshot, so a concurrent append cannot look like truncation
-        head = _head(conn)
-        rows = [
-            check_row(key, int(r["seq"]), r["time"], r["body"], r["hash"], r["signature"])
-            for r in conn.execute("SELECT seq, time, body, hash, signature FROM audit_log ORDER BY seq")
-        ]
-        conn.execute("COMMIT")
-    except sqlite3.DatabaseError as e:
-        raise TrailError(f"cannot read the audit trail in {db_path}: {e}") from None
-    finally:
-        conn.close()
+        # One snapshot, so a concurrent append cannot look like truncation.
+        with closing(conn), transaction(db, conn, snapshot=True):
+            head = _head(conn)
+            rows = [
+                check_row(key, int(r["seq"]), r["time"], r["body"], r["hash"], r["signature"])
+                for r in conn.execute("SELECT seq, time, body, hash, signature FROM audit_log ORDER BY seq")
+            ]
+    except ERRORS as e:
+        raise TrailError(f"cannot read the audit trail in {db}: {e}") from None
     if head is None and not rows:
         raise TrailError(
-            f"the audit trail in {db_path} is empty: nothing to verify (a deleted trail looks the same; "
+            f"the audit trail in {db} is empty: nothing to verify (a deleted trail looks the same; "
             "verify with --anchor to tell)"
         )
     head_ok = head is not None and sig_ok(key, head.signature, _digest(_head_body(head.seq, head.hash, head.time)))
@@ -118,7 +135,7 @@ def verify(db_path: Path, key: Ed25519PublicKey, anchor: Anchor | None = None) -
     return VerifyReport(ok=not problems, count=len(rows), problems=problems, head=head)
 
 
-def signed_head(db_path: Path, key: Ed25519PublicKey) -> dict[str, Any]:
+def signed_head(db_path: Path | str, key: Ed25519PublicKey) -> dict[str, Any]:
     """The current signed head, for `--anchor` (verified first: a head of a trail that does not verify is
     no anchor). Raises TrailError naming the first problem."""
     report = verify(db_path, key)
@@ -138,14 +155,14 @@ def signed_head(db_path: Path, key: Ed25519PublicKey) -> dict[str, Any]:
     }
 
 
-def export(db_path: Path, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+def export(db_path: Path | str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Records in seq order (those at or after `since`), read-only."""
-    conn = connect(db_path)
+    db, conn = connect(db_path)
     try:
         query = "SELECT body, hash, signature FROM audit_log WHERE time >= ? ORDER BY seq"
         for r in conn.execute(query, (format_time(since) if since is not None else "",)):
             yield {**json.loads(r["body"]), "hash": r["hash"], "signature": r["signature"]}
-    except sqlite3.DatabaseError as e:
-        raise TrailError(f"cannot read the audit trail in {db_path}: {e}") from None
+    except ERRORS as e:
+        raise TrailError(f"cannot read the audit trail in {db}: {e}") from None
     finally:
         conn.close()
