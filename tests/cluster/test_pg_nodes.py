@@ -67,7 +67,7 @@ def test_two_nodes_share_tenants_usage_and_one_audit_chain(
 
         postgres.stop()
         down = httpx.get(f"{b.url}/readyz", timeout=30)
-        assert down.status_code == 503
+        assert down.status_code == 503 and down.json()["checks"]["storage"] is False
         outage = _run(b, admin)
         assert outage.status_code == 503 and outage.json()["error"] == "STORAGE_UNAVAILABLE"
         postgres.start()
