@@ -1,5 +1,5 @@
 """Two `stockade serve` nodes on one PostgreSQL store (--database-url): one set of tenants and keys, one
-usage count, one audit chain; and a database outage refused with a typed error, then recovered from
+usage count and quota holds, one audit chain; and a database outage refused with a typed error, then recovered from
 without a restart."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -52,17 +53,20 @@ def test_two_nodes_share_tenants_usage_and_one_audit_chain(
     url = postgres.new_database()
     monkeypatch.setenv("STOCKADE_DATABASE_URL", url)
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
-    token = make_key(a_dir, "acme", executions_per_day=3)
+    token = make_key(a_dir, "acme", executions_per_day=4)
     admin = make_key(a_dir, "admin")
     b_dir.mkdir()
     for key in a_dir.glob("audit-signing-key.pem*"):  # the nodes of one chain sign with one key
         shutil.copy2(key, b_dir / key.name)
     with _node("pg-a", 69980, a_dir, url) as a, _node("pg-b", 69990, b_dir, url) as b:  # type: ignore[attr-defined]
-        assert [_run(a, token).json()["stdout"] for _ in range(2)] == ["42\n", "42\n"]
+        # Three at once on each node, four allowed in all: the holds are shared, so two are refused.
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda node: _run(node, token), [a, b] * 3))
+        verdicts = sorted((r.status_code, r.json().get("error") or r.json()["stdout"]) for r in answers)
+        assert verdicts == [(200, "42\n")] * 4 + [(429, "QUOTA_EXCEEDED")] * 2
         _diagnosed(a, admin)
-        assert _run(b, token).json()["stdout"] == "42\n"  # B counts A's two: this is the third
         _diagnosed(b, admin)
-        refused = _run(a, token)
+        refused = _run(a, token)  # and the recorded usage is shared
         assert refused.status_code == 429 and refused.json()["error"] == "QUOTA_EXCEEDED"
 
         postgres.stop()
@@ -76,5 +80,5 @@ def test_two_nodes_share_tenants_usage_and_one_audit_chain(
         assert ok.status_code == 200 and ok.json()["stdout"] == "42\n"
         _diagnosed(b, admin)
     report = cli_json("audit", "verify", data_dir=b_dir)
-    # acme and admin with a key each, then four executions from two nodes, in one chain
-    assert report["ok"] is True and report["count"] == 8, report
+    # acme and admin with a key each, then five executions from two nodes, in one chain
+    assert report["ok"] is True and report["count"] == 9, report

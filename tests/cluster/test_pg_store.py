@@ -17,6 +17,7 @@ import pytest
 
 from stockade.service.audit import AuditLog
 from stockade.service.journal import Journal, Pending
+from stockade.service.quota import QuotaHold, SharedHolds
 from stockade.service.schema import SCHEMA_VERSION
 from stockade.service.store import ConflictError, NotFoundError, Store
 from tests.cluster.servers import PostgresServer
@@ -79,17 +80,32 @@ def test_tenants_keys_and_usage_round_trip(stores: tuple[Store, Store], pg_datab
 
 
 def test_a_daily_quota_holds_across_nodes(stores: tuple[Store, Store]) -> None:
+    """Holds taken on two nodes at once never pass the quota; a released hold is free again; recorded
+    usage counts as its hold did; a node's restart drops what its previous process held."""
     a, b = stores
-    a.create_tenant("acme", "Acme", executions_per_day=60)
-    counted: list[bool] = []
+    a.create_tenant("acme", "Acme", executions_per_day=6)
+    nodes = {"node-a": SharedHolds(a, "node-a"), "node-b": SharedHolds(b, "node-b")}
+    held: list[tuple[str, QuotaHold]] = []
 
-    def reserve(i: int) -> None:
-        for _ in range(10):
-            counted.append(not (a if i % 2 else b).reserve_execution("acme").exceeded)
+    def take(i: int) -> None:
+        node = "node-a" if i % 2 else "node-b"
+        for _ in range(5):
+            if (hold := nodes[node].take("acme")[1]) is not None:
+                held.append((node, hold))
 
-    _together(10, reserve)  # 100 tries, five threads on each node
-    assert counted.count(True) == 60
-    assert a.check_quota("acme").executions_used == 60
+    _together(8, take)  # 40 tries, four threads on each node
+    assert len(held) == 6
+    assert nodes["node-a"].take("acme")[0].exceeded_by == "executions"
+    held.pop()[1].release()
+    freed = nodes["node-b"].take("acme")[1]
+    assert freed is not None  # the freed place, taken by node-b
+    held.append(("node-b", freed))
+    a.record_usage("acme", 10)  # a run recorded, then its hold released (the service's order)
+    held.pop(0)[1].release()
+    assert nodes["node-a"].take("acme")[1] is None
+    SharedHolds(a, "node-a")  # node-a restarted: its holds are gone, node-b's stay
+    rows = b.connection().execute("SELECT node, count(*) FROM quota_holds GROUP BY node").fetchall()
+    assert [tuple(r) for r in rows] == [("node-b", sum(1 for node, _ in held if node == "node-b"))]
 
 
 def test_one_audit_chain_with_writers_on_two_nodes(stores: tuple[Store, Store], tmp_path: Path) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from stockade.service.admission import Places
 from stockade.service.quota import QuotaHolds
+from stockade.service.store import Store
 
 
 def test_claims_take_places_until_full() -> None:
@@ -42,8 +45,8 @@ def test_release_is_idempotent() -> None:
     assert places.claimed == 0
 
 
-def test_quota_holds_count_per_tenant_and_give_back_once() -> None:
-    holds = QuotaHolds()
+def test_quota_holds_count_per_tenant_and_give_back_once(tmp_path: Path) -> None:
+    holds = QuotaHolds(Store(tmp_path / "store.db"))
     a1, a2, b = holds.hold("a"), holds.hold("a"), holds.hold("b")
     assert (holds.held("a"), holds.held("b"), holds.held("c")) == (2, 1, 0)
     a1.release()

@@ -29,7 +29,7 @@ from stockade.service.audit import AuditLog, execution_data, key_fingerprint, pu
 from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
 from stockade.service.journal import Journal, NotJournaled, RunEnded, Runs, StagedEngine
-from stockade.service.quota import QuotaHold, QuotaHolds
+from stockade.service.quota import QuotaHold, QuotaHolds, SharedHolds
 from stockade.service.ratelimit import RateLimiter
 from stockade.service.storage import PROBE_EVERY_S, WRITE_ERRORS, StorageGuard, free_space_problem
 from stockade.service.store import AuthContext, ConflictError, QuotaState, Store, Tenant
@@ -85,7 +85,7 @@ class Service:
         # The submission queues of this node's surfaces (submissions.Runner.describe), by surface.
         self.queues: dict[str, Callable[[], dict[str, Any]]] = {}
         self.limiter = RateLimiter()
-        self.quota_holds = QuotaHolds()
+        self.quota_holds: QuotaHolds | SharedHolds | None = None  # made with the store, at start
         self.store: Store | None = None
         self.workspaces: WorkspaceStore | None = None  # under the data dir, made at start
         self.audit: AuditLog | None = None
@@ -123,6 +123,9 @@ class Service:
             self.audit = AuditLog(self.store, cfg.audit_key_path)
             self.runs.journal = Journal(self.store, self.audit, cfg.node_id)
             left = self.runs.journal.close_all("restart")
+            # Nodes sharing the store share the quota holds too.
+            shared = cfg.database_url is not None
+            self.quota_holds = SharedHolds(self.store, cfg.node_id) if shared else QuotaHolds(self.store)
             self.workspaces = WorkspaceStore(cfg.workspaces_dir, _workspace_limits(cfg))
         except WRITE_ERRORS as e:
             raise StartupRefused(f"cannot use the data dir {cfg.data_dir}: {type(e).__name__}: {e}") from None
@@ -237,15 +240,14 @@ class Service:
 
     def check_quota(self, caller: Caller) -> QuotaHold:
         """The check and the hold it returns (quota.py) are one step: no await between them."""
-        assert self.store is not None
-        tenant_id = caller.tenant.id
-        q = self.store.check_quota(tenant_id, pending=self.quota_holds.held(tenant_id))
+        assert self.quota_holds is not None
+        q, hold = self.quota_holds.take(caller.tenant.id)
         self._saturation(q)
-        if q.exceeded:
+        if hold is None:
             self.reject("quota_exceeded")
             wait = max(1, int((q.resets_at - datetime.now(UTC)).total_seconds()))
             raise ApiError("QUOTA_EXCEEDED", f"daily {q.exceeded_by} quota used up", retry_after=wait)
-        return self.quota_holds.hold(tenant_id)
+        return hold
 
     def _saturation(self, q: QuotaState) -> None:
         if q.executions_limit:

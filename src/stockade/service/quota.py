@@ -4,14 +4,28 @@ A request's usage is written with its audit record, after its run. Checking the 
 against the written counters alone let concurrent requests pass the check together and overrun the
 quota by the number in flight. A hold counts the request from its check (on the event loop, with no
 await between reading the counters and taking the hold, so the pair is atomic) until its usage is
-written or it ends without a run. Holds are per node: nodes sharing one database can still overrun by
-the others' requests in flight.
+written or it ends without a run.
+
+One node on its own store keeps its holds in memory (QuotaHolds). Nodes sharing one PostgreSQL store
+keep them in the database (SharedHolds: the quota_holds table), where the check counts every node's
+holds and adds its own in one write transaction, so together they cannot overrun a quota either.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from stockade.service.db import ERRORS
+from stockade.service.tenants import QuotaState, StoreError
+
+if TYPE_CHECKING:
+    from stockade.service.store import Store
+
+log = logging.getLogger("stockade.service")
+_RELEASE_ERRORS: tuple[type[Exception], ...] = (OSError, StoreError, *ERRORS)
 
 
 class QuotaHold:
@@ -28,8 +42,16 @@ class QuotaHold:
 
 
 class QuotaHolds:
-    def __init__(self) -> None:
+    """One node's holds, in memory."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self._held: Counter[str] = Counter()
+
+    def take(self, tenant_id: str) -> tuple[QuotaState, QuotaHold | None]:
+        """Today's quota state counting the holds, and a new hold unless a quota is exceeded."""
+        q = self.store.check_quota(tenant_id, pending=self.held(tenant_id))
+        return q, None if q.exceeded else self.hold(tenant_id)
 
     def held(self, tenant_id: str) -> int:
         return self._held[tenant_id]
@@ -42,3 +64,22 @@ class QuotaHolds:
         self._held[tenant_id] -= 1
         if not self._held[tenant_id]:
             del self._held[tenant_id]
+
+
+class SharedHolds:
+    """The holds of every node sharing the store, in its quota_holds table (module doc)."""
+
+    def __init__(self, store: Store, node: str) -> None:
+        self.store = store
+        self.node = node
+        store.drop_holds(node)  # what this node's previous process held, it holds no more
+
+    def take(self, tenant_id: str) -> tuple[QuotaState, QuotaHold | None]:
+        q, hold_id = self.store.hold_execution(tenant_id, self.node)
+        return q, None if hold_id is None else QuotaHold(lambda: self._give_back(hold_id))
+
+    def _give_back(self, hold_id: str) -> None:
+        try:
+            self.store.release_hold(hold_id)
+        except _RELEASE_ERRORS as e:  # the hold then lapses (store.HOLD_LAPSES_S) or goes at this node's restart
+            log.warning("could not release quota hold %s: %s: %s", hold_id, type(e).__name__, e)

@@ -77,6 +77,17 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ("ALTER TABLE tenants ADD COLUMN network_allow TEXT NOT NULL DEFAULT '[]'",),
     # The node that journaled a run (ServiceConfig.node_id), for nodes sharing one PostgreSQL database.
     ("ALTER TABLE runs_pending ADD COLUMN node TEXT NOT NULL DEFAULT ''",),
+    # Executions past the quota check whose usage is not recorded yet, of nodes sharing the database
+    # (quota.SharedHolds); a node on its own keeps these in memory.
+    (
+        """CREATE TABLE quota_holds (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            node TEXT NOT NULL,
+            since TEXT NOT NULL
+        )""",
+        "CREATE INDEX quota_holds_tenant ON quota_holds(tenant_id, since)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

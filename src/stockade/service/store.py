@@ -16,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -55,6 +55,9 @@ __all__ = [
 KEY_PREFIX: Final = "sk"
 _SLUG_RE: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
+# A hold left by a node that lost the database before releasing it stops counting after this long,
+# which is longer than any admitted run lasts.
+HOLD_LAPSES: Final = timedelta(hours=1)
 _UNAVAILABLE: Final[tuple[type[Exception], ...]] = (StoreError, *ERRORS)
 
 
@@ -413,6 +416,35 @@ class Store:
             if not state.exceeded:
                 self._add_usage(conn, tenant_id, day, executions=1, cpu_ms=0)
         return state
+
+    def hold_execution(self, tenant_id: str, node: str) -> tuple[QuotaState, str | None]:
+        """Check the quotas counting every node's holds and, unless one is exceeded, add a hold for
+        `node`: one write transaction, so atomic across nodes (quota.SharedHolds). Returns the state and
+        the hold's id (None when refused)."""
+        now = _now()
+        with self.transaction() as conn:
+            held = conn.execute(
+                "SELECT count(*) FROM quota_holds WHERE tenant_id = ? AND since > ?",
+                (tenant_id, (now - HOLD_LAPSES).isoformat()),
+            ).fetchone()[0]
+            state = self._quota_state(conn, tenant_id, _utc_day(now), pending=int(held))
+            if state.exceeded:
+                return state, None
+            hold_id = secrets.token_hex(12)
+            conn.execute(
+                "INSERT INTO quota_holds (id, tenant_id, node, since) VALUES (?, ?, ?, ?)",
+                (hold_id, tenant_id, node, now.isoformat()),
+            )
+        return state, hold_id
+
+    def release_hold(self, hold_id: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM quota_holds WHERE id = ?", (hold_id,))
+
+    def drop_holds(self, node: str) -> None:
+        """At a node's start: the holds its previous process left (a crash) are released."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM quota_holds WHERE node = ?", (node,))
 
     def record_usage(self, tenant_id: str, cpu_ms: int, *, executions: int = 1, day: date | None = None) -> QuotaState:
         """Add usage to the tenant's counters for `day` (default: today, UTC) in one transaction."""
