@@ -46,7 +46,7 @@ def test_no_layer_imports_upward() -> None:
 SERVICE_ROOMS = {
     "errors": 0,
     "config": 0,
-    "quota": 1,  # quota holds: in memory, or in the shared database
+    "quota": 4,  # quota holds: in memory, or in the shared database
     "ratelimit": 0,
     "telemetry": 0,
     "tenants": 0,

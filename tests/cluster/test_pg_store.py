@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from stockade.service.audit import AuditLog
+from stockade.service.db import PostgresDatabase, describe
 from stockade.service.journal import Journal, Pending
 from stockade.service.quota import QuotaHold, SharedHolds
 from stockade.service.schema import SCHEMA_VERSION
@@ -32,7 +33,7 @@ def stores(pg_database: str) -> Iterator[tuple[Store, Store]]:
     b.close()
 
 
-def _together(n: int, work: object) -> None:
+def _together(n: int, work: Callable[[int], object]) -> None:
     """Run work(i) on n threads released at once."""
     gate = threading.Barrier(n)
     errors: list[BaseException] = []
@@ -40,7 +41,7 @@ def _together(n: int, work: object) -> None:
     def run(i: int) -> None:
         gate.wait()
         try:
-            work(i)  # type: ignore[operator]
+            work(i)
         except BaseException as e:  # reported below
             errors.append(e)
 
@@ -169,3 +170,10 @@ def test_operator_commands_use_the_cluster_database(
         conn.execute("DELETE FROM audit_log WHERE seq = 1")
     failed = cli("audit", "verify", data_dir=data_dir, check=False)
     assert failed.returncode == 1 and json.loads(failed.stdout)["ok"] is False
+
+
+def test_messages_name_the_database_without_its_password() -> None:
+    url = "postgresql://stockade:s3cret@db.internal:5433/stockade?sslmode=require"
+    assert describe(url) == "postgresql://stockade@db.internal:5433/stockade"
+    assert str(PostgresDatabase(url)) == describe(url)  # as errors and `stockade` messages show it
+    assert describe(Path("/var/lib/stockade/stockade.db")) == "/var/lib/stockade/stockade.db"

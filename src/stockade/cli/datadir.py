@@ -40,6 +40,7 @@ def opened(data_dir: Path, *, create: bool = False) -> Iterator[tuple[Store, Aud
     is an error (a typo in --data-dir must not start an empty one). Store errors end the command with their
     message."""
     from stockade.service.audit import AuditLog
+    from stockade.service.db import describe
     from stockade.service.storage import WRITE_ERRORS
     from stockade.service.store import Store
 
@@ -54,20 +55,13 @@ def opened(data_dir: Path, *, create: bool = False) -> Iterator[tuple[Store, Aud
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = Store(cfg.store_location)
     except WRITE_ERRORS as e:
-        fail(f"cannot open {store_name(cfg.store_location)}: {e}")
+        fail(f"cannot open {describe(cfg.store_location)}: {e}")
     try:
         yield store, AuditLog(store, cfg.audit_key_path)
     except refused as e:
         fail(str(e))
     finally:
         store.close()
-
-
-def store_name(location: Path | str) -> str:
-    """A store's location as messages show it: a URL without its password."""
-    from stockade.service.db import open_database
-
-    return str(location) if isinstance(location, Path) else str(open_database(location))
 
 
 def config(data_dir: Path) -> ServiceConfig:

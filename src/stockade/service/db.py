@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,8 +71,6 @@ def is_url(location: str | Path) -> bool:
 class Database:
     """How to connect, begin a write or a snapshot, and keep the schema version; SQLite by default."""
 
-    dialect = "sqlite"
-
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
@@ -119,9 +118,6 @@ class Row(tuple[Any, ...]):
     def __getitem__(self, key: Any) -> Any:
         return tuple.__getitem__(self, self.names[key] if isinstance(key, str) else key)
 
-    def keys(self) -> list[str]:
-        return list(self.names)
-
 
 class _PgConnection:
     """A psycopg connection in autocommit mode, taking the store's `?` parameters."""
@@ -160,8 +156,6 @@ class _PgConnection:
 
 
 class PostgresDatabase(Database):
-    dialect = "postgresql"
-
     def __init__(self, url: str) -> None:
         try:
             import psycopg  # noqa: F401
@@ -170,11 +164,7 @@ class PostgresDatabase(Database):
         self.url = url
 
     def __str__(self) -> str:
-        import psycopg.conninfo
-
-        info = psycopg.conninfo.conninfo_to_dict(self.url)
-        info.pop("password", None)
-        return f"postgresql://{info.get('host', '')}:{info.get('port', '')}/{info.get('dbname', '')}"
+        return describe(self.url)
 
     def connect(self) -> Connection:
         return _PgConnection(self.url)
@@ -194,13 +184,25 @@ class PostgresDatabase(Database):
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def schema_version(self, conn: Connection) -> int:
-        conn.execute("CREATE TABLE IF NOT EXISTS stockade_schema (version INTEGER NOT NULL)")
+        if conn.execute("SELECT to_regclass('stockade_schema')").fetchone()[0] is None:
+            return 0  # a new database: reading its version writes nothing
         row = conn.execute("SELECT version FROM stockade_schema").fetchone()
         return 0 if row is None else int(row[0])
 
     def set_schema_version(self, conn: Connection, version: int) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS stockade_schema (version INTEGER NOT NULL)")
         conn.execute("DELETE FROM stockade_schema")
         conn.execute("INSERT INTO stockade_schema (version) VALUES (?)", (version,))
+
+
+def describe(location: str | Path) -> str:
+    """A store's location as messages show it: a path, or a URL without its password (no driver needed)."""
+    if not is_url(location):
+        return str(location)
+    url = urllib.parse.urlsplit(str(location))
+    host = url.hostname or ""
+    netloc = f"{url.username}@{host}" if url.username else host
+    return urllib.parse.urlunsplit((url.scheme, netloc + (f":{url.port}" if url.port else ""), url.path, "", ""))
 
 
 def open_database(location: str | Path) -> Database:

@@ -18,14 +18,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from stockade.service.db import ERRORS
-from stockade.service.tenants import QuotaState, StoreError
+from stockade.service.storage import WRITE_ERRORS
+from stockade.service.tenants import QuotaState
 
 if TYPE_CHECKING:
     from stockade.service.store import Store
 
 log = logging.getLogger("stockade.service")
-_RELEASE_ERRORS: tuple[type[Exception], ...] = (OSError, StoreError, *ERRORS)
 
 
 class QuotaHold:
@@ -81,5 +80,5 @@ class SharedHolds:
     def _give_back(self, hold_id: str) -> None:
         try:
             self.store.release_hold(hold_id)
-        except _RELEASE_ERRORS as e:  # the hold then lapses (store.HOLD_LAPSES_S) or goes at this node's restart
+        except WRITE_ERRORS as e:  # the hold then lapses (store.HOLD_LAPSES) or goes at this node's restart
             log.warning("could not release quota hold %s: %s: %s", hold_id, type(e).__name__, e)

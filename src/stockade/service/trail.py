@@ -108,10 +108,10 @@ def _head(conn: Connection) -> Head | None:
     return None if row is None else Head(int(row["seq"]), str(row["hash"]), str(row["time"]), str(row["signature"]))
 
 
-def verify(db_path: Path | str, key: Ed25519PublicKey, anchor: Anchor | None = None) -> VerifyReport:
-    """AuditLog.verify's checks on `db_path` (or a PostgreSQL URL), read-only; a signed anchor's signature
-    is checked too."""
-    db, conn = connect(db_path)
+def verify(location: Path | str, key: Ed25519PublicKey, anchor: Anchor | None = None) -> VerifyReport:
+    """AuditLog.verify's checks on a SQLite file or a PostgreSQL URL, read-only; a signed anchor's
+    signature is checked too."""
+    db, conn = connect(location)
     try:
         # One snapshot, so a concurrent append cannot look like truncation.
         with closing(conn), transaction(db, conn, snapshot=True):
@@ -135,10 +135,10 @@ def verify(db_path: Path | str, key: Ed25519PublicKey, anchor: Anchor | None = N
     return VerifyReport(ok=not problems, count=len(rows), problems=problems, head=head)
 
 
-def signed_head(db_path: Path | str, key: Ed25519PublicKey) -> dict[str, Any]:
+def signed_head(location: Path | str, key: Ed25519PublicKey) -> dict[str, Any]:
     """The current signed head, for `--anchor` (verified first: a head of a trail that does not verify is
     no anchor). Raises TrailError naming the first problem."""
-    report = verify(db_path, key)
+    report = verify(location, key)
     if not report.ok or report.head is None:
         first = report.problems[0] if report.problems else None
         raise TrailError(f"the trail does not verify ({first.kind} at record {first.seq}: {first.message})" if first
@@ -155,9 +155,9 @@ def signed_head(db_path: Path | str, key: Ed25519PublicKey) -> dict[str, Any]:
     }
 
 
-def export(db_path: Path | str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+def export(location: Path | str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Records in seq order (those at or after `since`), read-only."""
-    db, conn = connect(db_path)
+    db, conn = connect(location)
     try:
         query = "SELECT body, hash, signature FROM audit_log WHERE time >= ? ORDER BY seq"
         for r in conn.execute(query, (format_time(since) if since is not None else "",)):
