@@ -69,8 +69,12 @@ SERVICE_ROOMS = {
     "node": 5,
     "webhooks": 1,  # a submission's result POSTed to its callback_url: checked, signed, retried
     "submissions": 5,  # queued submissions: their records and the runner, over node's steps (at run time)
-    "routes": 6,  # one module per API surface, over node's pipeline and wire's translation
-    "app": 7,
+    "plans": 5,  # an execution body's engine plan (every surface's, and the workers')
+    "queue": 1,  # the cluster's job queue: a Redis stream and its consumer group
+    "worker": 6,  # a cluster's execution role: the queue's jobs through the Runner's path
+    "cluster": 7,  # an API node's side of the cluster queue: enqueue, await, figures
+    "routes": 8,  # one module per API surface, over node's pipeline and wire's translation
+    "app": 9,
 }
 
 

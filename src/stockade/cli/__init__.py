@@ -18,11 +18,12 @@ from stockade.cli.sandbox_cmd import sandbox
 from stockade.cli.serve_cmd import serve
 from stockade.cli.tenants_cmd import keys, tenants
 from stockade.cli.toolchains_cmd import toolchains
+from stockade.cli.worker_cmd import worker
 
 app = OneLineErrors(
     "stockade",
     help="Stockade: secure polyglot code execution.",
     no_args_is_help=True,
-    commands=[serve, run, judge, runtimes, toolchains, sandbox, tenants, keys, audit, mcp],
+    commands=[serve, worker, run, judge, runtimes, toolchains, sandbox, tenants, keys, audit, mcp],
 )
 app.context_settings = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

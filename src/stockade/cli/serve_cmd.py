@@ -126,6 +126,12 @@ def _prefix(value: str) -> str:
               help="A PostgreSQL store shared by a cluster's nodes, instead of the data dir's SQLite file")  # fmt: skip
 @click.option("--node-id", envvar="STOCKADE_NODE_ID", default="",
               help="This node's name among those sharing --database-url, the same across its restarts")  # fmt: skip
+@click.option("--redis-url", envvar="STOCKADE_REDIS_URL", metavar="URL",
+              help="The cluster's job queue: submissions and /v1/execute run on workers (docs/cluster.md)")  # fmt: skip
+@click.option("--embedded-worker", envvar="STOCKADE_EMBEDDED_WORKER", is_flag=True,
+              help="With --redis-url: this node runs queued jobs too")  # fmt: skip
+@click.option("--tenant-queue", envvar="STOCKADE_TENANT_QUEUE", type=click.IntRange(min=1), default=200,
+              show_default=True, help="With --redis-url: a tenant's jobs queued or running; beyond: 429")  # fmt: skip
 @click.option(
     "--slots", envvar="STOCKADE_SLOTS", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
     help="Boxes running at once",
@@ -162,6 +168,9 @@ def serve(
     data_dir: Path,
     database_url: str | None,
     node_id: str,
+    redis_url: str | None,
+    embedded_worker: bool,
+    tenant_queue: int,
     slots: int,
     queue: int,
     run_dir: Path,
@@ -189,6 +198,9 @@ def serve(
         data_dir=data_dir,
         database_url=database_url,
         node_id=node_id,
+        redis_url=redis_url,
+        embedded_worker=embedded_worker,
+        tenant_queue_size=tenant_queue,
         sandbox=SandboxConfig(
             run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=cgroup_name, egress_pins=egress_pin
         ),
@@ -199,6 +211,8 @@ def serve(
         piston=piston,
         webhook_allow=webhook_allow,
     )
+    if problem := config.cluster_problem():
+        fail(f"cannot start: {problem}", exit_code=2)
     service = Service(config)
     server = draining_server(service, create_app(service=service), listen_url(host, port))
     try:

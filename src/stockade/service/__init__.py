@@ -10,6 +10,10 @@
 - compat/: the wire forms of other APIs (Judge0 CE, Piston v2) over wire.py's, for their routes
   (Judge0's request side in judge0.py, its records in judge0_records.py)
 - submissions.py: asynchronous submissions: their records and the runner of the queued ones
+- plans.py: an execution body's engine plan, the step before every run (a worker's too)
+- queue.py: a cluster's job queue, one Redis stream and its consumer group (docs/cluster.md)
+- worker.py: a cluster's execution role, running the queue's jobs through the runner's path
+- cluster.py: an API node's side of that queue: submissions queued, awaited, the queue's figures
 - webhooks.py: a finished submission POSTed to its callback_url: SSRF-checked, signed, retried
 - errors.py: ApiError, every refusal's one JSON shape and fixed HTTP status
 - config.py: ServiceConfig, every setting of a node with its default
@@ -18,7 +22,7 @@
 - schema.py: that database's tables, one migration per schema version
 - tenants.py: what the store holds, as values (tenants and their limit ceilings, keys, quota state)
 - quota.py: holds on the daily quota for executions not yet recorded
-- ratelimit.py: per-tenant moving-window rate limit, in memory
+- ratelimit.py: per-tenant moving-window rate limit, in memory or shared in a cluster's Redis
 - audit.py: the signed, hash-chained audit log
 - audit_check.py: how that log is judged: each row against its hash and signature, problems named
 - problems.py: judge mode's stored problems (POST /v1/problems), per tenant, in a SQLite file of their own

@@ -18,6 +18,13 @@ class ServiceConfig:
     # nodes of a cluster; each then needs its own node_id, kept across its restarts.
     database_url: str | None = None
     node_id: str = ""
+    # A Redis URL: the cluster's job queue (docs/cluster.md). Then POST /v1/submissions and /v1/execute
+    # are run by workers (`stockade worker`, or this node too with embedded_worker); needs database_url.
+    redis_url: str | None = None
+    embedded_worker: bool = False
+    tenant_queue_size: int = 200  # a tenant's jobs queued or running on the cluster; beyond: 429
+    job_attempts: int = 3  # deliveries of a job whose worker died, then it ends as an internal error
+    worker_dead_after_s: float = 5.0  # a worker whose heartbeat is older is dead: its jobs are reclaimed
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     queue_size: int = 8  # requests that may wait for a slot; beyond it: immediate 503
     max_body_bytes: int = 12 * 1024 * 1024
@@ -52,6 +59,14 @@ class ServiceConfig:
     workspaces_per_tenant: int = 16
     workspace_idle_seconds: float = 24 * 3600.0
     mcp: bool = True  # the MCP server over streamable HTTP at /mcp (docs/agents.md)
+
+    def cluster_problem(self) -> str | None:
+        """Why these cluster settings cannot work together, or None."""
+        if self.redis_url is not None and self.database_url is None:
+            return "a job queue (--redis-url) needs the store its nodes share (--database-url)"
+        if self.redis_url is not None and not self.node_id:
+            return "a cluster's node needs a --node-id of its own, kept across its restarts"
+        return None
 
     @property
     def db_path(self) -> Path:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -208,6 +209,45 @@ def describe(location: str | Path) -> str:
 def open_database(location: str | Path) -> Database:
     """A PostgreSQL URL, or the path of a SQLite file."""
     return PostgresDatabase(str(location)) if is_url(location) else Database(Path(location))
+
+
+class Pool:
+    """One connection per thread to `db`, replaced at its next use once broken (a server restart)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._local = threading.local()
+        self._conns: list[Connection] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def connection(self) -> Connection:
+        """This thread's connection (created on first use); RuntimeError once closed."""
+        if self.closed:
+            raise RuntimeError(f"{self.db} is closed")
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and not self.db.usable(conn):
+            self._local.conn = None
+            with self._lock:
+                self._conns.remove(conn)
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = self.db.connect()
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def transaction(self, *, snapshot: bool = False) -> AbstractContextManager[Connection]:
+        return transaction(self.db, self.connection(), snapshot=snapshot)
+
+    def close(self) -> None:
+        self.closed = True
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
 
 
 @contextmanager

@@ -30,8 +30,10 @@ STATUS_BY_CODE = {
     "LIMIT_OUT_OF_RANGE": 422,
     "RATE_LIMITED": 429,
     "QUOTA_EXCEEDED": 429,
+    "TENANT_QUEUE_FULL": 429,  # the tenant's jobs queued on the cluster are at their bound
     "INTERNAL_ERROR": 500,
     "OVERLOADED": 503,
+    "QUEUE_UNAVAILABLE": 503,  # the cluster's Redis (its job queue, shared rate limits) is unreachable
     "STORAGE_UNAVAILABLE": 503,  # the data dir cannot take the run's record: nothing is run
     "INTERRUPTED": 503,  # the run was stopped by the shutdown (drain deadline) and recorded as interrupted
 }

@@ -30,7 +30,7 @@ from stockade.service.config import ServiceConfig
 from stockade.service.errors import ApiError
 from stockade.service.journal import Journal, NotJournaled, RunEnded, Runs, StagedEngine
 from stockade.service.quota import QuotaHold, QuotaHolds, SharedHolds
-from stockade.service.ratelimit import RateLimiter
+from stockade.service.ratelimit import RateLimiter, RateUnavailable
 from stockade.service.storage import PROBE_EVERY_S, WRITE_ERRORS, StorageGuard, free_space_problem
 from stockade.service.store import AuthContext, ConflictError, QuotaState, Store, Tenant
 from stockade.service.telemetry import Metrics, RecentFailures
@@ -84,7 +84,7 @@ class Service:
         self.failures = RecentFailures()
         # The submission queues of this node's surfaces (submissions.Runner.describe), by surface.
         self.queues: dict[str, Callable[[], dict[str, Any]]] = {}
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter(config.redis_url)  # shared by a cluster's API nodes
         self.quota_holds: QuotaHolds | SharedHolds | None = None  # made with the store, at start
         self.store: Store | None = None
         self.workspaces: WorkspaceStore | None = None  # under the data dir, made at start
@@ -226,7 +226,13 @@ class Service:
     async def rate_limit(self, caller: Caller) -> dict[str, str]:
         """Count the request against its tenant's rate; the X-RateLimit-* headers of its answer
         (docs/tenants.md), or ApiError RATE_LIMITED carrying them."""
-        decision = await self.limiter.hit(caller.tenant.id, caller.tenant.rate_per_minute)
+        try:
+            decision = await self.limiter.hit(caller.tenant.id, caller.tenant.rate_per_minute)
+        except RateUnavailable as e:
+            self.reject("queue_unavailable")
+            error_id = self.internal_failure("the shared rate limit is unreachable:", e)
+            raise ApiError("QUEUE_UNAVAILABLE", "the cluster's Redis cannot be reached", retry_after=1,
+                           error_id=error_id) from None  # fmt: skip
         headers = {"X-RateLimit-Limit": str(decision.limit), "X-RateLimit-Remaining": str(decision.remaining)}
         if not decision.allowed:
             self.reject("rate_limited")
@@ -248,6 +254,12 @@ class Service:
             wait = max(1, int((q.resets_at - datetime.now(UTC)).total_seconds()))
             raise ApiError("QUOTA_EXCEEDED", f"daily {q.exceeded_by} quota used up", retry_after=wait)
         return hold
+
+    def adopt_hold(self, hold_id: str | None) -> QuotaHold:
+        """The shared quota hold of a job an API node queued (worker.py); none to release without one."""
+        if hold_id is None or not isinstance(self.quota_holds, SharedHolds):
+            return QuotaHold(lambda: None)
+        return self.quota_holds.adopt(hold_id)
 
     def _saturation(self, q: QuotaState) -> None:
         if q.executions_limit:

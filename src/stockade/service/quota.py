@@ -30,8 +30,9 @@ log = logging.getLogger("stockade.service")
 class QuotaHold:
     """One request's hold on an execution of its tenant's daily quota; released exactly once."""
 
-    def __init__(self, release: Callable[[], None]) -> None:
+    def __init__(self, release: Callable[[], None], hold_id: str | None = None) -> None:
         self._release: Callable[[], None] | None = release
+        self.id = hold_id  # a shared hold's row: a worker of the cluster releases it by id (adopt)
 
     def release(self) -> None:
         """Safe to call again (the request's end releases every hold it may have taken)."""
@@ -75,7 +76,11 @@ class SharedHolds:
 
     def take(self, tenant_id: str) -> tuple[QuotaState, QuotaHold | None]:
         q, hold_id = self.store.hold_execution(tenant_id, self.node)
-        return q, None if hold_id is None else QuotaHold(lambda: self._give_back(hold_id))
+        return q, None if hold_id is None else self.adopt(hold_id)
+
+    def adopt(self, hold_id: str) -> QuotaHold:
+        """A hold another node took (a queued job's), released here once its usage is recorded."""
+        return QuotaHold(lambda: self._give_back(hold_id), hold_id)
 
     def _give_back(self, hold_id: str) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Per-tenant request rate limiting (docs/tenants.md), in memory, one process.
+"""Per-tenant request rate limiting (docs/tenants.md): in memory for one node, or in the cluster's Redis
+so that its API nodes share each tenant's one budget (`limits`' Redis storage, through redis-py).
 
 Moving window: a tenant gets at most `per_minute` hits in any 60-second span, so there is no
 burst of 2x at a fixed-window boundary. Memory is O(per_minute) timestamps per active tenant.
@@ -17,10 +18,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
 _NAMESPACE: Final = "stockade-tenant"
+
+
+class RateUnavailable(Exception):
+    """The shared storage (Redis) cannot be reached: no request can be counted."""
 
 
 @dataclass(frozen=True)
@@ -32,10 +38,20 @@ class RateDecision:
 
 
 class RateLimiter:
-    """For one event loop (the `limits` memory storage locks per key). State is lost on restart."""
+    """For one event loop (the `limits` memory storage locks per key). In memory, state is lost on restart.
+    With Redis unreachable a hit raises (redis-py's errors: the queue's refusal, cluster.py)."""
 
-    def __init__(self) -> None:
-        self._storage = MemoryStorage()
+    def __init__(self, redis_url: str | None = None) -> None:
+        self._storage: Storage = MemoryStorage()
+        if redis_url is not None:
+            self._storage = RedisStorage(
+                "async+" + redis_url,
+                implementation="redispy",
+                key_prefix="stockade:rate",
+                wrap_exceptions=True,
+                socket_timeout=5,
+                socket_connect_timeout=2,
+            )
         self._limiter = MovingWindowRateLimiter(self._storage)
 
     async def hit(self, tenant_id: str, per_minute: int) -> RateDecision:
@@ -46,8 +62,11 @@ class RateLimiter:
         if per_minute < 1:
             raise ValueError("per_minute must be >= 1")
         item = RateLimitItemPerMinute(per_minute, namespace=_NAMESPACE)
-        allowed = await self._limiter.hit(item, tenant_id)
-        stats = await self._limiter.get_window_stats(item, tenant_id)
+        try:
+            allowed = await self._limiter.hit(item, tenant_id)
+            stats = await self._limiter.get_window_stats(item, tenant_id)
+        except StorageError as e:
+            raise RateUnavailable(str(e)) from e
         remaining = max(0, stats.remaining)
         if allowed:
             return RateDecision(True, per_minute, remaining, 0)

@@ -13,14 +13,13 @@ import hmac
 import json
 import re
 import secrets
-import threading
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from stockade.service.db import ERRORS, INTEGRITY_ERRORS, Connection, open_database, transaction
+from stockade.service.db import ERRORS, INTEGRITY_ERRORS, Connection, Pool, open_database, transaction
 from stockade.service.schema import migrate
 from stockade.service.tenants import (
     UNSET,
@@ -85,10 +84,7 @@ class Store:
 
     def __init__(self, location: Path | str) -> None:
         self.db = open_database(location)
-        self._local = threading.local()
-        self._conns: list[Connection] = []
-        self._conns_lock = threading.Lock()
-        self._closed = False
+        self._pool = Pool(self.db)
         self._migrate()
 
     @property
@@ -100,21 +96,9 @@ class Store:
 
     def connection(self) -> Connection:
         """This thread's connection (created on first use)."""
-        if self._closed:
+        if self._pool.closed:
             raise StoreError("store is closed")
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and not self.db.usable(conn):  # PostgreSQL was restarted: reconnect
-            self._local.conn = None
-            with self._conns_lock:
-                self._conns.remove(conn)
-            conn.close()
-            conn = None
-        if conn is None:
-            conn = self.db.connect()
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
+        return self._pool.connection()
 
     def transaction(self) -> AbstractContextManager[Connection]:
         """A write transaction, holding the one write lock from its start so read-then-write is atomic."""
@@ -125,11 +109,7 @@ class Store:
         return transaction(self.db, self.connection(), snapshot=True)
 
     def close(self) -> None:
-        self._closed = True
-        with self._conns_lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
+        self._pool.close()
 
     def __enter__(self) -> Store:
         return self

@@ -132,7 +132,8 @@ def started(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "status_id": PROCESSING, "started_at": now(), "updated_at": now()}
 
 
-def failed(record: dict[str, Any], message: str) -> dict[str, Any]:
+def failed(record: dict[str, Any], message: str, code: str | None = None) -> dict[str, Any]:
+    """Judge0 has one status for every failure to run; `code` stays in Stockade's own records."""
     return {**record, "status_id": INTERNAL_ERROR, "message": message, "finished_at": now(), "updated_at": now()}
 
 

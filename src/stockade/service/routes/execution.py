@@ -11,19 +11,18 @@ two executions on one workspace never interleave: the second is refused with WOR
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
-from stockade.engine import EngineError, ExecutionRequest, ExecutionResult, Plan
+from stockade.engine import ExecutionResult
 from stockade.engine.engine import Compiled
 from stockade.sandbox import LiveIO
 from stockade.service.admission import Place
-from stockade.service.errors import ApiError
 from stockade.service.node import AuditWrite, Caller, Service
-from stockade.service.wire import ExecuteIn, files_body, response_body, to_request
+from stockade.service.plans import prepare
+from stockade.service.wire import ExecuteIn, files_body, response_body
 from stockade.service.workspaces import Lease, WorkspaceStore, WriteBack
 
 
@@ -45,22 +44,6 @@ async def leased(service: Service, who: Caller, ws_id: str | None) -> AsyncItera
     finally:
         # On the loop, not awaited: a cancelled request (its client gone) must still drop the lease.
         holder.__exit__(None, None, None)
-
-
-async def prepare(service: Service, who: Caller, body: ExecuteIn, lease: Lease | None) -> Plan:
-    """The engine plan of the body (with the workspace's files), or ApiError counted as a rejection."""
-    try:
-        request: ExecutionRequest = to_request(body, who.tenant, service.registry, service.engine.policy)
-        if lease is not None:
-            files = await asyncio.to_thread(lease.files)
-            request = dataclasses.replace(request, box_files=tuple(files))
-        return await service.engine.prepare(request)
-    except EngineError as e:
-        service.reject(e.code.lower())
-        raise ApiError(e.code, e.message) from None
-    except ApiError as e:
-        service.reject(e.code.lower())
-        raise
 
 
 async def write_back(lease: Lease | None, result: ExecutionResult) -> WriteBack | None:

@@ -152,11 +152,11 @@ def build(service: Service, prefix: str) -> APIRouter:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keep = {"keep_seconds": cfg.judge0_keep_seconds, "keep_rows": cfg.judge0_keep_rows}
-        store = SubmissionStore(cfg.judge0_db_path, **keep)
+        store = SubmissionStore(cfg.judge0_db_path, table="records", **keep)
         store.fail_unfinished(records.failed, "the node restarted before this submission finished")
         surface.deliveries = app.state.judge0_webhooks = webhooks.configured(cfg, method="PUT")
         runner = Runner(service, store, FORM, cfg.judge0_queue_size, "judge0",
-                        on_final=lambda job: surface.call_back(job.caller.tenant.id, job.record))  # fmt: skip
+                        on_final=lambda tenant, _key, record: surface.call_back(tenant, record))  # fmt: skip
         runner.start()
         surface.store, surface.runner = store, runner
         service.queues["judge0"] = runner.describe

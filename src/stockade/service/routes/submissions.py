@@ -2,9 +2,10 @@
 
 A submission is the body of POST /v1/execute, or a batch of up to 100 of them under `submissions`. Each
 is checked as /v1/execute checks it (wire.to_request, Engine.prepare, the tenant's quota) before any is
-queued: a batch is queued whole or refused whole. The queue is submissions.Runner, the node's one path
-to Engine.run for queued work (Judge0's asynchronous submissions ride it too); its record, once
-finished, holds the very body POST /v1/execute would have answered.
+queued: a batch is queued whole or refused whole. On one node the queue is submissions.Runner, the
+node's one path to Engine.run for queued work (Judge0's asynchronous submissions ride it too); on a
+cluster (`--redis-url`) it is cluster.Clustered, whose workers run the jobs through that same Runner
+path. A record, once finished, holds the very body POST /v1/execute would have answered.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -20,52 +20,27 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from stockade.engine import ExecutionResult
+from stockade.engine import Plan
 from stockade.service import webhooks
+from stockade.service.cluster import Clustered, queue_of, shared_store, worker_of
 from stockade.service.errors import ApiError
 from stockade.service.node import Caller, Service
+from stockade.service.plans import prepare
 from stockade.service.quota import QuotaHold
 from stockade.service.routes.compat import BadJson, json_body
 from stockade.service.routes.deps import ERROR_RESPONSES, rate_headers, service_of
-from stockade.service.routes.execution import prepare
-from stockade.service.submissions import Form, Job, QueueFull, Record, Runner, SubmissionStore
-from stockade.service.wire import ExecuteIn, files_body, response_body
+from stockade.service.submissions import V1_FORM, Job, Record, Runner, SubmissionStore, calling_back, now, shown
+from stockade.service.wire import ExecuteIn
 
 BATCH_SIZE = 100
 READ_IDS = 100  # ids one GET /v1/submissions?ids= may name
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _finished(record: Record, result: ExecutionResult, execution_id: str) -> tuple[Record, dict[str, Any]]:
-    out = response_body(execution_id, result, record["_output_encoding"])
-    if record["_collect"]:
-        out.update(files_body(result.outputs))
-    return {**record, "state": "finished", "finished_at": _now(), "result": out}, out
-
-
-def _failed(record: Record, message: str) -> Record:
-    code = "INTERNAL_ERROR" if message.startswith("internal error") else "INTERRUPTED"
-    return {**record, "state": "finished", "finished_at": _now(), "error": {"error": code, "message": message}}
-
-
-FORM = Form(
-    started=lambda record: {**record, "state": "running", "started_at": _now()},
-    finished=_finished,
-    failed=_failed,
-)
-
-
-def _shown(record: Record) -> Record:
-    return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
-def _runner(request: Request) -> Runner:
-    runner: Runner | None = getattr(request.app.state, "submissions", None)
-    assert runner is not None, "the submissions router's lifespan has not run"
-    return runner
+def intake_of(request: Request) -> Runner | Clustered:
+    """The node's queue of submissions: its own Runner, or the cluster's (module doc)."""
+    intake: Runner | Clustered | None = getattr(request.app.state, "submissions", None)
+    assert intake is not None, "the submissions router's lifespan has not run"
+    return intake
 
 
 def _bodies(data: Any) -> tuple[list[tuple[ExecuteIn, str | None]], bool]:
@@ -97,6 +72,22 @@ def _bodies(data: Any) -> tuple[list[tuple[ExecuteIn, str | None]], bool]:
     return bodies, batch
 
 
+def _record(key: str, plan: Plan, body: ExecuteIn, callback: str | None) -> Record:
+    """A new submission's record, queued."""
+    return {"id": key, "state": "queued", "language": plan.language.id, "created_at": now(),
+            "started_at": None, "finished_at": None, "result": None, "error": None,
+            "callback": None if callback is None else {"url": callback, "state": "pending"},
+            "_output_encoding": body.output_encoding, "_collect": bool(body.collect)}  # fmt: skip
+
+
+async def execute_queued(request: Request, who: Caller, body: ExecuteIn, cluster: Clustered) -> dict[str, Any]:
+    """POST /v1/execute on a cluster's API node: the body run by a worker (cluster.Clustered.execute),
+    under the quota hold the request took."""
+    plan = await prepare(service_of(request), who, body, None)
+    key = uuid.uuid4().hex
+    return await cluster.execute(Job(key, who, plan, request.state.quota_hold, _record(key, plan, body, None), body))
+
+
 async def _jobs(
     service: Service, who: Caller, bodies: list[tuple[ExecuteIn, str | None]], batch: bool, policy: webhooks.Policy
 ) -> list[Job]:
@@ -117,11 +108,7 @@ async def _jobs(
                 raise ApiError(e.code, f"submissions[{i}]: {e.message}" if batch else e.message) from None
             holds.append(service.check_quota(who))
             key = uuid.uuid4().hex
-            record = {"id": key, "state": "queued", "language": plan.language.id, "created_at": _now(),
-                      "started_at": None, "finished_at": None, "result": None, "error": None,
-                      "callback": None if callback is None else {"url": callback, "state": "pending"},
-                      "_output_encoding": body.output_encoding, "_collect": bool(body.collect)}  # fmt: skip
-            jobs.append(Job(key, who, plan, holds[-1], record))
+            jobs.append(Job(key, who, plan, holds[-1], _record(key, plan, body, callback), body))
     except BaseException:
         for hold in holds:
             hold.release()
@@ -131,34 +118,39 @@ async def _jobs(
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The node's submission store and runner, for the app's life; what a restart interrupted is failed."""
+    """The node's submission queue, for the app's life (and a worker, if it is one). On one node, what a
+    restart interrupted is failed; on a cluster, the queue delivers it again."""
     service: Service = app.state.service
     cfg = service.config
-    store = SubmissionStore(
-        cfg.submissions_db_path, keep_seconds=cfg.submission_keep_seconds, keep_rows=cfg.submission_keep_rows
-    )
-    store.fail_unfinished(_failed, "the node restarted before this submission finished")
     deliveries = webhooks.configured(cfg)
-
-    def call_back(job: Job) -> None:
-        """Its record POSTed to its callback_url; what happened saved into the record's `callback`."""
-        if (callback := job.record.get("callback")) is None:
-            return
-        tenant = job.caller.tenant.id
-
-        def saved(outcome: dict[str, Any]) -> None:
-            store.put(tenant, job.key, "finished", {**job.record, "callback": outcome})
-
-        deliveries.send(callback["url"], tenant, _shown(job.record), saved)
-
-    runner = Runner(service, store, FORM, cfg.submission_queue_size, "submissions", on_final=call_back)
-    runner.start()
-    app.state.submissions, app.state.webhooks = runner, deliveries
-    service.queues["submissions"] = runner.describe  # /v1/diagnostics and /metrics
+    worker = None
+    intake: Runner | Clustered
+    if cfg.redis_url is None:
+        store = SubmissionStore(cfg.submissions_db_path, table="records", keep_seconds=cfg.submission_keep_seconds,
+                                keep_rows=cfg.submission_keep_rows)  # fmt: skip
+        store.fail_unfinished(V1_FORM.failed, "the node restarted before this submission finished")
+        intake = Runner(service, store, V1_FORM, cfg.submission_queue_size, "submissions",
+                        on_final=calling_back(store, deliveries))  # fmt: skip
+        intake.start()
+    else:
+        store, queue = shared_store(service), queue_of(service)
+        intake = Clustered(service, store, queue)
+        await intake.start()
+        if cfg.embedded_worker:
+            worker = worker_of(service, store, queue, calling_back(store, deliveries))
+            await worker.start()
+    app.state.submissions, app.state.webhooks = intake, deliveries
+    service.queues["submissions"] = intake.describe  # /v1/diagnostics and /metrics
     try:
         yield
     finally:
-        await runner.stop(cfg.drain_seconds)
+        if worker is not None:
+            await worker.stop(cfg.drain_seconds)
+        if isinstance(intake, Runner):
+            await intake.stop(cfg.drain_seconds)
+        else:
+            await intake.stop()
+            await queue.close()
         await deliveries.stop(cfg.drain_seconds)
         store.close()
 
@@ -177,15 +169,13 @@ async def create(request: Request) -> JSONResponse:
     except BadJson as e:
         raise ApiError("INVALID_REQUEST", str(e)) from None
     bodies, batch = _bodies(data)
-    runner = _runner(request)
     jobs = await _jobs(service, who, bodies, batch, request.app.state.webhooks.policy)
     try:
-        runner.submit(jobs)
-    except QueueFull:
+        await intake_of(request).enqueue(jobs)
+    except ApiError:
         for job in jobs:
             job.hold.release()
-        service.reject("overloaded")
-        raise ApiError("OVERLOADED", "the submission queue is full", retry_after=1) from None
+        raise
     queued = [{"id": job.key, "state": "queued"} for job in jobs]
     body: Any = {"submissions": queued} if batch else queued[0]
     return JSONResponse(body, status_code=202, headers=rate_headers(request))
@@ -200,14 +190,12 @@ async def read(
     service = service_of(request)
     who = service.authenticate(request)
     request.state.rate_headers = await service.rate_limit(who)
-    runner = _runner(request)
-    record = runner.store.get(who.tenant.id, submission_id)
-    if record is not None and record["state"] != "finished" and wait_ms:
-        await runner.finished(submission_id, min(wait_ms, service.config.submission_max_wait_ms) / 1000)
-        record = runner.store.get(who.tenant.id, submission_id)
+    intake = intake_of(request)
+    wait_s = min(wait_ms, service.config.submission_max_wait_ms) / 1000
+    record = await intake.final(submission_id, wait_s, who.tenant.id)
     if record is None:
         raise ApiError("SUBMISSION_NOT_FOUND", f"no submission {submission_id!r}")
-    return JSONResponse(_shown(record), headers=rate_headers(request))
+    return JSONResponse(shown(record), headers=rate_headers(request))
 
 
 @router.get("/submissions", responses=ERROR_RESPONSES, summary="Several submissions by id")
@@ -218,6 +206,6 @@ async def read_many(request: Request, ids: Annotated[str, Query(max_length=READ_
     wanted = [i for i in ids.split(",") if i]
     if not 1 <= len(wanted) <= READ_IDS:
         raise ApiError("INVALID_REQUEST", f"ids: 1 to {READ_IDS} submission ids, comma-separated")
-    found = _runner(request).store.get_many(who.tenant.id, wanted)
-    listed = [_shown(found[i]) if i in found else {"id": i, "error": "SUBMISSION_NOT_FOUND"} for i in wanted]
+    found = intake_of(request).store.get_many(who.tenant.id, wanted)
+    listed = [shown(found[i]) if i in found else {"id": i, "error": "SUBMISSION_NOT_FOUND"} for i in wanted]
     return JSONResponse({"submissions": listed}, headers=rate_headers(request))

@@ -10,6 +10,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stockade.service.cluster import Clustered
 from stockade.service.routes.deps import service_of
 from stockade.service.routes.v1 import add_execute
 
@@ -35,6 +36,8 @@ async def readyz(request: Request) -> JSONResponse:
         # /v1/runtimes, Judge0's /languages) waits for it, longer than some clients do.
         "toolchains": request.app.state.detection.done(),
     }
+    if isinstance(cluster := getattr(request.app.state, "submissions", None), Clustered):
+        checks["queue"] = await cluster.ping()  # the cluster's Redis
     ok = all(checks.values())
     return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
 

@@ -10,9 +10,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 import stockade
+from stockade.service.cluster import Clustered
 from stockade.service.node import Caller
 from stockade.service.routes import execution
 from stockade.service.routes.deps import ERROR_RESPONSES, admin, caller, rate_headers, service_of
+from stockade.service.routes.submissions import execute_queued
 from stockade.service.wire import ExecuteIn, ExecuteOut, RuntimesOut
 
 SETTLE_WAIT_S = 5.0  # diagnostics wait at most this for answered executions to be recorded and their boxes replaced
@@ -26,8 +28,13 @@ async def execute(request: Request, body: ExecuteIn, who: Annotated[Caller, Depe
     # The steps (execution.py, shared with the MCP tools): workspace lease, prepare, admitted run,
     # write-back, answer, record. Admission writes the audit record once the response is written, so
     # the client does not wait for it, and also if the response cannot be: every run is recorded.
-    # Until then the request holds its quota execution.
-    out, request.state.audit_write = await execution.execute(service_of(request), who, body, request.state.place)
+    # Until then the request holds its quota execution. On a cluster, a worker runs and records it;
+    # a workspace's files are on this node, so its runs stay here.
+    cluster = getattr(request.app.state, "submissions", None)
+    if isinstance(cluster, Clustered) and body.workspace is None:
+        out = await execute_queued(request, who, body, cluster)
+    else:
+        out, request.state.audit_write = await execution.execute(service_of(request), who, body, request.state.place)
     return JSONResponse(out, headers=rate_headers(request))
 
 
