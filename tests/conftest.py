@@ -13,6 +13,7 @@ import pytest
 
 from stockade.sandbox import Sandbox
 from tests import residue
+from tests.receiver import receiver  # noqa: F401 (the webhook receiver fixture, for every suite)
 
 
 def _no_residue(final: bool = False) -> None:

@@ -38,15 +38,23 @@ class Cluster:
         """A node's data dir, with the cluster's one audit signing key (docs/cluster.md)."""
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)
-        for key in self.keys_dir.glob("audit-signing-key.pem*"):
+        for key in [*self.keys_dir.glob("audit-signing-key.pem*"), *self.keys_dir.glob("webhook-key")]:
             shutil.copy2(key, path / key.name)
         return path
 
     def api(
-        self, name: str, uid_base: int, *, embedded_worker: bool = False, slots: int = 1, tenant_queue: int = 1000
+        self,
+        name: str,
+        uid_base: int,
+        *,
+        embedded_worker: bool = False,
+        slots: int = 1,
+        tenant_queue: int = 1000,
+        webhook_allow: str = "",
     ) -> Any:
         extra = ["--database-url", self.database_url, "--redis-url", self.redis_url, "--node-id", name,
                  "--tenant-queue", str(tenant_queue)]  # fmt: skip
+        extra += ["--webhook-allow", webhook_allow] if webhook_allow else []
         extra += ["--embedded-worker"] if embedded_worker else []
         return live_server(name, uid_base=uid_base, data_dir=self.data_dir(name), slots=slots, extra=extra)
 
@@ -63,29 +71,31 @@ class Worker:
     slots: int
 
     @classmethod
-    def start(cls, cluster: Cluster, name: str, uid_base: int, slots: int) -> Worker:
+    def start(cls, cluster: Cluster, name: str, uid_base: int, slots: int, webhook_allow: str = "") -> Worker:
         data_dir = cluster.data_dir(name)
         run_dir, cgroup = Path(f"/run/stockade-t-{name}"), f"stockade-t-{name}"
         log_path = data_dir.with_name(name + ".worker.log")
+        offset = log_path.stat().st_size if log_path.exists() else 0  # a restart appends to its log
         argv = [
             STOCKADE, "worker", "--data-dir", str(data_dir), "--database-url", cluster.database_url,
             "--redis-url", cluster.redis_url, "--node-id", name, "--slots", str(slots),
             "--run-dir", str(run_dir), "--uid-base", str(uid_base), "--cgroup-name", cgroup, "--drain-seconds", "15",
+            *(["--webhook-allow", webhook_allow] if webhook_allow else []),
         ]  # fmt: skip
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         residue.track(run_dir, cgroup, pid=proc.pid)
         worker = cls(name, proc, log_path, uid_base, slots)
-        worker.wait_taking()
+        worker.wait_taking(offset)
         return worker
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_taking(self) -> None:
-        """Until the worker says it takes jobs (it has joined the consumer group)."""
+    def wait_taking(self, offset: int) -> None:
+        """Until the worker says (in its log past `offset`) that it takes jobs: it has joined the group."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        while "taking jobs" not in self.log():
+        while "taking jobs" not in self.log()[offset:]:
             assert self.proc.poll() is None, f"worker {self.name} exited {self.proc.returncode}:\n{self.log()[-4000:]}"
             assert time.monotonic() < deadline, f"worker {self.name} not taking jobs:\n{self.log()[-4000:]}"
             time.sleep(0.05)
@@ -110,7 +120,8 @@ def running(worker: Worker) -> Iterator[Worker]:
         yield worker
     finally:
         if worker.proc.poll() is None:
-            assert worker.stop() == 0, f"worker {worker.name} did not exit cleanly:\n{worker.log()[-4000:]}"
+            rc = worker.stop()
+            assert rc == 0, f"worker {worker.name} exited {rc}:\n{worker.log()[-4000:]}"
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -144,7 +144,7 @@ def test_each_finished_submission_is_audited_once(server: LiveServer, acme: http
 
 
 def test_restart_fails_what_was_queued_and_keeps_what_finished(tmp_path: Path) -> None:
-    from stockade.service.routes.submissions import FORM
+    from stockade.service.submissions import V1_FORM as FORM
     from stockade.service.submissions import SubmissionStore
 
     path = tmp_path / "submissions.db"
@@ -174,7 +174,7 @@ def test_judge0_records_of_the_previous_table_are_adopted(tmp_path: Path) -> Non
     old.close()
     store = SubmissionStore(path, keep_seconds=3600, keep_rows=10)
     assert store.get("acme", "t1") == {"token": "t1", "status_id": 3}
-    assert store.fail_unfinished(lambda r, m: {**r, "status_id": 13}, "restarted") == 1
+    assert store.fail_unfinished(lambda r, m, code: {**r, "status_id": 13}, "restarted") == 1
     assert store.get("acme", "t2") == {"token": "t2", "status_id": 13}
 
 

@@ -9,11 +9,8 @@ import hmac
 import ipaddress
 import json
 import subprocess
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from stockade.sandbox import SandboxConfig
 from stockade.service import webhooks
 from stockade.service.app import Service, create_app
 from stockade.service.config import ServiceConfig
+from tests.receiver import Receiver
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"),)
 
@@ -82,46 +80,6 @@ async def test_only_an_allowed_network_opens_a_private_address() -> None:
         await webhooks.check("http://localhost/", LOOPBACK, NAMES)
     with pytest.raises(webhooks.Refused, match="private"):
         await webhooks.check("http://10.0.0.1/", LOOPBACK, NAMES)
-
-
-@dataclass
-class Receiver:
-    """An HTTP server on 127.0.0.1: answers with `answers` in turn (then 200), keeps what it got."""
-
-    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    methods: list[str] = field(default_factory=list)
-    port: int = 0
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.got.append((dict(self.headers), body))
-            state.methods.append(self.command)
-            status, headers = state.answers.pop(0) if state.answers else (200, {})
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_PUT = do_POST
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    thread.join()
 
 
 @asynccontextmanager

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("stockade.service")
 
 POLL_S: Final = 0.5  # a waiter reads the store this often, whatever the channel says
-MONITOR_S: Final = 1.0  # the queue's figures (diagnostics, metrics) are read this often
 WAIT_MARGIN_S: Final = 30.0  # /v1/execute waits for its run's limits plus this (queue wait, a redelivery)
 TABLE: Final = "submission_records"  # POST /v1/submissions' records in the shared database
 
@@ -68,7 +67,6 @@ class Clustered:
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._listen(), name="cluster-listen"),
-            asyncio.create_task(self._monitor(), name="cluster-monitor"),
         ]
 
     async def stop(self) -> None:
@@ -77,19 +75,16 @@ class Clustered:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def describe(self) -> dict[str, Any]:
-        """The queue's figures, as last read (module doc); `queued` counts the jobs not acknowledged."""
+        """The queue's figures as `refresh` last read them; `queued` counts the jobs not acknowledged."""
         figures = self._figures
         return {**figures, "queued": figures.get("depth", 0), "oldest_queued_s": figures.get("oldest_s", 0.0)}
 
-    @property
-    def ready(self) -> bool:
-        return bool(self._figures.get("available"))
+    async def refresh(self) -> None:
+        """Read the queue's figures now (for /v1/diagnostics and /metrics)."""
+        self._figures = await self.queue.describe()
 
     async def ping(self) -> bool:
-        ok = await self.queue.ping()
-        if not ok:
-            self._figures = {"available": False}
-        return ok
+        return await self.queue.ping()
 
     async def enqueue(self, jobs: list[Job]) -> None:
         """Record the jobs as queued and queue them, all or none (ApiError when refused)."""
@@ -158,11 +153,6 @@ class Clustered:
             except ERRORS as e:
                 log.warning("cluster: not subscribed to results: %s: %s", type(e).__name__, e)
                 await asyncio.sleep(POLL_S)
-
-    async def _monitor(self) -> None:
-        while True:
-            self._figures = await self.queue.describe()
-            await asyncio.sleep(MONITOR_S)
 
 
 def _spec(job: Job) -> dict[str, Any]:

@@ -35,6 +35,7 @@ STREAM: Final = PREFIX + "jobs"
 DEAD: Final = PREFIX + "dead"
 WORKERS: Final = PREFIX + "workers"
 DONE: Final = PREFIX + "done"
+REDELIVERED: Final = PREFIX + "redelivered"  # a count of the entries reclaimed from dead workers
 GROUP: Final = "workers"
 DEAD_KEPT: Final = 10_000  # dead letters kept for inspection, the oldest dropped first
 
@@ -162,6 +163,8 @@ class JobQueue:
             attempt = int(p["times_delivered"]) + 1
             # An entry deleted meanwhile (another worker acked it) comes back without fields.
             claimed += [Delivery(_text(e), json.loads(f[b"job"]), attempt) for e, f in got if f]
+        if claimed:
+            await self.redis.incrby(REDELIVERED, len(claimed))
         return claimed
 
     async def bury(self, delivery: Delivery, reason: str) -> None:
@@ -180,12 +183,14 @@ class JobQueue:
 
     # -- operators ----------------------------------------------------------------------------
     async def describe(self) -> dict[str, Any]:
-        """Depth, the oldest job's age, workers alive, dead letters; `available: false` without Redis."""
+        """Depth (jobs queued or running), the oldest one's age, workers alive, redeliveries and dead
+        letters since the queue began; `available: false` without Redis."""
         try:
             depth = await self.redis.xlen(STREAM)
             first = await self.redis.xrange(STREAM, count=1)
             dead = await self.redis.xlen(DEAD)
             alive = await self.alive()
+            redelivered = int(await self.redis.get(REDELIVERED) or 0)
         except ERRORS:
             return {"available": False}
         # An entry id starts with its creation time in ms.
@@ -195,6 +200,7 @@ class JobQueue:
             "depth": depth,
             "oldest_s": round(max(0.0, oldest), 3),
             "workers_alive": len(alive),
+            "redelivered": redelivered,
             "dead_letters": dead,
             "size": self.size,
             "tenant_size": self.tenant_size,

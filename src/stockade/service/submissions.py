@@ -50,7 +50,7 @@ class SubmissionStore:
     """Records by (tenant, id), as JSON, with their state; no order but creation time. In a SQLite file of
     the node's, or in a table of the cluster's PostgreSQL database (`location` a URL), shared by its nodes."""
 
-    def __init__(self, location: Path | str, *, table: str, keep_seconds: int, keep_rows: int) -> None:
+    def __init__(self, location: Path | str, *, table: str = "records", keep_seconds: int, keep_rows: int) -> None:
         if not is_url(location):
             Path(location).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.keep_seconds = keep_seconds

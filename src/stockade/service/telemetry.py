@@ -33,6 +33,16 @@ class Metrics:
                                         ["surface"], registry=r)  # fmt: skip
         self.submission_oldest = Gauge("stockade_submission_oldest_seconds", "How long the longest-queued "
                                        "submission has waited, by surface", ["surface"], registry=r)  # fmt: skip
+        # A cluster's queue, as its Redis counts it (cluster.py): the same figures on every API node.
+        self.cluster_figures = {
+            name: Gauge(f"stockade_cluster_{name}", text, registry=r)
+            for name, text in (
+                ("workers_alive", "Workers whose heartbeat is recent"),
+                ("redelivered", "Jobs taken again from a dead worker, since the queue began"),
+                ("dead_letters", "Jobs given up after their attempts (the dead-letter stream)"),
+                ("available", "1 while the cluster's Redis answers"),
+            )
+        }
         self.rejections = Counter("stockade_rejections_total", "Requests refused, by reason", ["reason"], registry=r)
         self.sandbox_failures = Counter("stockade_sandbox_failures_total", "Boxes that could not be built",
                                         registry=r)  # fmt: skip
@@ -51,6 +61,10 @@ class Metrics:
                                           "refused", ["outcome"], registry=r)  # fmt: skip
         self.egress_bytes = Counter("stockade_egress_bytes_total", "Bytes the egress proxy carried, by direction",
                                     ["direction"], registry=r)  # fmt: skip
+
+    def cluster(self, figures: dict[str, Any]) -> None:
+        for name, gauge in self.cluster_figures.items():
+            gauge.set(float(figures.get(name) or 0))
 
     def count_network(self, usage: NetworkUsage | None) -> None:
         if usage is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
@@ -88,10 +89,18 @@ class Worker:
         }
 
     async def _take_loop(self) -> None:
+        """While a slot is free: a dead worker's job (looked for every beat), else the next new one."""
+        next_reclaim = 0.0
         while not self.stopping:
             await self._free.acquire()
             try:
-                delivery = await self.queue.take(self.consumer, TAKE_BLOCK_MS)
+                delivery = None
+                if time.monotonic() >= next_reclaim:
+                    next_reclaim = time.monotonic() + self.beat_s
+                    if reclaimed := await self.queue.reclaim(self.consumer, 1):
+                        delivery = reclaimed[0]
+                        self.redeliveries += 1
+                delivery = delivery or await self.queue.take(self.consumer, TAKE_BLOCK_MS)
             except ERRORS as e:
                 self._free.release()
                 log.warning("worker %s cannot take jobs: %s: %s", self.consumer, type(e).__name__, e)
@@ -103,18 +112,11 @@ class Worker:
                 self._spawn(delivery)
 
     async def _beat_loop(self) -> None:
-        """The heartbeat, the acks Redis refused before, and the jobs of dead workers while a slot is free."""
+        """The heartbeat, and the acks Redis refused before."""
         while not self.stopping:
             try:
                 await self.queue.beat(self.consumer)
                 await self._ack_left()
-                while not self._free.locked():
-                    reclaimed = await self.queue.reclaim(self.consumer, 1)
-                    if not reclaimed:
-                        break
-                    await self._free.acquire()
-                    self.redeliveries += 1
-                    self._spawn(reclaimed[0])
             except ERRORS as e:
                 log.warning("worker %s: Redis: %s: %s", self.consumer, type(e).__name__, e)
             await asyncio.sleep(self.beat_s)

@@ -45,6 +45,9 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     service = service_of(request)
+    if isinstance(cluster := getattr(request.app.state, "submissions", None), Clustered):
+        await cluster.refresh()
+        service.metrics.cluster(cluster.describe())
     for surface, describe in service.queues.items():  # read at the scrape: queues move between two
         queue = describe()
         service.metrics.submissions_queued.labels(surface).set(queue["queued"])

@@ -99,6 +99,8 @@ async def diagnostics(request: Request, _: Annotated[Caller, Depends(admin)]) ->
 
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(settled(), SETTLE_WAIT_S)
+    if isinstance(cluster := getattr(request.app.state, "submissions", None), Clustered):
+        await cluster.refresh()
     return {
         "build": {"version": stockade.__version__, "started_at": service.started_at},
         "host": {
