@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from tests import residue
+from tests.cluster.servers import PostgresServer, RedisServer
 from tests.service.live import STOCKADE, LiveServer, live_server, processes_of
 
 START_TIMEOUT_S = 60.0
@@ -29,6 +30,8 @@ class Cluster:
     root: Path
     database_url: str
     redis_url: str
+    redis: RedisServer | None = None  # the fault tests stop and start them
+    postgres: PostgresServer | None = None
 
     @property
     def keys_dir(self) -> Path:

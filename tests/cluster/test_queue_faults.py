@@ -1,6 +1,7 @@
-"""A cluster's parts failing under it: a worker or an API node killed with kill -9, Redis restarted. Each time
-every accepted submission still ends with one recorded result, and no box is left on a worker. And the bounds
-a cluster keeps across its API nodes: a tenant's queue, its daily quota, its rate limit."""
+"""A cluster's parts failing under it: a worker or an API node killed with kill -9, Redis restarted,
+PostgreSQL stopped for a while. Each time every accepted submission still ends with one recorded result,
+and no box is left on a worker. And the bounds a cluster keeps across its API nodes: a tenant's queue,
+its daily quota, its rate limit."""
 
 from __future__ import annotations
 
@@ -10,31 +11,18 @@ import json
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.cluster.nodes import Cluster, Worker, bearer, read, running, submit, wait_finished
-from tests.cluster.servers import PostgresServer, RedisServer
 from tests.receiver import Receiver
 from tests.service.live import LiveServer, cli, make_key
 
 SLOW = {"language": "python", "code": "import time; time.sleep(2); print('done')"}
 HELLO = {"language": "python", "code": "print(6*7)"}
 DEADLINE_S = 120.0
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    with PostgresServer() as pg, RedisServer(appendonly=True) as redis:
-        c = Cluster(tmp_path, pg.new_database(), redis.url)
-        c.redis = redis  # type: ignore[attr-defined]
-        monkeypatch.setenv("STOCKADE_DATABASE_URL", c.database_url)  # the operator commands'
-        yield c
 
 
 def _until(what: str, check: Any, deadline_s: float = DEADLINE_S) -> Any:
@@ -80,6 +68,26 @@ def test_a_worker_killed_mid_run_has_its_job_run_again_once(cluster: Cluster) ->
     assert cli("audit", "verify", data_dir=cluster.keys_dir).returncode == 0
 
 
+def test_a_job_whose_worker_dies_each_time_ends_as_an_internal_error(cluster: Cluster) -> None:
+    token, admin = make_key(cluster.keys_dir, "acme", rate_per_minute=100_000), make_key(cluster.keys_dir, "admin")
+    endless = {"language": "python", "code": "import time; time.sleep(600)"}
+    with cluster.api("f-api-d", 69770) as api:
+        (key,) = submit(api, token, [endless])
+        for _ in range(3):  # the retry budget (job_attempts): each delivery's worker killed mid-run
+            doomed = cluster.worker("f-work-d", 69780)  # its next start adopts its own pending entry
+            _until("the job's box running", doomed.box_processes)
+            doomed.proc.send_signal(signal.SIGKILL)
+            doomed.proc.wait(30)
+            _until("no process of the box", lambda: not doomed.box_processes())
+        with running(cluster.worker("f-work-d", 69780)):
+            (record,) = wait_finished(api, token, [key], DEADLINE_S)
+            queue = httpx.get(f"{api.url}/v1/diagnostics", headers=bearer(admin), timeout=30).json()
+    assert record["result"] is None and record["error"]["error"] == "INTERNAL_ERROR", record
+    assert "each of 3 attempts" in record["error"]["message"]
+    assert queue["queues"]["submissions"]["dead_letters"] == 1
+    assert _executions(cluster, key) == []  # no run of it ended, so none was recorded
+
+
 def test_an_api_node_killed_leaves_its_accepted_submissions_to_finish(cluster: Cluster) -> None:
     token = make_key(cluster.keys_dir, "acme", rate_per_minute=100_000)
     with cluster.api("f-api-b", 69630) as b, running(cluster.worker("f-work-c", 69640)):
@@ -94,7 +102,8 @@ def test_an_api_node_killed_leaves_its_accepted_submissions_to_finish(cluster: C
 
 def test_redis_restarted_refuses_with_a_type_then_recovers_and_loses_nothing(cluster: Cluster) -> None:
     token = make_key(cluster.keys_dir, "acme", rate_per_minute=100_000)
-    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    redis = cluster.redis
+    assert redis is not None
     with cluster.api("f-api-r", 69660) as api:
         waiting = submit(api, token, [HELLO, HELLO, SLOW])  # no worker yet: they wait in the queue
         redis.stop()
@@ -111,6 +120,29 @@ def test_redis_restarted_refuses_with_a_type_then_recovers_and_loses_nothing(clu
             ran = httpx.post(f"{api.url}/v1/execute", json=HELLO, headers=bearer(token), timeout=60)
         assert [r["result"]["stdout"] for r in records] == ["42\n", "42\n", "done\n", "42\n"]
         assert ran.status_code == 200 and ran.json()["stdout"] == "42\n"
+
+
+def test_postgres_stopped_refuses_with_a_type_and_the_jobs_wait_for_it(cluster: Cluster) -> None:
+    token = make_key(cluster.keys_dir, "acme", rate_per_minute=100_000)
+    postgres = cluster.postgres
+    assert postgres is not None
+    with cluster.api("f-api-g", 69750) as api, running(cluster.worker("f-work-g", 69760)) as worker:
+        slow, *quick = submit(api, token, [SLOW, HELLO, HELLO])
+        _until("the slow job running", lambda: read(api, token, [slow])[0]["state"] == "running")
+        postgres.stop()
+        down = _ready(api)
+        assert down.status_code == 503 and down.json()["checks"]["storage"] is False
+        for path, body in (("/v1/submissions", HELLO), ("/v1/execute", HELLO)):
+            refused = httpx.post(f"{api.url}{path}", json=body, headers=bearer(token), timeout=30)
+            assert refused.status_code == 503 and refused.json()["error"] == "STORAGE_UNAVAILABLE", refused.text
+        # The slow run ends in the outage: its end cannot be stored, so the job waits, holding its slot.
+        _until("the worker waiting for the store", lambda: "waits for the store" in worker.log())
+        postgres.start()
+        _until("/readyz 200 again", lambda: _ready(api).status_code == 200)
+        records = wait_finished(api, token, [slow, *quick, *submit(api, token, [HELLO])])
+    assert [r["result"]["stdout"] for r in records] == ["done\n", "42\n", "42\n", "42\n"], records
+    assert [r["verdict"] for r in _executions(cluster, slow)] == ["ok"]  # its unstored run left no record
+    assert cli("audit", "verify", data_dir=cluster.keys_dir).returncode == 0
 
 
 def test_a_tenants_queue_quota_and_rate_hold_across_api_nodes(cluster: Cluster) -> None:

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.cluster.nodes import Cluster, bearer, running, submit, wait_finished
-from tests.cluster.servers import PostgresServer, RedisServer
 from tests.service.live import cli, make_key
 
 # Program, expected (status, stdout or exit code): benign, failing, timing out, a compile error.
@@ -25,15 +21,6 @@ PROGRAMS = [
     ({"language": "c", "code": "int main( { return 0; }"}, ("compile_error", None)),
 ]
 MIX = [0] * 16 + [1] * 2 + [2] + [3]  # mostly benign, as real traffic is
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    with PostgresServer() as pg, RedisServer(appendonly=True) as redis:
-        c = Cluster(tmp_path, pg.new_database(), redis.url)
-        c.redis = redis  # type: ignore[attr-defined]
-        monkeypatch.setenv("STOCKADE_DATABASE_URL", c.database_url)  # the operator commands'
-        yield c
 
 
 def _expected(record: dict, index: int) -> None:

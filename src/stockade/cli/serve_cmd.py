@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import signal
 import sys
@@ -15,6 +14,7 @@ import click
 
 from stockade.cli.datadir import data_dir_option
 from stockade.cli.errors import fail
+from stockade.cli.node_options import node_options, started_node
 
 if TYPE_CHECKING:
     import uvicorn
@@ -81,19 +81,6 @@ def draining_server(service: Service, app: FastAPI, url: str) -> uvicorn.Server:
     return DrainingServer(config)
 
 
-def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
-    """CIDRs, checked here so a typo stops the start with a usage error (an env var may hold several)."""
-    import ipaddress
-
-    found = tuple(n for v in values for n in v.split())
-    for n in found:
-        try:
-            ipaddress.ip_network(n)
-        except ValueError as e:
-            raise click.BadParameter(str(e)) from None
-    return found
-
-
 def _pins(values: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """NAME=ADDRESS pins for the egress proxy (docs/network.md), checked here like the CIDRs."""
     import ipaddress
@@ -133,35 +120,19 @@ def _prefix(value: str) -> str:
 @click.option("--tenant-queue", envvar="STOCKADE_TENANT_QUEUE", type=click.IntRange(min=1), default=200,
               show_default=True, help="With --redis-url: a tenant's jobs queued or running; beyond: 429")  # fmt: skip
 @click.option(
-    "--slots", envvar="STOCKADE_SLOTS", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
-    help="Boxes running at once",
-)  # fmt: skip
-@click.option(
     "--queue", envvar="STOCKADE_QUEUE", type=click.IntRange(min=0), default=8, show_default=True,
     help="Requests that may wait for a slot",
 )  # fmt: skip
-@click.option(
-    "--run-dir", envvar="STOCKADE_RUN_DIR", type=click.Path(path_type=Path), default=Path("/run/stockade"),
-    show_default=True, help="Per-box host dirs",
-)  # fmt: skip
-@click.option("--uid-base", envvar="STOCKADE_UID_BASE", type=int, default=60000, show_default=True,
-              help="Host uid of slot 0")  # fmt: skip
-@click.option("--cgroup-name", envvar="STOCKADE_CGROUP", default="stockade", show_default=True,
-              help="cgroup under the service's own")  # fmt: skip
-@click.option("--drain-seconds", envvar="STOCKADE_DRAIN_SECONDS", type=float, default=30.0, show_default=True,
-              help="SIGTERM grace")  # fmt: skip
 @click.option("--judge0/--no-judge0", envvar="STOCKADE_JUDGE0", default=True, show_default=True,
               help="The Judge0 CE compatible API (docs/compat.md)")  # fmt: skip
 @click.option("--judge0-prefix", envvar="STOCKADE_JUDGE0_PREFIX", default="/judge0", show_default=True,
               callback=lambda _c, _p, v: _prefix(v), help="Its path prefix ('/' for the root)")  # fmt: skip
 @click.option("--piston/--no-piston", envvar="STOCKADE_PISTON", default=True, show_default=True,
               help="The Piston v2 compatible API at /api/v2")  # fmt: skip
-@click.option("--webhook-allow", envvar="STOCKADE_WEBHOOK_ALLOW", multiple=True, metavar="CIDR",
-              callback=lambda _c, _p, v: _networks(v),
-              help="A network webhooks may call although not public; repeatable")  # fmt: skip
 @click.option("--egress-pin", envvar="STOCKADE_EGRESS_PINS", multiple=True, metavar="NAME=ADDRESS",
               callback=lambda _c, _p, v: _pins(v),
               help="Resolve NAME to ADDRESS in the egress proxy instead of DNS; repeatable")  # fmt: skip
+@node_options
 def serve(
     host: str,
     port: int,
@@ -171,54 +142,23 @@ def serve(
     redis_url: str | None,
     embedded_worker: bool,
     tenant_queue: int,
-    slots: int,
     queue: int,
-    run_dir: Path,
-    uid_base: int,
-    cgroup_name: str,
-    drain_seconds: float,
     judge0: bool,
     judge0_prefix: str,
     piston: bool,
-    webhook_allow: tuple[str, ...],
     egress_pin: dict[str, tuple[str, ...]],
+    **shared: Any,
 ) -> None:
     """Start the service. Refuses to start, naming why, when the host cannot build a safe box."""
     # The web stack loads only for this command, so `stockade run` and friends start fast.
-    from stockade.sandbox import SandboxConfig, SandboxUnavailable
     from stockade.service.app import create_app
-    from stockade.service.config import ServiceConfig
-    from stockade.service.node import Service, StartupRefused
-    from stockade.service.telemetry import setup_logging
 
-    setup_logging()
-    config = ServiceConfig(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        node_id=node_id,
-        redis_url=redis_url,
-        embedded_worker=embedded_worker,
-        tenant_queue_size=tenant_queue,
-        sandbox=SandboxConfig(
-            run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=cgroup_name, egress_pins=egress_pin
-        ),
-        queue_size=queue,
-        drain_seconds=drain_seconds,
-        judge0=judge0,
-        judge0_prefix=judge0_prefix,
-        piston=piston,
-        webhook_allow=webhook_allow,
-    )
-    if problem := config.cluster_problem():
-        fail(f"cannot start: {problem}", exit_code=2)
-    service = Service(config)
+    service = started_node(
+        shared, host=host, port=port, data_dir=data_dir, database_url=database_url, node_id=node_id,
+        redis_url=redis_url, embedded_worker=embedded_worker, tenant_queue_size=tenant_queue, queue_size=queue,
+        judge0=judge0, judge0_prefix=judge0_prefix, piston=piston, egress_pins=egress_pin,
+    )  # fmt: skip
     server = draining_server(service, create_app(service=service), listen_url(host, port))
-    try:
-        service.start()
-    except (SandboxUnavailable, StartupRefused) as e:
-        fail(f"cannot start: {e}", exit_code=2)
     server.run()
     if not server.started:
         fail(f"could not listen on {listen_url(host, port)} (see the log above)", exit_code=2)

@@ -4,14 +4,15 @@ jobs and drains the running ones as `serve` does; a second signal ends the drain
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 
 from stockade.cli.datadir import data_dir_option
 from stockade.cli.errors import fail
+from stockade.cli.node_options import node_options, started_node
 
 
 @click.command("worker")
@@ -22,54 +23,20 @@ from stockade.cli.errors import fail
               help="The cluster's job queue")  # fmt: skip
 @click.option("--node-id", envvar="STOCKADE_NODE_ID", required=True,
               help="This worker's name in the cluster, the same across its restarts")  # fmt: skip
-@click.option("--slots", envvar="STOCKADE_SLOTS", type=click.IntRange(min=1), default=os.cpu_count() or 1,
-              show_default=True, help="Jobs running at once")  # fmt: skip
-@click.option("--run-dir", envvar="STOCKADE_RUN_DIR", type=click.Path(path_type=Path), default=Path("/run/stockade"),
-              show_default=True, help="Per-box host dirs")  # fmt: skip
-@click.option("--uid-base", envvar="STOCKADE_UID_BASE", type=int, default=60000, show_default=True,
-              help="Host uid of slot 0")  # fmt: skip
-@click.option("--cgroup-name", envvar="STOCKADE_CGROUP", default="stockade", show_default=True,
-              help="cgroup under the worker's own")  # fmt: skip
-@click.option("--drain-seconds", envvar="STOCKADE_DRAIN_SECONDS", type=float, default=30.0, show_default=True,
-              help="SIGTERM grace")  # fmt: skip
-@click.option("--webhook-allow", envvar="STOCKADE_WEBHOOK_ALLOW", multiple=True, metavar="CIDR",
-              help="A network webhooks may call although not public; repeatable")  # fmt: skip
+@node_options
 def worker(
     data_dir: Path,
     database_url: str,
     redis_url: str,
     node_id: str,
-    slots: int,
-    run_dir: Path,
-    uid_base: int,
-    cgroup_name: str,
-    drain_seconds: float,
-    webhook_allow: tuple[str, ...],
+    **shared: Any,
 ) -> None:
     """Run the cluster's queued jobs. Refuses to start, naming why, when the host cannot build a safe box."""
     import asyncio
 
-    from stockade.sandbox import SandboxConfig, SandboxUnavailable
-    from stockade.service.config import ServiceConfig
-    from stockade.service.node import Service, StartupRefused
     from stockade.service.queue import ERRORS
-    from stockade.service.telemetry import setup_logging
 
-    setup_logging()
-    config = ServiceConfig(
-        data_dir=data_dir,
-        database_url=database_url,
-        redis_url=redis_url,
-        node_id=node_id,
-        sandbox=SandboxConfig(run_dir=run_dir, slots=slots, uid_base=uid_base, cgroup_name=cgroup_name),
-        drain_seconds=drain_seconds,
-        webhook_allow=tuple(n for v in webhook_allow for n in v.split()),
-    )
-    service = Service(config)
-    try:
-        service.start()
-    except (SandboxUnavailable, StartupRefused) as e:
-        fail(f"cannot start: {e}", exit_code=2)
+    service = started_node(shared, data_dir=data_dir, database_url=database_url, redis_url=redis_url, node_id=node_id)
     try:
         asyncio.run(_work(service))
     except ERRORS as e:

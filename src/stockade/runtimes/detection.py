@@ -12,6 +12,7 @@ import contextlib
 import glob
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -28,8 +29,11 @@ DETECT_TIMEOUT_S = 10.0
 TOOLCHAINS_DIR = "/usr/local/lib/stockade/toolchains"
 MAX_GLOB_MATCHES = 32
 _DETAIL_MAX = 300
-# Runs a version command ("$@") in the dir "$0", then removes that dir; exits with the command's status.
-_REMOVE_HOME_AFTER = '"$@"; status=$?; cd / && rm -rf -- "$0"; exit $status'
+# Makes the dir "$0", runs a version command ("$@") in it, then removes it; exits with the command's status.
+# The shell makes it, so no kill of the detector can come between its making and its removal's owner.
+_REMOVE_HOME_AFTER = (
+    'mkdir -m 700 -- "$0" && cd -- "$0" || exit 125; "$@"; status=$?; cd / && rm -rf -- "$0"; exit $status'
+)
 _VAR_RE = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 
@@ -154,8 +158,9 @@ async def _run_probe(language: Language, candidate: Candidate, timeout: float) -
         return False, None, f"{argv[0]} not found on {BOX_PATH}"
     argv[0] = program
     # The pid names the creator; the shell removes the dir once the command ends, even if this process was
-    # killed meanwhile (the command then dies of SIGPIPE at its next write, or ends on its own).
-    home = tempfile.mkdtemp(prefix=f"stockade-detect-{os.getpid()}-")
+    # killed meanwhile (the command then dies of SIGPIPE at its next write, or ends on its own). The name's
+    # random part is unguessable, and mkdir refuses one that exists (a planted link).
+    home = os.path.join(tempfile.gettempdir(), f"stockade-detect-{os.getpid()}-{secrets.token_hex(8)}")
     try:
         env = {"PATH": BOX_PATH, "LANG": "C.UTF-8", "TZ": "UTC", "HOME": home, **language.env, **candidate.env}
         try:
@@ -165,7 +170,6 @@ async def _run_probe(language: Language, candidate: Candidate, timeout: float) -
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
-                cwd=home,
                 start_new_session=True,  # lets a timeout kill the whole process group
             )
         except OSError as exc:

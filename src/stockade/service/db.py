@@ -16,6 +16,7 @@ psycopg is imported only when a PostgreSQL URL is opened: the embedded node neve
 from __future__ import annotations
 
 import re
+import select
 import sqlite3
 import threading
 import urllib.parse
@@ -149,8 +150,15 @@ class _PgConnection:
 
     @property
     def broken(self) -> bool:
-        """The server went away (a restart, a network fault): this connection will not work again."""
-        return bool(self._conn.closed or self._conn.broken)
+        """The server went away (a restart, a network fault): this connection will not work again. An
+        idle connection with bytes to read has been told so already: a server that stops sends its
+        idle clients a termination notice (this store never LISTENs, so nothing else arrives unasked)."""
+        if self._conn.closed or self._conn.broken:
+            return True
+        if self.in_transaction:
+            return False
+        readable, _, _ = select.select([self._conn.fileno()], [], [], 0)
+        return bool(readable)
 
     def close(self) -> None:
         self._conn.close()

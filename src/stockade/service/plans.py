@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from stockade.service.workspaces import Lease
 
 
-async def prepare(service: Service, who: Caller, body: ExecuteIn, lease: Lease | None) -> Plan:
+async def prepare(service: Service, who: Caller, body: ExecuteIn, lease: Lease | None = None) -> Plan:
     """The engine plan of the body (with the workspace's files), or ApiError counted as a rejection."""
     try:
         request: ExecutionRequest = to_request(body, who.tenant, service.registry, service.engine.policy)

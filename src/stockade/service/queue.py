@@ -13,8 +13,8 @@ each bring a second execution model and a worker process of their own around the
   ack of the same entry changes nothing).
 - Liveness: each worker writes its heartbeat into one sorted set; a worker whose heartbeat is older
   than `dead_after_s` is dead, and `reclaim` moves its pending entries to a live one. An entry delivered
-  `attempts` times is given up (`JobGivenUp`) rather than delivered again: its job ends as an explicit
-  internal error and the entry goes to the dead-letter stream.
+  `attempts` times is given up rather than delivered again (worker.py): its job ends as an explicit
+  internal error and `bury` moves the entry to the dead-letter stream.
 - Results: a worker publishes the id of each finished submission; API nodes wake their waiters from it
   (a lost message only delays a waiter to its next poll of the store).
 """

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from stockade.engine import ExecutionResult, Plan
-from stockade.service.db import Pool, is_url, open_database
+from stockade.service.db import SERVER_GONE, Pool, is_url, open_database
 from stockade.service.errors import ApiError
 from stockade.service.quota import QuotaHold
 from stockade.service.wire import ExecuteIn, files_body, response_body
@@ -310,13 +310,18 @@ class Runner:
             self._since.pop(job.key, None)
             try:
                 await self.execute(job)
+            except SERVER_GONE as exc:  # nowhere to record its end: it stays as last stored
+                self.service.internal_failure(f"{self.name} submission {job.key}: the store is unreachable:", exc)
             finally:
                 self.queue.task_done()
 
     async def execute(self, job: Job) -> None:
-        """Run one submission and record it; any failure ends as its recorded internal error."""
+        """Run one submission and record it; any failure ends as its recorded internal error, but for
+        the store's server being unreachable (SERVER_GONE), raised: the caller decides (a worker retries)."""
         try:
             await self._run(job)
+        except SERVER_GONE:
+            raise
         except Exception as exc:  # a runner must outlive any one submission
             error_id = self.service.internal_failure(f"{self.name} submission failed:", exc)
             self.fail(job, f"internal error {error_id}")
@@ -339,8 +344,8 @@ class Runner:
         place.who = job.caller  # its run's journal entry names who asked
         tenant = job.caller.tenant.id
         job.record = self.form.started(job.record)
-        self.store.put(tenant, job.key, "running", job.record)
         try:
+            self.store.put(tenant, job.key, "running", job.record)
             async with self.service.admitted(place):
                 result: ExecutionResult = await self.service.engine.run(job.plan)
         except ApiError as e:  # the node began to drain meanwhile

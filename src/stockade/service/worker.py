@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 
+from stockade.service.db import SERVER_GONE
 from stockade.service.errors import ApiError
 from stockade.service.node import Caller
 from stockade.service.plans import prepare
@@ -54,6 +55,7 @@ class Worker:
         self.stopping = False
         self.redeliveries = 0
         self.given_up = 0
+        self.store_waits = 0  # times a job found the store's server unreachable
 
     async def start(self) -> None:
         """Join the consumer group (created if need be) and take jobs; Redis must answer now."""
@@ -86,6 +88,7 @@ class Worker:
             "running": len(self._running),
             "redeliveries": self.redeliveries,
             "given_up": self.given_up,
+            "store_waits": self.store_waits,
         }
 
     async def _take_loop(self) -> None:
@@ -132,23 +135,33 @@ class Worker:
         task.add_done_callback(self._running.discard)
 
     async def _handle(self, delivery: Delivery) -> None:
+        """Run the job; while the store's server is unreachable it waits, holding its slot, and is
+        handled again once it answers (a run whose end was not stored runs again; one result is kept)."""
         try:
-            if self.stopping:  # left pending: this node's next start, or another worker, runs it
-                return
-            if delivery.attempt > self.queue.attempts:
-                await self._give_up(delivery)
-                return
-            job = await self._job(delivery)
-            if job is not None:
-                await self.runner.execute(job)
-            try:
-                await self._acknowledge(delivery)
-            except ERRORS:
-                self._unacked.append(delivery)
+            while not self.stopping:  # stopping: left pending, for this node's next start or another worker
+                try:
+                    await self._deliver(delivery)
+                    return
+                except SERVER_GONE as exc:
+                    self.store_waits += 1
+                    log.warning("worker %s job %s waits for the store: %s", self.consumer, delivery.entry, exc)
+                    await asyncio.sleep(RETRY_S)
         except Exception as exc:  # the worker outlives any one job; the entry stays pending
             self.service.internal_failure(f"worker {self.consumer} job {delivery.entry} failed:", exc)
         finally:
             self._free.release()
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        if delivery.attempt > self.queue.attempts:
+            await self._give_up(delivery)
+            return
+        job = await self._job(delivery)
+        if job is not None:
+            await self.runner.execute(job)
+        try:
+            await self._acknowledge(delivery)
+        except ERRORS:
+            self._unacked.append(delivery)
 
     async def _acknowledge(self, delivery: Delivery) -> None:
         await self.queue.ack(delivery)

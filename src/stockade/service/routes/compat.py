@@ -2,7 +2,7 @@
 route class that words every refusal in the surface's own error shape.
 
 The steps are v1.execute's, in its order: `caller` (deps.py: authentication, rate limit, quota hold),
-`prepare` (wire.to_request, then Engine.prepare), `run` (Service.admitted around Engine.run, on the
+`plans.prepare` (wire.to_request, then Engine.prepare), `run` (Service.admitted around Engine.run, on the
 place Admission claimed), `record` (Service.record; Admission writes the audit record once the
 response is written). A surface adds only its translation on either side.
 """
@@ -17,26 +17,13 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
-from stockade.engine import EngineError, ExecutionResult, Plan
+from stockade.engine import ExecutionResult, Plan
 from stockade.service.errors import ApiError
-from stockade.service.node import Caller, Service
+from stockade.service.node import Caller
 from stockade.service.routes.deps import rate_headers, service_of
-from stockade.service.wire import ExecuteIn, to_request
 
 # How a surface answers an exception its routes raised (None: not one it words; the app's handlers then do).
 Wording = Callable[[Request, Exception], Response | None]
-
-
-async def prepare(service: Service, who: Caller, body: ExecuteIn) -> Plan:
-    """The engine plan of a translated request, or ApiError (counted as a rejection, as v1 does)."""
-    try:
-        return await service.engine.prepare(to_request(body, who.tenant, service.registry, service.engine.policy))
-    except EngineError as e:
-        service.reject(e.code.lower())
-        raise ApiError(e.code, e.message) from None
-    except ApiError as e:
-        service.reject(e.code.lower())
-        raise
 
 
 async def run(request: Request, plan: Plan) -> ExecutionResult:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from stockade.engine import ExecutionResult, Plan
 from stockade.runtimes.model import Language
-from stockade.service import webhooks
+from stockade.service import plans, webhooks
 from stockade.service.compat import judge0 as j0
 from stockade.service.compat import judge0_records as records
 from stockade.service.errors import ApiError
@@ -131,7 +131,7 @@ class Judge0:
                 raise j0.Invalid("enable_network", "enabling network is not allowed for this tenant")
             network = NetworkIn(allow=list(who.tenant.network_allow))
             translated = replace(translated, request=translated.request.model_copy(update={"network": network}))
-        plan = await compat.prepare(self.service, who, translated.request)
+        plan = await plans.prepare(self.service, who, translated.request)
         if body.callback_url is not None and self.deliveries is not None:
             try:
                 await webhooks.check(body.callback_url, self.deliveries.policy.allow)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from stockade.runtimes.model import Language
+from stockade.service import plans
 from stockade.service.compat import piston as pi
 from stockade.service.errors import ApiError
 from stockade.service.node import Service
@@ -66,7 +67,7 @@ def _router(prefix: str) -> APIRouter:
         service = service_of(request)
         who = await caller(request)
         lang, execute_in = await translate(service, await compat.json_body(request))
-        plan = await compat.prepare(service, who, execute_in)
+        plan = await plans.prepare(service, who, execute_in)
         result = await compat.run(request, plan)
         out: dict[str, Any] = {"language": lang.id, "version": result.version}
         if result.compile is not None:
