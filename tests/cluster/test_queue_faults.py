@@ -78,7 +78,7 @@ def test_a_job_whose_worker_dies_each_time_ends_as_an_internal_error(cluster: Cl
             _until("the job's box running", doomed.box_processes)
             doomed.proc.send_signal(signal.SIGKILL)
             doomed.proc.wait(30)
-            _until("no process of the box", lambda: not doomed.box_processes())
+            _until("no process of the box", lambda w=doomed: not w.box_processes())
         with running(cluster.worker("f-work-d", 69780)):
             (record,) = wait_finished(api, token, [key], DEADLINE_S)
             queue = httpx.get(f"{api.url}/v1/diagnostics", headers=bearer(admin), timeout=30).json()
@@ -98,6 +98,19 @@ def test_an_api_node_killed_leaves_its_accepted_submissions_to_finish(cluster: C
         assert [r["result"]["stdout"] for r in records] == ["done\n", "42\n", "42\n", "done\n"], records
         with cluster.api("f-api-a", 69650):  # restarted on its run dir: it clears the box it had built ahead
             pass
+
+
+def test_an_api_node_restart_keeps_the_quota_holds_of_its_queued_jobs(cluster: Cluster) -> None:
+    token = make_key(cluster.keys_dir, "metered", executions_per_day=2, rate_per_minute=100_000)
+    with cluster.api("f-api-h", 69790) as api:
+        ids = submit(api, token, [HELLO, HELLO])  # no worker yet: queued, each holding one of the two
+        api.stop(signal.SIGKILL)
+    with cluster.api("f-api-h", 69790) as api:  # its start drops its own runs' holds, not the queue's
+        over = httpx.post(f"{api.url}/v1/submissions", json=HELLO, headers=bearer(token), timeout=30)
+        assert over.status_code == 429 and over.json()["error"] == "QUOTA_EXCEEDED", over.text
+        with running(cluster.worker("f-work-h", 69800)):
+            records = wait_finished(api, token, ids)
+    assert [r["result"]["stdout"] for r in records] == ["42\n", "42\n"], records
 
 
 def test_redis_restarted_refuses_with_a_type_then_recovers_and_loses_nothing(cluster: Cluster) -> None:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from stockade.service.errors import ApiError
 from stockade.service.queue import DONE, ERRORS, JobQueue, QueueFull
-from stockade.service.submissions import V1_FORM, Job, Record, Runner, SubmissionStore
+from stockade.service.storage import WRITE_ERRORS
+from stockade.service.submissions import Job, Record, SubmissionStore
 from stockade.service.worker import Worker
 
 if TYPE_CHECKING:
@@ -108,6 +109,12 @@ class Clustered:
             error_id = self.service.internal_failure("the queue (Redis) refused the submissions:", e)
             raise ApiError("QUEUE_UNAVAILABLE", "the job queue cannot be reached", retry_after=1,
                            error_id=error_id) from None  # fmt: skip
+        if holds := [job.hold.id for job in jobs if job.hold.id is not None]:
+            assert self.service.store is not None
+            try:
+                await asyncio.to_thread(self.service.store.queue_holds, holds)
+            except WRITE_ERRORS as e:  # they stay this node's: its restart would drop them early
+                log.warning("could not hand quota holds to the queue: %s: %s", type(e).__name__, e)
 
     async def final(self, key: str, timeout: float, tenant: str) -> Record | None:
         """The record of submission `key` once final, or as it is after `timeout` seconds."""
@@ -169,5 +176,4 @@ def _spec(job: Job) -> dict[str, Any]:
 
 def worker_of(service: Service, store: SubmissionStore, queue: JobQueue, on_final: Any = None) -> Worker:
     """A worker on this node, running the queue's jobs through a Runner of its own (no local queue)."""
-    runner = Runner(service, store, V1_FORM, 0, "worker", on_final=on_final)
-    return Worker(service, queue, runner)
+    return Worker(service, queue, store, on_final)

@@ -54,6 +54,7 @@ __all__ = [
 KEY_PREFIX: Final = "sk"
 _SLUG_RE: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
+QUEUED_HOLDS: Final = ":queued"  # the quota_holds node of the holds of jobs in the cluster queue
 # A hold left by a node that lost the database before releasing it stops counting after this long,
 # which is longer than any admitted run lasts.
 HOLD_LAPSES: Final = timedelta(hours=1)
@@ -420,6 +421,13 @@ class Store:
     def release_hold(self, hold_id: str) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM quota_holds WHERE id = ?", (hold_id,))
+
+    def queue_holds(self, hold_ids: list[str]) -> None:
+        """The holds of jobs now in the cluster's queue: no node's any more, so no node's restart drops
+        them; the worker that runs each job releases its hold (or it lapses, HOLD_LAPSES)."""
+        with self.transaction() as conn:
+            for hold_id in hold_ids:
+                conn.execute("UPDATE quota_holds SET node = ? WHERE id = ?", (QUEUED_HOLDS, hold_id))
 
     def drop_holds(self, node: str) -> None:
         """At a node's start: the holds its previous process left (a crash) are released."""

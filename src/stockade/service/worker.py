@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
@@ -28,7 +29,7 @@ from stockade.service.plans import prepare
 from stockade.service.queue import ERRORS, Delivery, JobQueue
 from stockade.service.quota import QuotaHold
 from stockade.service.store import NotFoundError
-from stockade.service.submissions import Job, Record, Runner
+from stockade.service.submissions import V1_FORM, Job, Record, Runner, SubmissionStore
 from stockade.service.wire import ExecuteIn
 
 if TYPE_CHECKING:
@@ -41,10 +42,20 @@ RETRY_S: Final = 1.0  # after Redis refused a step
 
 
 class Worker:
-    def __init__(self, service: Service, queue: JobQueue, runner: Runner, *, beat_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        service: Service,
+        queue: JobQueue,
+        store: SubmissionStore,
+        on_final: Callable[[str, str, Record], None] | None = None,
+        *,
+        beat_s: float = 1.0,
+    ) -> None:
         self.service = service
         self.queue = queue
-        self.runner = runner
+        self.runner = Runner(service, store, V1_FORM, 0, "worker", on_final=self._final)
+        self.on_final = on_final  # (tenant, id, record) of a final record (webhooks)
+        self._announcing: set[asyncio.Task[None]] = set()
         self.beat_s = beat_s
         self.consumer = service.config.node_id
         self.slots = max(1, service.sandbox.slots_total)
@@ -165,7 +176,20 @@ class Worker:
 
     async def _acknowledge(self, delivery: Delivery) -> None:
         await self.queue.ack(delivery)
-        await self.queue.announce(delivery.job["key"])
+
+    def _final(self, tenant: str, key: str, record: Record) -> None:
+        """A record stored final: its waiters are told at once, before the run's audit write."""
+        task = asyncio.get_running_loop().create_task(self._announce(key))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+        if self.on_final is not None:
+            self.on_final(tenant, key, record)
+
+    async def _announce(self, key: str) -> None:
+        try:
+            await self.queue.announce(key)
+        except ERRORS as e:  # a lost message only delays a waiter to its next poll of the store
+            log.warning("worker %s could not announce %s: %s: %s", self.consumer, key, type(e).__name__, e)
 
     async def _job(self, delivery: Delivery) -> Job | None:
         """The job to run, or None when there is nothing to run: its record is final already (a second
@@ -215,4 +239,3 @@ class Worker:
             self._refuse(spec, record, hold, "INTERNAL_ERROR", message)
         hold.release()
         await self.queue.bury(delivery, message)
-        await self.queue.announce(spec["key"])
