@@ -52,6 +52,7 @@ hooks=(
     --customize-hook="$in_root python3 -m venv /opt/stockade"
     --customize-hook="$in_root pip install -q --no-deps --no-index -f /tmp/stockade-build/wheels -r /tmp/stockade-build/requirements.txt"
     --customize-hook="$in_root sh -c 'pip install -q --no-deps /tmp/stockade-build/*.whl'"
+    --customize-hook="$in_root pip check"  # the pins are installed without deps: all of them must be there
     --customize-hook='install -m 0755 "$1/tmp/stockade-build/stockade-entrypoint" "$1/usr/local/bin/"'
     --customize-hook='ln -sf /opt/stockade/bin/stockade "$1/usr/local/bin/stockade"'
 )

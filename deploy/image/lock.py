@@ -10,6 +10,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 HEADER = "# The image's Python packages, pinned (deploy/image/lock.py writes this from the tested .venv).\n"
+# The image runs Debian 12's python3, older than the .venv's: markers are read for it (redis-py needs
+# async-timeout below 3.11.3), and what only it needs is installed in the .venv too (pyproject, dev).
+IMAGE_PYTHON = {"python_version": "3.11", "python_full_version": "3.11.2"}
 
 
 def closure(root: str) -> dict[str, str]:
@@ -20,7 +23,7 @@ def closure(root: str) -> dict[str, str]:
         for text in metadata.distribution(name).requires or []:
             req = Requirement(text)
             wanted = extras or frozenset({""})
-            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in wanted):
+            if req.marker and not any(req.marker.evaluate({"extra": e, **IMAGE_PYTHON}) for e in wanted):
                 continue  # an extra nobody asked for (dev), or another platform's
             key = canonicalize_name(req.name)
             if key not in found:

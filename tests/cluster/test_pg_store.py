@@ -84,29 +84,36 @@ def test_a_daily_quota_holds_across_nodes(stores: tuple[Store, Store]) -> None:
     """Holds taken on two nodes at once never pass the quota; a released hold is free again; recorded
     usage counts as its hold did; a node's restart drops what its previous process held."""
     a, b = stores
-    a.create_tenant("acme", "Acme", executions_per_day=6)
+    acme = a.create_tenant("acme", "Acme", executions_per_day=6)
     nodes = {"node-a": SharedHolds(a, "node-a"), "node-b": SharedHolds(b, "node-b")}
     held: list[tuple[str, QuotaHold]] = []
 
     def take(i: int) -> None:
         node = "node-a" if i % 2 else "node-b"
         for _ in range(5):
-            if (hold := nodes[node].take("acme")[1]) is not None:
+            if (hold := nodes[node].take(acme)[1]) is not None:
                 held.append((node, hold))
 
     _together(8, take)  # 40 tries, four threads on each node
     assert len(held) == 6
-    assert nodes["node-a"].take("acme")[0].exceeded_by == "executions"
+    assert nodes["node-a"].take(acme)[0].exceeded_by == "executions"
     held.pop()[1].release()
-    freed = nodes["node-b"].take("acme")[1]
+    freed = nodes["node-b"].take(acme)[1]
     assert freed is not None  # the freed place, taken by node-b
     held.append(("node-b", freed))
     a.record_usage("acme", 10)  # a run recorded, then its hold released (the service's order)
     held.pop(0)[1].release()
-    assert nodes["node-a"].take("acme")[1] is None
+    assert nodes["node-a"].take(acme)[1] is None
     SharedHolds(a, "node-a")  # node-a restarted: its holds are gone, node-b's stay
     rows = b.connection().execute("SELECT node, count(*) FROM quota_holds GROUP BY node").fetchall()
     assert [tuple(r) for r in rows] == [("node-b", sum(1 for node, _ in held if node == "node-b"))]
+    # A tenant without an executions quota needs no hold: its check writes nothing.
+    free = a.create_tenant("free", "Free", cpu_seconds_per_day=1)
+    q, hold = nodes["node-a"].take(free)
+    assert hold is not None and hold.id is None and q.exceeded_by is None
+    assert b.connection().execute("SELECT count(*) FROM quota_holds WHERE tenant_id = 'free'").fetchone()[0] == 0
+    a.record_usage("free", 1000)
+    assert nodes["node-b"].take(free) == (b.check_quota("free"), None)  # its CPU quota still refuses
 
 
 def test_one_audit_chain_with_writers_on_two_nodes(stores: tuple[Store, Store], tmp_path: Path) -> None:

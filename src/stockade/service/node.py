@@ -247,7 +247,7 @@ class Service:
     def check_quota(self, caller: Caller) -> QuotaHold:
         """The check and the hold it returns (quota.py) are one step: no await between them."""
         assert self.quota_holds is not None
-        q, hold = self.quota_holds.take(caller.tenant.id)
+        q, hold = self.quota_holds.take(caller.tenant)
         self._saturation(q)
         if hold is None:
             self.reject("quota_exceeded")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stockade.service.storage import WRITE_ERRORS
-from stockade.service.tenants import QuotaState
+from stockade.service.tenants import QuotaState, Tenant
 
 if TYPE_CHECKING:
     from stockade.service.store import Store
@@ -48,10 +48,10 @@ class QuotaHolds:
         self.store = store
         self._held: Counter[str] = Counter()
 
-    def take(self, tenant_id: str) -> tuple[QuotaState, QuotaHold | None]:
+    def take(self, tenant: Tenant) -> tuple[QuotaState, QuotaHold | None]:
         """Today's quota state counting the holds, and a new hold unless a quota is exceeded."""
-        q = self.store.check_quota(tenant_id, pending=self.held(tenant_id))
-        return q, None if q.exceeded else self.hold(tenant_id)
+        q = self.store.check_quota(tenant.id, pending=self.held(tenant.id))
+        return q, None if q.exceeded else self.hold(tenant.id)
 
     def held(self, tenant_id: str) -> int:
         return self._held[tenant_id]
@@ -74,8 +74,11 @@ class SharedHolds:
         self.node = node
         store.drop_holds(node)  # what this node's previous process held, it holds no more
 
-    def take(self, tenant_id: str) -> tuple[QuotaState, QuotaHold | None]:
-        q, hold_id = self.store.hold_execution(tenant_id, self.node)
+    def take(self, tenant: Tenant) -> tuple[QuotaState, QuotaHold | None]:
+        if tenant.executions_per_day is None:  # nothing to hold: a read, not a write transaction
+            q = self.store.check_quota(tenant.id)
+            return q, None if q.exceeded else QuotaHold(lambda: None)
+        q, hold_id = self.store.hold_execution(tenant.id, self.node)
         return q, None if hold_id is None else self.adopt(hold_id)
 
     def adopt(self, hold_id: str) -> QuotaHold:

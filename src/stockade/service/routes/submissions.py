@@ -183,15 +183,20 @@ async def create(request: Request) -> JSONResponse:
 
 @router.get("/submissions/{submission_id}", responses=ERROR_RESPONSES, summary="A submission and its result")
 async def read(
-    request: Request, submission_id: str, wait_ms: Annotated[int, Query(ge=0, le=600_000)] = 0
+    request: Request,
+    submission_id: str,
+    wait_ms: Annotated[int, Query(ge=0, le=600_000)] = 0,
+    wait: bool = False,
 ) -> JSONResponse:
     """Its state (queued, running, finished) and, once finished, the result POST /v1/execute would have
-    answered (or `error`); `wait_ms` waits that long (at most the node's limit) for it to finish."""
+    answered (or `error`); `wait_ms` waits that long (at most the node's limit) for it to finish,
+    `wait=true` the node's limit."""
     service = service_of(request)
     who = service.authenticate(request)
     request.state.rate_headers = await service.rate_limit(who)
     intake = intake_of(request)
-    wait_s = min(wait_ms, service.config.submission_max_wait_ms) / 1000
+    limit = service.config.submission_max_wait_ms
+    wait_s = (limit if wait and not wait_ms else min(wait_ms, limit)) / 1000
     record = await intake.final(submission_id, wait_s, who.tenant.id)
     if record is None:
         raise ApiError("SUBMISSION_NOT_FOUND", f"no submission {submission_id!r}")
