@@ -64,11 +64,13 @@ setup: $(STAMPS)/venv
 		ln -sfn "$$target" $(LAUNCHER) && echo "make: $(LAUNCHER) -> $$target"; \
 	fi
 
-# The unit runs $(LAUNCHER), the link `setup` makes. Enable it with `systemctl enable --now stockade`.
+# The units run $(LAUNCHER), the link `setup` makes. Enable one with `systemctl enable --now stockade`
+# (or stockade-worker, a cluster's worker: stockade.service edited by deploy/systemd/worker.sed).
 UNIT_DIR ?= /etc/systemd/system
 
 install: setup
 	install -D -m 0644 deploy/systemd/stockade.service $(DESTDIR)$(UNIT_DIR)/stockade.service
+	sed -f deploy/systemd/worker.sed deploy/systemd/stockade.service > $(DESTDIR)$(UNIT_DIR)/stockade-worker.service
 	@if [ -n "$(DESTDIR)" ]; then :; elif [ -d /run/systemd/system ]; then systemctl daemon-reload; \
 	else echo "make: systemd is not running here: the unit is in place, not loaded"; fi
 

@@ -43,6 +43,18 @@ def _ready(node: LiveServer) -> httpx.Response:
     return httpx.get(f"{node.url}/readyz", timeout=30)
 
 
+def _refused(api: LiveServer, token: str, check: str, error: str) -> list[httpx.Response]:
+    """With a part down: /readyz 503 naming its `check`, and new work (a submission, an execution)
+    refused with 503 `error`. The refusals, for the caller to look at further."""
+    down = _ready(api)
+    assert down.status_code == 503 and down.json()["checks"][check] is False, down.text
+    refusals = [httpx.post(f"{api.url}{path}", json=HELLO, headers=bearer(token), timeout=30)
+                for path in ("/v1/submissions", "/v1/execute")]  # fmt: skip
+    for r in refusals:
+        assert r.status_code == 503 and r.json()["error"] == error, r.text
+    return refusals
+
+
 def test_a_worker_killed_mid_run_has_its_job_run_again_once(cluster: Cluster) -> None:
     token, admin = make_key(cluster.keys_dir, "acme", rate_per_minute=100_000), make_key(cluster.keys_dir, "admin")
     with cluster.api("f-api", 69600) as api:
@@ -120,12 +132,7 @@ def test_redis_restarted_refuses_with_a_type_then_recovers_and_loses_nothing(clu
     with cluster.api("f-api-r", 69660) as api:
         waiting = submit(api, token, [HELLO, HELLO, SLOW])  # no worker yet: they wait in the queue
         redis.stop()
-        down = _ready(api)
-        assert down.status_code == 503 and down.json()["checks"]["queue"] is False
-        for path, body in (("/v1/submissions", HELLO), ("/v1/execute", HELLO)):
-            refused = httpx.post(f"{api.url}{path}", json=body, headers=bearer(token), timeout=30)
-            assert refused.status_code == 503 and refused.json()["error"] == "QUEUE_UNAVAILABLE", refused.text
-            assert refused.headers["Retry-After"] == "1"
+        assert [r.headers["Retry-After"] for r in _refused(api, token, "queue", "QUEUE_UNAVAILABLE")] == ["1", "1"]
         redis.start()  # same port, and its append-only file: the queued jobs are still there
         _until("/readyz 200 again", lambda: _ready(api).status_code == 200)
         with running(cluster.worker("f-work-r", 69670)):
@@ -143,11 +150,7 @@ def test_postgres_stopped_refuses_with_a_type_and_the_jobs_wait_for_it(cluster: 
         slow, *quick = submit(api, token, [SLOW, HELLO, HELLO])
         _until("the slow job running", lambda: read(api, token, [slow])[0]["state"] == "running")
         postgres.stop()
-        down = _ready(api)
-        assert down.status_code == 503 and down.json()["checks"]["storage"] is False
-        for path, body in (("/v1/submissions", HELLO), ("/v1/execute", HELLO)):
-            refused = httpx.post(f"{api.url}{path}", json=body, headers=bearer(token), timeout=30)
-            assert refused.status_code == 503 and refused.json()["error"] == "STORAGE_UNAVAILABLE", refused.text
+        _refused(api, token, "storage", "STORAGE_UNAVAILABLE")
         # The slow run ends in the outage: its end cannot be stored, so the job waits, holding its slot.
         _until("the worker waiting for the store", lambda: "waits for the store" in worker.log())
         postgres.start()

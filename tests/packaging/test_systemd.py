@@ -1,5 +1,6 @@
-"""deploy/systemd/stockade.service: systemd-analyze verify finds nothing to say about it, and the hardening it
-carries leaves the box intact (its capability set is the one a real box is built with here)."""
+"""deploy/systemd/stockade.service (and the worker's unit made from it): systemd-analyze verify finds nothing
+to say about either, and the hardening they carry leaves the box intact (its capability set is the one a
+real box is built with here)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests import residue
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "systemd" / "stockade.service"
+WORKER_SED = REPO / "deploy" / "systemd" / "worker.sed"
 LAUNCHER = "/usr/local/bin/stockade"
 # Each of these breaks the box (the unit's comments say why); none may be switched on.
 BREAKS_THE_BOX = (
@@ -38,12 +42,19 @@ def settings(text: str) -> dict[str, list[str]]:
     return out
 
 
-def test_the_unit_verifies_clean(tmp_path: Path) -> None:
+def worker_unit() -> str:
+    """stockade-worker.service as `make install` writes it."""
+    sed = ["sed", "-f", str(WORKER_SED), str(UNIT)]
+    return subprocess.run(sed, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("name", ["stockade.service", "stockade-worker.service"])
+def test_the_unit_verifies_clean(tmp_path: Path, name: str) -> None:
     # Rendered against this checkout: verify checks that ExecStart's program exists and is executable,
     # and /usr/local/bin/stockade is `make setup`'s link, which a test host need not have.
-    text = UNIT.read_text()
-    assert f"ExecStart={LAUNCHER} serve" in text
-    rendered = tmp_path / "stockade.service"
+    text = UNIT.read_text() if name == "stockade.service" else worker_unit()
+    assert f"ExecStart={LAUNCHER} {'serve' if name == 'stockade.service' else 'worker'}" in text
+    rendered = tmp_path / name
     rendered.write_text(text.replace(LAUNCHER, str(this_checkouts_stockade())))
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze missing: `make test` installs the systemd package"
@@ -66,6 +77,16 @@ def test_no_hardening_that_breaks_the_box() -> None:
     assert unit["KillMode"] == ["control-group"]
     for key in BREAKS_THE_BOX:
         assert unit.get(key, ["no"])[-1] in ("no", "false", "off"), key
+
+
+def test_the_worker_unit_is_the_service_unit_on_a_run_dir_and_uids_of_its_own() -> None:
+    serve, worker = settings(UNIT.read_text()), settings(worker_unit())
+    changed = {key for key in serve.keys() | worker.keys() if serve.get(key) != worker.get(key)}
+    assert changed == {"Description", "Documentation", "ExecStart", "Environment", "EnvironmentFile",
+                       "RuntimeDirectory"}  # fmt: skip
+    env = dict(pair.split("=", 1) for pair in worker["Environment"][0].split())
+    assert worker["RuntimeDirectory"] == ["stockade-worker"] and env["STOCKADE_RUN_DIR"] == "/run/stockade-worker"
+    assert int(env["STOCKADE_UID_BASE"]) >= 60000 + 1000  # past serve's default slots (uid 60000 on)
 
 
 # Its own instance (run dir, uids, cgroup), so it never meets `stockade sandbox check` of another test.
