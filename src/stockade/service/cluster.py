@@ -5,17 +5,19 @@ queued in Redis (queue.py) for the workers (worker.py), and their results awaite
 `enqueue` and `finished`, over the shared store. POST /v1/execute rides it too (`execute`): queued, then
 awaited, and answered with the body the run's record holds, so on a cluster every run is a worker's.
 
-Waiting: every API node subscribes to the channel the workers announce finished submissions on, and
-wakes the requests waiting for one. A message lost (a Redis restart, a reconnect) only delays a waiter
-to its next poll of the store, every POLL_S.
+Waiting: every API node subscribes to the channel the workers announce finished submissions on (with
+the final record, unless it is large), and wakes the requests waiting for one. A message lost (a Redis
+restart, a reconnect) only delays a waiter to its next poll of the store, every POLL_S.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from stockade.service.errors import ApiError
@@ -61,7 +63,7 @@ class Clustered:
         self.service = service
         self.store = store
         self.queue = queue
-        self._waiting: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, _Waiter] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._figures: dict[str, Any] = {"available": False}
 
@@ -116,29 +118,39 @@ class Clustered:
             except WRITE_ERRORS as e:  # they stay this node's: its restart would drop them early
                 log.warning("could not hand quota holds to the queue: %s: %s", type(e).__name__, e)
 
-    async def final(self, key: str, timeout: float, tenant: str) -> Record | None:
-        """The record of submission `key` once final, or as it is after `timeout` seconds."""
+    async def final(self, key: str, timeout: float, tenant: str, *, fresh: bool = False) -> Record | None:
+        """The record of submission `key` once final, or as it is after `timeout` seconds. `fresh`: the
+        caller queued it just now, so the store is not read before a first wait."""
         deadline = time.monotonic() + timeout
-        event = self._waiting.setdefault(key, asyncio.Event())
+        waiter = self._waiting.setdefault(key, _Waiter(tenant))
         try:
             while True:
-                record = await asyncio.to_thread(self.store.get, tenant, key)
-                left = deadline - time.monotonic()
-                if record is None or record["state"] == "finished" or left <= 0:
-                    return record
+                if waiter.record is not None:  # the announcement carried it
+                    return waiter.record
+                if not fresh:
+                    record = await asyncio.to_thread(self.store.get, tenant, key)
+                    if record is None or record["state"] == "finished" or deadline <= time.monotonic():
+                        return record
+                fresh = False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(POLL_S, left))
-                event.clear()
+                    await asyncio.wait_for(waiter.event.wait(), min(POLL_S, max(0.0, deadline - time.monotonic())))
+                waiter.event.clear()
         finally:
             self._waiting.pop(key, None)
 
     async def execute(self, job: Job) -> dict[str, Any]:
         """POST /v1/execute on a cluster: the job queued, its record awaited; the answer its run's body."""
-        await self.enqueue([job])
+        tenant = job.caller.tenant.id
+        self._waiting[job.key] = _Waiter(tenant)  # before the job is out: its announcement may come at once
+        try:
+            await self.enqueue([job])
+        except ApiError:
+            self._waiting.pop(job.key, None)
+            raise
         assert job.plan is not None
         limits = job.plan.limits
         wait = sum((stage or {}).get("wall_ms", 0) for stage in limits.values()) / 1000
-        record = await self.final(job.key, wait + WAIT_MARGIN_S, job.caller.tenant.id)
+        record = await self.final(job.key, wait + WAIT_MARGIN_S, tenant, fresh=True)
         if record is None or record["state"] != "finished":
             raise ApiError("INTERRUPTED", "the run did not finish in time on the cluster; it may still finish",
                            retry_after=1)  # fmt: skip
@@ -154,12 +166,26 @@ class Clustered:
                     await channel.subscribe(DONE)
                     async for message in channel.listen():
                         if message.get("type") == "message":
-                            key = message["data"].decode()
-                            if (event := self._waiting.get(key)) is not None:
-                                event.set()
+                            self._announced(json.loads(message["data"]))
             except ERRORS as e:
                 log.warning("cluster: not subscribed to results: %s: %s", type(e).__name__, e)
                 await asyncio.sleep(POLL_S)
+
+    def _announced(self, done: dict[str, Any]) -> None:
+        waiter = self._waiting.get(done["key"])
+        if waiter is None or waiter.tenant != done["tenant"]:
+            return
+        waiter.record = done.get("record")
+        waiter.event.set()
+
+
+@dataclass
+class _Waiter:
+    """The requests of one node waiting for one submission."""
+
+    tenant: str
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    record: Record | None = None  # its final record, when its announcement carried it
 
 
 def _spec(job: Job) -> dict[str, Any]:
@@ -171,6 +197,7 @@ def _spec(job: Job) -> dict[str, Any]:
         "key_id": job.caller.key_id,
         "body": job.body.model_dump(mode="json", exclude_unset=True),
         "hold": job.hold.id,
+        "record": job.record,  # as queued: a first delivery need not read it back
     }
 
 

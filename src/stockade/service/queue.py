@@ -38,6 +38,7 @@ DONE: Final = PREFIX + "done"
 REDELIVERED: Final = PREFIX + "redelivered"  # a count of the entries reclaimed from dead workers
 GROUP: Final = "workers"
 DEAD_KEPT: Final = 10_000  # dead letters kept for inspection, the oldest dropped first
+ANNOUNCED_MAX: Final = 64 << 10  # a final record larger than this is announced by id alone
 
 ERRORS: Final = (RedisError, OSError)  # Redis unreachable, restarting, or refusing
 
@@ -177,9 +178,12 @@ class JobQueue:
         )
         await self.ack(delivery)
 
-    async def announce(self, key: str) -> None:
-        """Tell the API nodes that submission `key` is final."""
-        await self.redis.publish(DONE, key)
+    async def announce(self, tenant: str, key: str, record: dict[str, Any]) -> None:
+        """Tell the API nodes that submission `key` is final, with its record unless that is large."""
+        message = json.dumps({"key": key, "tenant": tenant, "record": record})
+        if len(message) > ANNOUNCED_MAX:
+            message = json.dumps({"key": key, "tenant": tenant})  # its waiters read it from the store
+        await self.redis.publish(DONE, message)
 
     # -- operators ----------------------------------------------------------------------------
     async def describe(self) -> dict[str, Any]:

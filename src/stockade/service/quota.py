@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from stockade.service.storage import WRITE_ERRORS
@@ -41,6 +42,13 @@ class QuotaHold:
             self._release = None
 
 
+def unlimited(tenant: Tenant) -> QuotaState | None:
+    """The quota state of a tenant with no daily quota at all (nothing to read or hold), else None."""
+    if tenant.executions_per_day is not None or tenant.cpu_seconds_per_day is not None:
+        return None
+    return QuotaState(tenant.id, datetime.now(UTC).date(), 0, None, 0.0, None, None)
+
+
 class QuotaHolds:
     """One node's holds, in memory."""
 
@@ -50,7 +58,7 @@ class QuotaHolds:
 
     def take(self, tenant: Tenant) -> tuple[QuotaState, QuotaHold | None]:
         """Today's quota state counting the holds, and a new hold unless a quota is exceeded."""
-        q = self.store.check_quota(tenant.id, pending=self.held(tenant.id))
+        q = unlimited(tenant) or self.store.check_quota(tenant.id, pending=self.held(tenant.id))
         return q, None if q.exceeded else self.hold(tenant.id)
 
     def held(self, tenant_id: str) -> int:
@@ -75,8 +83,8 @@ class SharedHolds:
         store.drop_holds(node)  # what this node's previous process held, it holds no more
 
     def take(self, tenant: Tenant) -> tuple[QuotaState, QuotaHold | None]:
-        if tenant.executions_per_day is None:  # nothing to hold: a read, not a write transaction
-            q = self.store.check_quota(tenant.id)
+        if tenant.executions_per_day is None:  # nothing to hold: a read at most, not a write transaction
+            q = unlimited(tenant) or self.store.check_quota(tenant.id)
             return q, None if q.exceeded else QuotaHold(lambda: None)
         q, hold_id = self.store.hold_execution(tenant.id, self.node)
         return q, None if hold_id is None else self.adopt(hold_id)

@@ -30,6 +30,7 @@ from stockade.service.queue import ERRORS, Delivery, JobQueue
 from stockade.service.quota import QuotaHold
 from stockade.service.store import NotFoundError
 from stockade.service.submissions import V1_FORM, Job, Record, Runner, SubmissionStore
+from stockade.service.tenants import Tenant
 from stockade.service.wire import ExecuteIn
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ log = logging.getLogger("stockade.service")
 
 TAKE_BLOCK_MS: Final = 1000  # a take waits this long for a job, then looks again (and at stopping)
 RETRY_S: Final = 1.0  # after Redis refused a step
+TENANT_TTL_S: Final = 2.0  # a tenant read for a job serves the next ones this long (a disable waits it out)
 
 
 class Worker:
@@ -56,6 +58,7 @@ class Worker:
         self.runner = Runner(service, store, V1_FORM, 0, "worker", on_final=self._final)
         self.on_final = on_final  # (tenant, id, record) of a final record (webhooks)
         self._announcing: set[asyncio.Task[None]] = set()
+        self._tenants: dict[str, tuple[float, Tenant | None]] = {}  # read at (monotonic), TENANT_TTL_S
         self.beat_s = beat_s
         self.consumer = service.config.node_id
         self.slots = max(1, service.sandbox.slots_total)
@@ -179,15 +182,15 @@ class Worker:
 
     def _final(self, tenant: str, key: str, record: Record) -> None:
         """A record stored final: its waiters are told at once, before the run's audit write."""
-        task = asyncio.get_running_loop().create_task(self._announce(key))
+        task = asyncio.get_running_loop().create_task(self._announce(tenant, key, record))
         self._announcing.add(task)
         task.add_done_callback(self._announcing.discard)
         if self.on_final is not None:
             self.on_final(tenant, key, record)
 
-    async def _announce(self, key: str) -> None:
+    async def _announce(self, tenant: str, key: str, record: Record) -> None:
         try:
-            await self.queue.announce(key)
+            await self.queue.announce(tenant, key, record)
         except ERRORS as e:  # a lost message only delays a waiter to its next poll of the store
             log.warning("worker %s could not announce %s: %s: %s", self.consumer, key, type(e).__name__, e)
 
@@ -196,17 +199,14 @@ class Worker:
         delivery), gone (expired), or it cannot run here (then recorded as failed, with why)."""
         spec = delivery.job
         tenant_id, key = spec["tenant"], spec["key"]
-        store = self.runner.store
-        record = await asyncio.to_thread(store.get, tenant_id, key)
+        # A first delivery's record is as the API node queued it; a later one's may be final already.
+        record = spec.get("record") if delivery.attempt == 1 else None
+        record = record or await asyncio.to_thread(self.runner.store.get, tenant_id, key)
         hold = self.service.adopt_hold(spec.get("hold"))
         if record is None or record["state"] == "finished":
             hold.release()
             return None
-        assert self.service.store is not None
-        try:
-            tenant = await asyncio.to_thread(self.service.store.get_tenant, tenant_id)
-        except NotFoundError:
-            tenant = None
+        tenant = await self._tenant(tenant_id)
         if tenant is None or tenant.disabled:
             self._refuse(spec, record, hold, "UNAUTHENTICATED", "the tenant is gone or disabled")
             return None
@@ -220,6 +220,20 @@ class Worker:
             self._refuse(spec, record, hold, "INVALID_REQUEST", f"the queued body is not valid here: {e}")
             return None
         return Job(key, caller, plan, hold, record)
+
+    async def _tenant(self, tenant_id: str) -> Tenant | None:
+        """The tenant, read at most every TENANT_TTL_S (None: gone)."""
+        now = time.monotonic()
+        kept = self._tenants.get(tenant_id)
+        if kept is not None and now - kept[0] < TENANT_TTL_S:
+            return kept[1]
+        assert self.service.store is not None
+        try:
+            tenant: Tenant | None = await asyncio.to_thread(self.service.store.get_tenant, tenant_id)
+        except NotFoundError:
+            tenant = None
+        self._tenants[tenant_id] = (now, tenant)
+        return tenant
 
     def _refuse(self, spec: dict[str, Any], record: Record, hold: QuotaHold, code: str, message: str) -> None:
         self.runner.end(spec["tenant"], spec["key"], self.runner.form.failed(record, message, code))
