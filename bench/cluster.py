@@ -35,6 +35,7 @@ from _common import fmt_ms, median, ms_since, now_ns, percentile, summarize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: the tests' helpers
 
+from tests import residue
 from tests.cluster.nodes import Cluster, Worker, running
 from tests.cluster.servers import PostgresServer, RedisServer
 from tests.service.live import live_server, make_key
@@ -174,8 +175,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="length of each offered-load level")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, PostgresServer() as pg, RedisServer() as redis:
-        out = asyncio.run(bench(Path(tmp), pg, redis, args))
+    try:
+        with tempfile.TemporaryDirectory() as tmp, PostgresServer() as pg, RedisServer() as redis:
+            out = asyncio.run(bench(Path(tmp), pg, redis, args))
+    finally:
+        for problem in residue.sweep():  # the nodes' run dirs and cgroups, once they have gone
+            print(f"left on the host: {problem}", file=sys.stderr)
     report(out, args.n)
     if args.json:
         args.json.write_text(json.dumps({"n": args.n, **out}, indent=2))

@@ -320,7 +320,7 @@ class Service:
 
     def _storage_unavailable(self, problem: str) -> ApiError:
         self.reject("storage_unavailable")
-        self._watch_storage()
+        self.watch_storage()
         why = f"nothing was run: its record could not be written ({problem})"
         return ApiError("STORAGE_UNAVAILABLE", why, retry_after=5)
 
@@ -454,7 +454,7 @@ class Service:
             self._unwritten.append(write.persist)
             self.failures.add("audit")
             self.metrics.audit_failures.inc()
-            self._watch_storage()
+            self.watch_storage()
         finally:
             write.done.set_result(None)
             self._writing.discard(write.done)
@@ -475,7 +475,7 @@ class Service:
             self._unwritten[0]()
             self._unwritten.pop(0)
 
-    def _watch_storage(self) -> None:
+    def watch_storage(self) -> None:
         """While storage cannot take records, probe it every PROBE_EVERY_S until it can (no request
         needed: a load balancer that follows /readyz sends none)."""
         if self._recovery is None or self._recovery.done():

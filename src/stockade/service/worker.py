@@ -43,6 +43,14 @@ RETRY_S: Final = 1.0  # after Redis refused a step
 TENANT_TTL_S: Final = 2.0  # a tenant read for a job serves the next ones this long (a disable waits it out)
 
 
+class StoreWait(Exception):
+    """The node's storage is marked unavailable (a failed write, storage.py) until its probe succeeds."""
+
+
+# What a job waits out, holding its slot: the store's server unreachable, or the node's storage marked down.
+STORE_WAITS: Final[tuple[type[Exception], ...]] = (StoreWait, *SERVER_GONE)
+
+
 class Worker:
     def __init__(
         self,
@@ -151,25 +159,30 @@ class Worker:
     async def _handle(self, delivery: Delivery) -> None:
         """Run the job; while the store's server is unreachable it waits, holding its slot, and is
         handled again once it answers (a run whose end was not stored runs again; one result is kept)."""
+        fresh = delivery.attempt == 1  # its record is the one in the job, as the API node queued it
         try:
             while not self.stopping:  # stopping: left pending, for this node's next start or another worker
                 try:
-                    await self._deliver(delivery)
+                    if problem := self.service.storage.check():  # admitted() would refuse it for good
+                        self.service.watch_storage()  # its probe clears the problem once it can
+                        raise StoreWait(problem)
+                    await self._deliver(delivery, fresh)
                     return
-                except SERVER_GONE as exc:
+                except STORE_WAITS as exc:
                     self.store_waits += 1
                     log.warning("worker %s job %s waits for the store: %s", self.consumer, delivery.entry, exc)
+                    fresh = False  # a run may have ended meanwhile: its record is read back
                     await asyncio.sleep(RETRY_S)
         except Exception as exc:  # the worker outlives any one job; the entry stays pending
             self.service.internal_failure(f"worker {self.consumer} job {delivery.entry} failed:", exc)
         finally:
             self._free.release()
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver(self, delivery: Delivery, fresh: bool) -> None:
         if delivery.attempt > self.queue.attempts:
             await self._give_up(delivery)
             return
-        job = await self._job(delivery)
+        job = await self._job(delivery, fresh)
         if job is not None:
             await self.runner.execute(job)
         try:
@@ -194,14 +207,15 @@ class Worker:
         except ERRORS as e:  # a lost message only delays a waiter to its next poll of the store
             log.warning("worker %s could not announce %s: %s: %s", self.consumer, key, type(e).__name__, e)
 
-    async def _job(self, delivery: Delivery) -> Job | None:
+    async def _job(self, delivery: Delivery, fresh: bool) -> Job | None:
         """The job to run, or None when there is nothing to run: its record is final already (a second
         delivery), gone (expired), or it cannot run here (then recorded as failed, with why)."""
         spec = delivery.job
         tenant_id, key = spec["tenant"], spec["key"]
-        # A first delivery's record is as the API node queued it; a later one's may be final already.
-        record = spec.get("record") if delivery.attempt == 1 else None
-        record = record or await asyncio.to_thread(self.runner.store.get, tenant_id, key)
+        # A later delivery's record may be final already.
+        record = (spec.get("record") if fresh else None) or await asyncio.to_thread(
+            self.runner.store.get, tenant_id, key
+        )
         hold = self.service.adopt_hold(spec.get("hold"))
         if record is None or record["state"] == "finished":
             hold.release()
