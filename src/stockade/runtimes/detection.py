@@ -31,9 +31,7 @@ MAX_GLOB_MATCHES = 32
 _DETAIL_MAX = 300
 # Makes the dir "$0", runs a version command ("$@") in it, then removes it; exits with the command's status.
 # The shell makes it, so no kill of the detector can come between its making and its removal's owner.
-_REMOVE_HOME_AFTER = (
-    'mkdir -m 700 -- "$0" && cd -- "$0" || exit 125; "$@"; status=$?; cd / && rm -rf -- "$0"; exit $status'
-)
+_IN_OWN_HOME = 'mkdir -m 700 -- "$0" && cd -- "$0" || exit 125; "$@"; status=$?; cd / && rm -rf -- "$0"; exit $status'
 _VAR_RE = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 
@@ -165,7 +163,7 @@ async def _run_probe(language: Language, candidate: Candidate, timeout: float) -
         env = {"PATH": BOX_PATH, "LANG": "C.UTF-8", "TZ": "UTC", "HOME": home, **language.env, **candidate.env}
         try:
             proc = await asyncio.create_subprocess_exec(
-                *("/bin/sh", "-c", _REMOVE_HOME_AFTER, home, *argv),
+                *("/bin/sh", "-c", _IN_OWN_HOME, home, *argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,

@@ -63,7 +63,8 @@ class Clustered:
         self.service = service
         self.store = store
         self.queue = queue
-        self._waiting: dict[str, _Waiter] = {}
+        # By (tenant, id): a request for another tenant's id never shares, nor ends, its owner's wait.
+        self._waiting: dict[tuple[str, str], _Waiter] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._figures: dict[str, Any] = {"available": False}
 
@@ -122,7 +123,7 @@ class Clustered:
         """The record of submission `key` once final, or as it is after `timeout` seconds. `fresh`: the
         caller queued it just now, so the store is not read before a first wait."""
         deadline = time.monotonic() + timeout
-        waiter = self._waiting.setdefault(key, _Waiter(tenant))
+        waiter = self._waiting.setdefault((tenant, key), _Waiter())
         try:
             while True:
                 if waiter.record is not None:  # the announcement carried it
@@ -136,16 +137,16 @@ class Clustered:
                     await asyncio.wait_for(waiter.event.wait(), min(POLL_S, max(0.0, deadline - time.monotonic())))
                 waiter.event.clear()
         finally:
-            self._waiting.pop(key, None)
+            self._waiting.pop((tenant, key), None)
 
     async def execute(self, job: Job) -> dict[str, Any]:
         """POST /v1/execute on a cluster: the job queued, its record awaited; the answer its run's body."""
         tenant = job.caller.tenant.id
-        self._waiting[job.key] = _Waiter(tenant)  # before the job is out: its announcement may come at once
+        self._waiting[tenant, job.key] = _Waiter()  # before the job is out: its announcement may come at once
         try:
             await self.enqueue([job])
         except ApiError:
-            self._waiting.pop(job.key, None)
+            self._waiting.pop((tenant, job.key), None)
             raise
         assert job.plan is not None
         limits = job.plan.limits
@@ -172,8 +173,8 @@ class Clustered:
                 await asyncio.sleep(POLL_S)
 
     def _announced(self, done: dict[str, Any]) -> None:
-        waiter = self._waiting.get(done["key"])
-        if waiter is None or waiter.tenant != done["tenant"]:
+        waiter = self._waiting.get((done["tenant"], done["key"]))
+        if waiter is None:
             return
         waiter.record = done.get("record")
         waiter.event.set()
@@ -181,9 +182,8 @@ class Clustered:
 
 @dataclass
 class _Waiter:
-    """The requests of one node waiting for one submission."""
+    """The requests of one node waiting for one submission of one tenant."""
 
-    tenant: str
     event: asyncio.Event = field(default_factory=asyncio.Event)
     record: Record | None = None  # its final record, when its announcement carried it
 

@@ -100,6 +100,7 @@ class Worker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._running:
             await asyncio.wait(list(self._running), timeout=timeout)
+        await asyncio.gather(*self._announcing, return_exceptions=True)  # before the queue closes
         with contextlib.suppress(*ERRORS):
             await self._ack_left()
             await self.queue.leave(self.consumer)
@@ -212,10 +213,9 @@ class Worker:
         delivery), gone (expired), or it cannot run here (then recorded as failed, with why)."""
         spec = delivery.job
         tenant_id, key = spec["tenant"], spec["key"]
-        # A later delivery's record may be final already.
-        record = (spec.get("record") if fresh else None) or await asyncio.to_thread(
-            self.runner.store.get, tenant_id, key
-        )
+        record = spec.get("record") if fresh else None
+        if record is None:  # a later delivery's (or a retried one's) may be final already
+            record = await asyncio.to_thread(self.runner.store.get, tenant_id, key)
         hold = self.service.adopt_hold(spec.get("hold"))
         if record is None or record["state"] == "finished":
             hold.release()
